@@ -1,0 +1,183 @@
+"""`python -m load ...`: parse, validate once into a StackConfig, call one function.
+
+Exit codes follow Locust's: 0 fine, 1 the system under test failed, 2 the user's input
+or our tooling is wrong (always one line on stderr, never a traceback).
+"""
+
+import argparse
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from load.config import LAYERS, ConfigError, DaphneOptions, LayerOptions, StackConfig
+from load.eventlog import EventLog
+from load.pingclient import ENDPOINTS, ping_once
+from load.redisserver import StackError
+from load.stack import Stack
+
+PROG = "python -m load"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_stack_options(parser: argparse.ArgumentParser, daphne_default: int) -> None:
+    daphne, layer = DaphneOptions(), LayerOptions()
+    group = parser.add_argument_group("stack")
+    group.add_argument("--daphne", type=int, default=daphne_default, help="number of Daphne instances (default %(default)s)")
+    group.add_argument("--asgi-threads", type=int, default=None, help="ASGI_THREADS for every instance (default: unset, Daphne's own)")
+    group.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
+    group.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
+    group.add_argument("--kill-after", type=float, default=10.0, help="seconds from SIGTERM to SIGKILL when stopping (default %(default)s)")
+    group.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for each process to be ready (default %(default)s)")
+    app = parser.add_argument_group("target app (channel layer)")
+    app.add_argument("--layer", choices=LAYERS, default=layer.layer, help="channel layer (default %(default)s)")
+    app.add_argument("--capacity", type=int, default=layer.capacity, help="channels_redis capacity (default %(default)s)")
+    app.add_argument("--expiry", type=int, default=layer.expiry, help="channels_redis expiry, s (default %(default)s)")
+    app.add_argument("--group-expiry", type=int, default=layer.group_expiry, help="channels_redis group_expiry, s (default %(default)s)")
+    app.add_argument(
+        "--redis-socket-timeout", default=None,
+        help="redis-py socket_timeout: unset = library default (5 s, FM-7), 'none' = no timeout, or seconds",
+    )
+    flags = parser.add_argument_group("daphne flags (defaults are Daphne's)")
+    flags.add_argument("--application-close-timeout", type=float, default=daphne.application_close_timeout)
+    flags.add_argument("--websocket-connect-timeout", type=float, default=daphne.websocket_connect_timeout)
+    flags.add_argument("--websocket-timeout", type=float, default=daphne.websocket_timeout)
+    flags.add_argument("--ping-interval", type=float, default=daphne.ping_interval)
+    flags.add_argument("--ping-timeout", type=float, default=daphne.ping_timeout)
+
+
+def stack_config(args: argparse.Namespace, run_dir: Path) -> StackConfig:
+    return StackConfig(
+        daphne_count=args.daphne,
+        asgi_threads=args.asgi_threads,
+        redis_url=args.redis_url,
+        daphne=DaphneOptions(
+            application_close_timeout=args.application_close_timeout,
+            websocket_connect_timeout=args.websocket_connect_timeout,
+            websocket_timeout=args.websocket_timeout,
+            ping_interval=args.ping_interval,
+            ping_timeout=args.ping_timeout,
+        ),
+        app=LayerOptions(
+            layer=args.layer,
+            capacity=args.capacity,
+            expiry=args.expiry,
+            group_expiry=args.group_expiry,
+            redis_socket_timeout=args.redis_socket_timeout,
+        ),
+        kill_after=args.kill_after,
+        ready_timeout=args.ready_timeout,
+        log_dir=run_dir / "server",
+    ).validate()
+
+
+def new_run_dir(results_dir: Path, prefix: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir, n = results_dir / f"{prefix}-{stamp}", 1
+    while run_dir.exists():
+        n += 1
+        run_dir = results_dir / f"{prefix}-{stamp}-{n}"
+    return run_dir
+
+
+def print_event(event: dict) -> None:
+    clock = datetime.fromtimestamp(event["ts"], timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    who = f"{event['instance']} gen{event['generation']}" if "instance" in event else "stack"
+    details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("ts", "event", "instance", "generation", "log"))
+    print(f"{clock} {who:<16} {event['event']:<14} {details}", flush=True)
+
+
+def run_stack_up(args: argparse.Namespace) -> int:
+    run_dir = new_run_dir(args.results_dir, "stack")
+    config = stack_config(args, run_dir)
+    events = EventLog(run_dir / "events.jsonl")
+
+    def on_event(event: dict) -> None:
+        events.write(event)
+        print_event(event)
+
+    with Stack(config, on_event) as stack:
+        print(f"redis      {stack.redis_url or '(none: memory layer)'}", flush=True)
+        for instance in stack.instances:
+            print(f"{instance.name:<10} {instance.ws_url('/ws/ping/')}  pid {instance.child.pid}", flush=True)
+        print(f"endpoints  {' '.join(ENDPOINTS)}  and GET /healthz", flush=True)
+        print(f"logs       {config.log_dir}", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        watch_until_interrupted(stack)
+    return 0
+
+
+def watch_until_interrupted(stack: Stack) -> None:
+    reported: set[int] = set()
+    while True:
+        time.sleep(0.5)
+        for instance in stack.instances:
+            if not instance.child.alive() and instance.child.pid not in reported:
+                reported.add(instance.child.pid)
+                print(f"{instance.name} exited by itself (code {instance.child.process.returncode}); see {instance.child.log_path}", flush=True)
+
+
+DEMO_KNOBS = {"/ws/ping/": {"sleep_ms": 10}, "/ws/ping/sync/": {"work_ms": 10}, "/ws/ping/pool/": {"work_ms": 10}, "/ws/ping/db/": {"work_ms": 10}}
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    run_dir = new_run_dir(args.results_dir, "demo")
+    config = stack_config(args, run_dir)
+    events = EventLog(run_dir / "events.jsonl")
+    print(f"starting Redis and {config.daphne_count} Daphne instance(s); results in {run_dir}", flush=True)
+    with Stack(config, events.write) as stack:
+        results = [
+            (path, instance.name, ping_once(instance.ws_url(path), **DEMO_KNOBS.get(path, {})))
+            for instance in stack.instances
+            for path in ENDPOINTS
+        ]
+    print(f"\n{'endpoint':<18}{'instance':<11}{'knobs':<16}{'ms':>8}  result")
+    for path, name, result in results:
+        knobs = " ".join(f"{k}={v}" for k, v in DEMO_KNOBS.get(path, {}).items()) or "-"
+        print(f"{path:<18}{name:<11}{knobs:<16}{result.ms:>8.1f}  {result.detail}")
+    failed = sum(not r.ok for _, _, r in results)
+    print(f"\n{len(results) - failed} of {len(results)} pings answered; server logs and events.jsonl in {run_dir}")
+    return 1 if failed else 0
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description="Load and chaos testing for Django Channels behind Daphne.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser("demo", help="bring the local stack up, ping every endpoint, print a table, stop")
+    add_stack_options(demo, daphne_default=2)
+    demo.set_defaults(run=run_demo)
+    stack = commands.add_parser("stack", help="run the local stack (Redis + Daphne) in the foreground")
+    actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = actions.add_parser("up", help="start Redis and N Daphne instances; Ctrl-C stops everything")
+    add_stack_options(up, daphne_default=1)
+    up.set_defaults(run=run_stack_up)
+    return parser
+
+
+def _exit_on_signal(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every `with Stack` stops its processes.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    try:
+        return args.run(args)
+    except (ConfigError, StackError) as exc:
+        first, *rest = str(exc).splitlines() or ["?"]
+        print(f"{PROG}: error: {first}", file=sys.stderr)
+        for line in rest:  # a failed process's log tail, for the curious
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 0
