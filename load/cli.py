@@ -161,6 +161,14 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+OPTION_NAMES = {"daphne_count": "--daphne"}
+
+
+def one_line(exc: ConfigError) -> str:
+    option = OPTION_NAMES.get(exc.name, "--" + exc.name.replace("_", "-"))
+    return f"{option} {exc.value!r}: {exc.fix}"
+
+
 def _exit_on_signal(signum: int, _frame) -> None:
     raise SystemExit(128 + signum)
 
@@ -172,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, _exit_on_signal)
     try:
         return args.run(args)
-    except (ConfigError, StackError) as exc:
+    except ConfigError as exc:
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except StackError as exc:
         first, *rest = str(exc).splitlines() or ["?"]
         print(f"{PROG}: error: {first}", file=sys.stderr)
         for line in rest:  # a failed process's log tail, for the curious

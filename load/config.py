@@ -13,14 +13,21 @@ RESTART_MODES = ("graceful", "hard")
 
 
 class ConfigError(ValueError):
-    """A user's value that the suite cannot use; str() is the one-line message."""
+    """A user's value that the suite cannot use: which setting, its value, and the fix.
+
+    str() is one line; the CLI rewrites `name` as the option a user typed.
+    """
+
+    def __init__(self, name: str, value: object, fix: str):
+        super().__init__(f"{name}={value!r}: {fix}")
+        self.name, self.value, self.fix = name, value, fix
 
 
 def _positive(name: str, value: float | int | None, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if value is None or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{name}={value!r}: must be a positive number")
+        raise ConfigError(name, value, "must be a positive number")
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,7 @@ class DaphneOptions:
 
     def validate(self) -> None:
         for name, value in vars(self).items():
-            _positive(f"daphne {name}", value)
+            _positive(name, value)
 
     def argv(self) -> list[str]:
         return [
@@ -60,7 +67,7 @@ class LayerOptions:
 
     def validate(self) -> None:
         if self.layer not in LAYERS:
-            raise ConfigError(f"layer={self.layer!r}: choose one of {', '.join(LAYERS)}")
+            raise ConfigError("layer", self.layer, f"choose one of {', '.join(LAYERS)}")
         for name in ("capacity", "expiry", "group_expiry"):
             _positive(name, getattr(self, name))
         timeout = self.redis_socket_timeout
@@ -68,9 +75,7 @@ class LayerOptions:
             try:
                 _positive("redis_socket_timeout", float(timeout))
             except ValueError:
-                raise ConfigError(
-                    f"redis_socket_timeout={timeout!r}: give seconds, 'none', or leave it unset"
-                ) from None
+                raise ConfigError("redis_socket_timeout", timeout, "give seconds, 'none', or leave it unset") from None
 
     def environ(self) -> dict[str, str]:
         env = {
@@ -100,7 +105,7 @@ class StackConfig:
 
     def validate(self) -> "StackConfig":
         if isinstance(self.daphne_count, bool) or not 1 <= self.daphne_count <= 64:
-            raise ConfigError(f"daphne_count={self.daphne_count!r}: run between 1 and 64 instances")
+            raise ConfigError("daphne_count", self.daphne_count, "run between 1 and 64 instances")
         _positive("asgi_threads", self.asgi_threads, allow_none=True)
         _positive("kill_after", self.kill_after)
         _positive("ready_timeout", self.ready_timeout)
@@ -114,8 +119,8 @@ class StackConfig:
 def validate_redis_url(url: str) -> None:
     parsed = urlparse(url)
     if parsed.scheme not in ("redis", "rediss", "unix") or not (parsed.hostname or parsed.path):
-        raise ConfigError(f"redis url {url!r}: expected redis://HOST:PORT/DB")
+        raise ConfigError("redis_url", url, "expected redis://HOST:PORT/DB")
     try:
         parsed.port
     except ValueError:
-        raise ConfigError(f"redis url {url!r}: the port is not a number") from None
+        raise ConfigError("redis_url", url, "the port is not a number") from None

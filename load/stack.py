@@ -19,7 +19,7 @@ from pathlib import Path
 
 from load.config import RESTART_MODES, ConfigError, StackConfig
 from load.procs import Child, ExitRecord, stop_all
-from load.redisserver import LocalRedis, StackError
+from load.redisserver import LocalRedis, StackError, redis_answers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(rb"Listening on TCP address [\d.]+:(\d+)")
@@ -100,6 +100,8 @@ class Stack:
 
     def _start(self) -> "Stack":
         self.server_dir.mkdir(parents=True, exist_ok=True)
+        if self.redis_url and not redis_answers(self.redis_url):
+            raise ConfigError("redis_url", self.redis_url, "no Redis answers PING there; start it, or leave it out to run a local one")
         if not self.redis_url and self.config.app.layer != "memory":
             self.redis = LocalRedis(self.server_dir, REPO_ROOT, self.config.ready_timeout).start()
             self.redis_url = self.redis.url
@@ -125,7 +127,7 @@ class Stack:
     def restart(self, index: int, mode: str = "graceful") -> RestartOutcome:
         """Stop one instance (graceful: SIGTERM, SIGKILL after kill_after; hard: SIGKILL) and start its next generation."""
         if mode not in RESTART_MODES:
-            raise ConfigError(f"restart mode {mode!r}: choose graceful or hard")
+            raise ConfigError("mode", mode, "choose graceful or hard")
         instance = self.instances[index]
         self._record("restart_begin", instance, mode=mode)
         record = stop_all([instance.child], mode, self.config.kill_after, self._record_signal)[0]

@@ -1,0 +1,155 @@
+"""`python -m load` as a user runs it: real subprocesses, real signals, nothing left behind."""
+
+import json
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from load.pingclient import PingSocket
+from support import still_running, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Owner:
+    """`python -m load stack up` in the background, its stdout read line by line."""
+
+    def __init__(self, results_dir: Path, *options: str):
+        self.results_dir = results_dir
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "load", "stack", "up", "--results-dir", str(results_dir), "--kill-after", "3", *options],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for_line(self, text: str, timeout: float = 60) -> str:
+        def seen():
+            while not self.lines.empty():
+                self.output.append(self.lines.get())
+            return next((line for line in self.output if text in line), None)
+
+        return wait_until(seen, timeout, f"{text!r} in the output of stack up; so far: {self.output}")
+
+    def ws_urls(self) -> list[str]:
+        return [line.split()[1] for line in self.output if line.startswith("daphne-") and "ws://" in line]
+
+    def pids(self) -> list[int]:
+        (run_dir,) = self.results_dir.iterdir()
+        events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+        return [e["pid"] for e in events if e["event"] in ("spawned", "redis_ready")]
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+
+@pytest.fixture
+def owner(tmp_path):
+    owners: list[Owner] = []
+
+    def start(*options: str) -> Owner:
+        owners.append(Owner(tmp_path / f"results{len(owners)}", *options))
+        return owners[-1]
+
+    yield start
+    for started in owners:
+        started.kill()
+
+
+def test_stack_up_serves_every_instance_until_ctrl_c_and_leaves_no_process(owner):
+    up = owner("--daphne", "2")
+    up.wait_for_line("Ctrl-C stops everything.")
+    urls = up.ws_urls()
+    assert len(urls) == 2
+    for i, url in enumerate(urls):
+        with PingSocket(url) as sock:
+            assert sock.ping(1)["instance"] == f"daphne-{i}"
+    pids = up.pids()
+    assert len(pids) == 3  # Redis and two Daphne
+
+    up.process.send_signal(signal.SIGINT)
+
+    assert up.process.wait(30) == 0
+    assert still_running(pids) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_stack_up_stops_everything_on_sigterm_and_sighup(owner, signum):
+    up = owner()
+    up.wait_for_line("Ctrl-C stops everything.")
+    pids = up.pids()
+    up.process.send_signal(signum)
+    assert up.process.wait(30) == 128 + signum
+    assert still_running(pids) == []
+
+
+def test_a_sigkilled_owner_takes_its_processes_with_it(owner):
+    up = owner("--daphne", "2")
+    up.wait_for_line("Ctrl-C stops everything.")
+    pids = up.pids()
+    up.process.kill()
+    wait_until(lambda: still_running(pids) == [], 10, f"pids {pids} to die with their owner")
+
+
+@pytest.mark.parametrize(
+    ("options", "names"),
+    [
+        (["--daphne", "0"], "--daphne 0"),
+        (["--daphne", "two"], "--daphne"),
+        (["--redis-url", "http://127.0.0.1:6379"], "--redis-url 'http://127.0.0.1:6379'"),
+        (["--redis-url", "redis://127.0.0.1:1/0"], "no Redis answers PING"),
+        (["--layer", "kafka"], "--layer"),
+        (["--redis-socket-timeout", "soon"], "--redis-socket-timeout 'soon'"),
+        (["--asgi-threads", "0"], "--asgi-threads 0"),
+        (["--application-close-timeout", "-1"], "--application-close-timeout -1.0"),
+        (["--no-such-option"], "--no-such-option"),
+    ],
+)
+def test_bad_options_give_one_line_and_exit_code_2(tmp_path, options, names):
+    result = subprocess.run(
+        [sys.executable, "-m", "load", "stack", "up", "--results-dir", str(tmp_path), *options],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert names in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_answers_one_ping_on_every_endpoint_of_both_instances(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "load", "demo", "--results-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("/ws/")]
+    assert len(rows) == 12 and all(row.endswith("pong") for row in rows), result.stdout
+    assert "12 of 12 pings answered" in result.stdout
+    (run_dir,) = tmp_path.iterdir()
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    pids = [e["pid"] for e in events if e["event"] in ("spawned", "redis_ready")]
+    assert len(pids) == 3 and still_running(pids) == []
+    assert sorted(p.name for p in (run_dir / "server").glob("*.log")) == [
+        "daphne-0.gen1.log", "daphne-1.gen1.log", "migrate.log", "redis.log",
+    ]
+
+
+def test_help_lists_the_stack_options():
+    result = subprocess.run([sys.executable, "-m", "load", "stack", "up", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    for option in ("--daphne", "--asgi-threads", "--redis-url", "--layer", "--kill-after", "--application-close-timeout"):
+        assert option in result.stdout
+    assert result.returncode == 0
