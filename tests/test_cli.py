@@ -1,7 +1,6 @@
 """`python -m load` as a user runs it: real subprocesses, real signals, nothing left behind."""
 
 import json
-
 import queue
 import signal
 import subprocess
