@@ -13,7 +13,7 @@ from pathlib import Path
 
 from load.config import LAYERS, ConfigError, DaphneOptions, LayerOptions, StackConfig
 from load.eventlog import EventLog
-from load.pingclient import ENDPOINTS, ping_once
+from load.pingclient import ENDPOINTS, ROUTES, ping_once
 from load.redisserver import StackError
 from load.stack import Stack
 
@@ -107,7 +107,7 @@ def run_stack_up(args: argparse.Namespace) -> int:
         print(f"redis      {stack.redis_url or '(none: memory layer)'}", flush=True)
         for instance in stack.instances:
             print(f"{instance.name:<10} {instance.ws_url('/ws/ping/')}  pid {instance.child.pid}", flush=True)
-        print(f"endpoints  {' '.join(ENDPOINTS)}  and GET /healthz", flush=True)
+        print(f"endpoints  {' '.join(ROUTES)}  and GET /healthz", flush=True)
         print(f"logs       {config.log_dir}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         watch_until_interrupted(stack)

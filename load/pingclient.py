@@ -11,6 +11,7 @@ from typing import Any
 import websocket
 
 ENDPOINTS = ("/ws/ping/", "/ws/ping/sync/", "/ws/ping/pool/", "/ws/ping/db/", "/ws/ping/layer/", "/ws/room/demo/")
+ROUTES = ("/ws/ping/", "/ws/ping/sync/", "/ws/ping/pool/", "/ws/ping/db/", "/ws/ping/layer/", "/ws/room/<name>/")
 
 
 class ErrorFrame(RuntimeError):
