@@ -13,7 +13,8 @@ from pathlib import Path
 
 from load.config import LAYERS, ConfigError, DaphneOptions, LayerOptions, StackConfig
 from load.eventlog import EventLog
-from load.pingclient import ENDPOINTS, ROUTES, ping_once
+from load.demo import run_demo
+from load.pingclient import ROUTES
 from load.redisserver import StackError
 from load.stack import Stack
 
@@ -124,49 +125,39 @@ def watch_until_interrupted(stack: Stack) -> None:
                 print(f"{instance.name} exited by itself (code {instance.child.process.returncode}); see {instance.child.log_path}", flush=True)
 
 
-DEMO_KNOBS = {"/ws/ping/": {"sleep_ms": 10}, "/ws/ping/sync/": {"work_ms": 10}, "/ws/ping/pool/": {"work_ms": 10}, "/ws/ping/db/": {"work_ms": 10}}
+def add_demo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--users", type=int, default=20, help="websocket users (default %(default)s)")
+    parser.add_argument("--run-time", type=int, default=60, help="seconds of load (default %(default)s)")
+    parser.add_argument("--ping-rate", type=float, default=2.0, help="pings per second per user (default %(default)s)")
+    parser.add_argument("--daphne", type=int, default=2, help="Daphne instances (default %(default)s)")
+    parser.add_argument("--asgi-threads", type=int, default=0, help="ASGI_THREADS for Daphne (default: unset)")
+    parser.add_argument("--redis-socket-timeout", default="", help="the target app's redis-py socket_timeout (default: library's)")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    run_dir = new_run_dir(args.results_dir, "demo")
-    config = stack_config(args, run_dir)
-    events = EventLog(run_dir / "events.jsonl")
-    print(f"starting Redis and {config.daphne_count} Daphne instance(s); results in {run_dir}", flush=True)
-    with Stack(config, events.write) as stack:
-        results = [
-            (path, instance.name, ping_once(instance.ws_url(path), **DEMO_KNOBS.get(path, {})))
-            for instance in stack.instances
-            for path in ENDPOINTS
-        ]
-    print(f"\n{'endpoint':<18}{'instance':<11}{'knobs':<16}{'ms':>8}  result")
-    for path, name, result in results:
-        knobs = " ".join(f"{k}={v}" for k, v in DEMO_KNOBS.get(path, {}).items()) or "-"
-        print(f"{path:<18}{name:<11}{knobs:<16}{result.ms:>8.1f}  {result.detail}")
-    failed = sum(not r.ok for _, _, r in results)
-    print(f"\n{len(results) - failed} of {len(results)} pings answered; server logs and events.jsonl in {run_dir}")
-    return 1 if failed else 0
+def check_demo_args(args: argparse.Namespace) -> argparse.Namespace:
+    for name in ("users", "run_time", "ping_rate"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(name, getattr(args, name), "must be a positive number")
+    StackConfig(
+        daphne_count=args.daphne, asgi_threads=args.asgi_threads or None,
+        app=LayerOptions(redis_socket_timeout=args.redis_socket_timeout or None),
+    ).validate()
+    return args
 
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog=PROG, description="Load and chaos testing for Django Channels behind Daphne.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = commands.add_parser("demo", help="bring the local stack up, ping every endpoint, print a table, stop")
-    add_stack_options(demo, daphne_default=2)
-    demo.set_defaults(run=run_demo)
+    demo = commands.add_parser("demo", help="a headless Locust run against a local stack, with a summary table")
+    add_demo_options(demo)
+    demo.set_defaults(run=lambda args: run_demo(check_demo_args(args)))
     stack = commands.add_parser("stack", help="run the local stack (Redis + Daphne) in the foreground")
     actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = actions.add_parser("up", help="start Redis and N Daphne instances; Ctrl-C stops everything")
     add_stack_options(up, daphne_default=1)
     up.set_defaults(run=run_stack_up)
     return parser
-
-
-OPTION_NAMES = {"daphne_count": "--daphne"}
-
-
-def one_line(exc: ConfigError) -> str:
-    option = OPTION_NAMES.get(exc.name, "--" + exc.name.replace("_", "-"))
-    return f"{option} {exc.value!r}: {exc.fix}"
 
 
 def _exit_on_signal(signum: int, _frame) -> None:
@@ -181,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ConfigError as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {exc.as_option()}", file=sys.stderr)
         return 2
     except StackError as exc:
         first, *rest = str(exc).splitlines() or ["?"]

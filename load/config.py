@@ -4,6 +4,7 @@ A bad value raises ConfigError with one line that names the value and how to fix
 the CLI prints that line and exits with code 2.
 """
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -21,6 +22,15 @@ class ConfigError(ValueError):
     def __init__(self, name: str, value: object, fix: str):
         super().__init__(f"{name}={value!r}: {fix}")
         self.name, self.value, self.fix = name, value, fix
+
+    def as_option(self) -> str:
+        """The message as a command-line user sees it: `--ping-rate 0.0: must be ...`."""
+        option = OPTION_NAMES.get(self.name, "--" + self.name.replace("_", "-"))
+        return f"{option} {self.value!r}: {self.fix}"
+
+
+# Settings whose command-line option is not simply --the-name-with-dashes.
+OPTION_NAMES = {"daphne_count": "--daphne"}
 
 
 def _positive(name: str, value: float | int | None, allow_none: bool = False) -> None:
@@ -124,3 +134,94 @@ def validate_redis_url(url: str) -> None:
         parsed.port
     except ValueError:
         raise ConfigError("redis_url", url, "the port is not a number") from None
+
+
+# -- load: what the Locust users do ------------------------------------------------------
+
+PROTOCOLS = ("target", "template")
+TARGET_ROUTES = (
+    re.compile(r"^/ws/ping/$"),
+    re.compile(r"^/ws/ping/(sync|pool|db|layer)/$"),
+    re.compile(r"^/ws/room/[A-Za-z0-9_.-]{1,80}/$"),
+)
+TARGET_ROUTE_HELP = "/ws/ping/, /ws/ping/sync/, /ws/ping/pool/, /ws/ping/db/, /ws/ping/layer/ or /ws/room/NAME/"
+
+
+def parse_paths(text: str) -> tuple[tuple[str, int], ...]:
+    """'/ws/ping/:3,/ws/room/lobby/' -> (('/ws/ping/', 3), ('/ws/room/lobby/', 1))."""
+    paths = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        path, _, weight = item.partition(":")
+        try:
+            count = int(weight) if weight else 1
+        except ValueError:
+            raise ConfigError("paths", item, "write PATH or PATH:WEIGHT with a whole-number weight") from None
+        if count <= 0 or not path.startswith("/"):
+            raise ConfigError("paths", item, "paths start with / and weights are positive")
+        paths.append((path, count))
+    if not paths:
+        raise ConfigError("paths", text, f"name at least one websocket path, e.g. {TARGET_ROUTE_HELP}")
+    return tuple(paths)
+
+
+def parse_targets(text: str) -> tuple[str, ...]:
+    targets = tuple(filter(None, (part.strip().rstrip("/") for part in text.split(","))))
+    for target in targets:
+        parsed = urlparse(target)
+        if parsed.scheme in ("http", "https"):
+            fixed = target.replace(parsed.scheme, "ws" if parsed.scheme == "http" else "wss", 1)
+            raise ConfigError("host", target, f"websocket servers take ws:// or wss:// URLs, e.g. {fixed}")
+        if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
+            raise ConfigError("host", target, "expected ws://HOST:PORT or wss://HOST:PORT")
+        try:
+            parsed.port
+        except ValueError:
+            raise ConfigError("host", target, "the port is not a number") from None
+    return targets
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """What every websocket user does: where it connects, how often it pings, how it copes."""
+
+    targets: tuple[str, ...]
+    paths: tuple[tuple[str, int], ...] = (("/ws/ping/", 1),)
+    ping_rate: float = 1.0  # pings per second per user, open loop
+    ping_jitter: float = 0.0  # fraction of the interval each due time may move by
+    payload_bytes: int = 0
+    sleep_ms: float = 0.0
+    work_ms: float = 0.0
+    pong_timeout: float = 5.0
+    connect_timeout: float = 5.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 10.0
+    protocol: str = "target"
+    ping_template: str = ""
+    pong_field: str = ""
+    run_label: str = ""
+    results_dir: Path = Path("results")
+
+    def validate(self) -> "LoadConfig":
+        if not self.targets:
+            raise ConfigError("host", "", "give --host ws://HOST:PORT (or --targets, or --stack local)")
+        parse_targets(",".join(self.targets))
+        for name in ("ping_rate", "pong_timeout", "connect_timeout", "reconnect_min", "reconnect_max"):
+            _positive(name, getattr(self, name))
+        if not 0 <= self.ping_jitter <= 1:
+            raise ConfigError("ping_jitter", self.ping_jitter, "a fraction of the ping interval, 0 to 1")
+        if self.reconnect_max < self.reconnect_min:
+            raise ConfigError("reconnect_max", self.reconnect_max, "must be at least --reconnect-min")
+        for name in ("payload_bytes", "sleep_ms", "work_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, getattr(self, name), "must be zero or more")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError("protocol", self.protocol, "choose target (the target app) or template (your server)")
+        if self.protocol == "template" and "{seq}" not in self.ping_template:
+            raise ConfigError("ping_template", self.ping_template, "template mode needs a --ping-template containing {seq}")
+        if self.protocol == "target":
+            for path, _weight in self.paths:
+                if not any(route.match(path) for route in TARGET_ROUTES):
+                    raise ConfigError("paths", path, f"the target app serves {TARGET_ROUTE_HELP}")
+        if self.run_label and not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}", self.run_label):
+            raise ConfigError("run_label", self.run_label, "use letters, digits, '.', '_' or '-' (it names a folder)")
+        return self

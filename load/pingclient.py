@@ -5,7 +5,6 @@ Used by the demo's one-ping check and by the tests; the Locust user is separate.
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import websocket
@@ -55,24 +54,3 @@ class PingSocket:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-@dataclass(frozen=True)
-class PingResult:
-    url: str
-    ok: bool
-    ms: float
-    instance: str
-    detail: str
-
-
-def ping_once(url: str, timeout: float = 10.0, **knobs: Any) -> PingResult:
-    """Connect, ping once, close; any failure becomes a PingResult with ok=False."""
-    started = time.perf_counter()
-    try:
-        with PingSocket(url, timeout) as sock:
-            pong = sock.ping(1, timeout, **knobs)
-    except (OSError, websocket.WebSocketException, ErrorFrame, ValueError) as exc:
-        return PingResult(url, False, (time.perf_counter() - started) * 1000, "", f"{type(exc).__name__}: {exc}")
-    elapsed = (time.perf_counter() - started) * 1000
-    return PingResult(url, True, elapsed, pong.get("instance", ""), "pong")

@@ -89,7 +89,7 @@ class ExitRecord:
 class Child:
     """One supervised process with its output appended to a log file."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path):
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None, log_path: Path, cwd: Path):
         self.name = name
         self.argv = argv
         self.env = env

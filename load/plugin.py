@@ -1,0 +1,306 @@
+"""The glue between the suite and Locust's events.
+
+Roles, as Locust has them: a local runner records, merges and writes; workers record and
+ship their windows to the master (every report via `report_to_master`, and a final
+message at `test_stop`); the master merges and writes. Files are written only where the
+run is whole: on the master or the local runner.
+
+Importing this module registers the listeners; locustfile.py does that.
+"""
+
+import logging
+import socket
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from urllib.parse import urlparse
+
+import gevent
+import locust.stats
+import psutil
+from locust import events
+from locust.runners import MasterRunner, WorkerRunner
+
+from load.collector import Collector, write_json
+from load.config import ConfigError, LayerOptions, StackConfig
+from load.manifest import build_manifest
+from load.options import RunConfig, add_options, config_from_options, set_run_config
+from load.redisserver import StackError
+from load.stack import Stack
+from load.timeline import timeline_for
+
+logger = logging.getLogger("load")
+
+TIMELINE_KEY = "channels_timeline"
+FINAL_MESSAGE = "channels_timeline_final"
+WORKER_REPORT_INTERVAL = 3.0  # locust.runners.WORKER_REPORT_INTERVAL
+SATURATION_SHARE = 0.01  # warn when more than this share of a second's pings went out late
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser, **_kwargs) -> None:
+    add_options(parser)
+
+
+@events.init.add_listener
+def _on_init(environment, **_kwargs) -> None:
+    if environment.parsed_options is not None and hasattr(environment.parsed_options, "ping_rate"):
+        SuitePlugin(environment)
+
+
+def die(message: str) -> None:
+    """A user's mistake at start-up: one line, exit code 2, and no process of ours left."""
+    sys.stderr.write(f"locust: error: {message}\n")
+    for child in psutil.Process().children(recursive=True):
+        child.kill()
+    sys.exit(2)
+
+
+def new_run_id(results_dir: Path, label: str, chosen: str = "") -> str:
+    run_id = chosen or time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + (f"-{label}" if label else "")
+    candidate, n = run_id, 1
+    while (results_dir / candidate).exists() and not chosen:
+        n += 1
+        candidate = f"{run_id}-{n}"
+    return candidate
+
+
+def unreachable(targets: tuple[str, ...]) -> str | None:
+    """The first target nothing listens on, as a message; None when all accept TCP."""
+    for target in targets:
+        parsed = urlparse(target)
+        port = parsed.port or (443 if parsed.scheme == "wss" else 80)
+        try:
+            socket.create_connection((parsed.hostname, port), timeout=3).close()
+        except OSError as exc:
+            return f"--host {target}: nothing accepts connections at {parsed.hostname}:{port} ({exc.strerror or exc}); start the server or fix the URL"
+    return None
+
+
+class SuitePlugin:
+    def __init__(self, environment):
+        self.env = environment
+        self.options = environment.parsed_options
+        self.is_worker = isinstance(environment.runner, WorkerRunner)
+        self.is_master = isinstance(environment.runner, MasterRunner)
+        self.stack: Stack | None = None
+        self.run: "RunRecorder | None" = None
+        self.sampler: gevent.Greenlet | None = None
+        self.first_run_id = ""
+        self.csv_writer = None
+        self.csv_greenlet: gevent.Greenlet | None = None
+        env_events = environment.events
+        env_events.test_start.add_listener(self.on_test_start)
+        env_events.test_stop.add_listener(self.on_test_stop)
+        env_events.quitting.add_listener(self.on_quitting)
+        if self.is_worker:
+            env_events.report_to_master.add_listener(self.on_report_to_master)
+        else:
+            self.prepare()
+        if self.is_master:
+            env_events.worker_report.add_listener(self.on_worker_report)
+            environment.runner.register_message(FINAL_MESSAGE, self.on_final_message)
+
+    # -- start-up on the master or local runner -------------------------------------------
+
+    def prepare(self) -> None:
+        options = self.options
+        headless = bool(options.headless)
+        if options.stack not in ("", "local"):
+            die(f"--stack {options.stack!r}: use --stack local, or leave it out to test --host")
+        results_dir = Path(options.results_dir)
+        self.first_run_id = new_run_id(results_dir, options.run_label, options.run_id)
+        try:
+            if options.stack == "local":
+                config_from_options(options, "ws://127.0.0.1:1")  # all but the URLs, before starting anything
+                self.start_stack(results_dir / self.first_run_id / "server")
+            elif headless:
+                problem = unreachable(config_from_options(options, self.env.host).targets)
+                if problem:
+                    die(problem)
+        except ConfigError as exc:
+            die(exc.as_option())
+        except StackError as exc:
+            die(str(exc).splitlines()[0])
+        if options.csv_prefix is None:
+            self.start_locust_csv(results_dir / self.first_run_id)
+
+    def start_stack(self, server_dir: Path) -> None:
+        options = self.options
+        config = StackConfig(
+            daphne_count=options.stack_daphne,
+            asgi_threads=options.asgi_threads or None,
+            app=LayerOptions(redis_socket_timeout=options.redis_socket_timeout or None),
+            log_dir=server_dir,
+        )
+        logger.info("starting the local stack: Redis and %d Daphne instance(s)", config.daphne_count)
+        self.stack = Stack(config).start()
+        options.targets = ",".join(i.ws_url("") for i in self.stack.instances)
+        self.env.host = self.env.host or self.stack.instances[0].ws_url("")
+        logger.info("local stack ready: %s (Redis %s)", options.targets, self.stack.redis_url)
+
+    def start_locust_csv(self, run_dir: Path) -> None:
+        """Locust's own CSV files in the run folder, when --csv did not put them elsewhere."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_writer = locust.stats.StatsCSVFileWriter(
+            self.env, locust.stats.PERCENTILES_TO_REPORT, str(run_dir / "locust"), self.options.stats_history_enabled
+        )
+        self.csv_greenlet = gevent.spawn(self.csv_writer.stats_writer)
+
+    # -- a test run ------------------------------------------------------------------------
+
+    def on_test_start(self, environment, **_kwargs) -> None:
+        run = RunConfig()
+        try:
+            run.config = config_from_options(self.options, self.env.host)
+        except ConfigError as exc:
+            run.error = exc
+        set_run_config(self.env, run)
+        timeline = timeline_for(self.env)
+        timeline.take()  # nothing from an earlier run leaks into this one
+        timeline.totals.clear()
+        if run.error is not None:
+            logger.error("not starting: %s", run.error.as_option())
+            if not self.is_worker:
+                gevent.spawn(self.env.runner.stop)
+            return
+        if self.is_worker:
+            self.sampler = gevent.spawn(self._sample_forever)
+            return
+        run_id = self.first_run_id or new_run_id(Path(self.options.results_dir), self.options.run_label)
+        self.first_run_id = ""
+        self.run = RunRecorder(self, run_id, run.config)
+
+    def _sample_forever(self) -> None:
+        timeline = timeline_for(self.env)
+        while True:
+            gevent.sleep(_until_next_second(0.5))
+            timeline.sample_gauges(time.time())
+
+    def on_test_stop(self, environment, **_kwargs) -> None:
+        if self.is_worker:
+            if self.sampler is not None:
+                self.sampler.kill()
+            timeline = timeline_for(self.env)
+            data = {"client_id": self.env.runner.client_id, "windows": timeline.take(), "totals": dict(timeline.totals)}
+            self.env.runner.send_message(FINAL_MESSAGE, data)
+            logger.info("channels timeline totals of this worker: %s", dict(sorted(timeline.totals.items())))
+        elif self.run is not None:
+            self.run.stopping()
+
+    def on_report_to_master(self, client_id, data, **_kwargs) -> None:
+        data[TIMELINE_KEY] = timeline_for(self.env).take()
+
+    def on_worker_report(self, client_id, data, **_kwargs) -> None:
+        if self.run is not None and data.get(TIMELINE_KEY):
+            self.run.merge(client_id, data[TIMELINE_KEY])
+
+    def on_final_message(self, environment, msg, **_kwargs) -> None:
+        if self.run is not None:
+            self.run.final(msg.data["client_id"], msg.data["windows"], msg.data["totals"])
+
+    def on_quitting(self, environment, **_kwargs) -> None:
+        if self.run is not None:
+            self.run.finish()
+        if self.stack is not None:
+            self.stack.stop()
+        if self.csv_writer is not None:
+            gevent.sleep(locust.stats.CSV_STATS_INTERVAL_SEC + 0.1)  # one more pass with the final stats
+            self.csv_greenlet.kill()
+            self.csv_writer.close_files()
+
+
+def _until_next_second(offset: float) -> float:
+    now = time.time()
+    return (1 - (now - offset) % 1) or 1
+
+
+class RunRecorder:
+    """One run on the master or local runner: merges windows and writes the run folder."""
+
+    def __init__(self, plugin: SuitePlugin, run_id: str, config):
+        self.plugin = plugin
+        self.env = plugin.env
+        self.local = not plugin.is_master
+        self.run_dir = Path(config.results_dir) / run_id
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lag = config.pong_timeout + 2 + (0 if self.local else WORKER_REPORT_INTERVAL)
+        self.started = time.time()
+        self.collector = Collector(self.run_dir, self.started, lag)
+        self.seen_workers: set[str] = set()
+        self.final_workers: dict[str, dict] = {}
+        self.done = False
+        self.last_warning = 0.0
+        stack = plugin.stack
+        stack_info = {"redis_url": stack.redis_url, "server_dir": str(stack.server_dir), "instances": stack.status()} if stack else None
+        self.manifest = build_manifest(
+            run_id, self.run_dir, vars(plugin.options), asdict(config), stack_info, stack.redis_url if stack else ""
+        )
+        write_json(self.run_dir / "manifest.json", self.manifest)
+        logger.info("results of this run: %s", self.run_dir)
+        self.ticker = gevent.spawn(self._tick_forever)
+
+    def merge(self, client_id: str, wire: dict) -> None:
+        self.seen_workers.add(client_id)
+        if not self.done:
+            self.collector.merge(wire)
+
+    def final(self, client_id: str, wire: dict, totals: dict) -> None:
+        self.merge(client_id, wire)
+        self.final_workers[client_id] = totals
+        if self.closing and self.seen_workers <= set(self.final_workers):
+            self.finish()
+
+    closing = False
+
+    def stopping(self) -> None:
+        """test_stop: a local runner is complete now; a master waits for its workers' finals."""
+        self.closing = True
+        if self.local or self.seen_workers <= set(self.final_workers):
+            self.finish()
+        else:
+            gevent.spawn_later(WORKER_REPORT_INTERVAL + 7, self.finish)
+
+    def _tick_forever(self) -> None:
+        while True:
+            gevent.sleep(_until_next_second(0.5))
+            self.tick()
+
+    def tick(self) -> None:
+        now = time.time()
+        if self.local:
+            timeline = timeline_for(self.env)
+            timeline.sample_gauges(now)
+            self.collector.merge(timeline.take())
+        self.collector.record_users(now, self.env.runner.user_count)
+        for row in self.collector.flush(now):
+            self._warn_if_saturated(row)
+
+    def _warn_if_saturated(self, row: dict) -> None:
+        sent, late = row.get("sent", 0), row.get("late_sends", 0)
+        if sent and late / sent > SATURATION_SHARE and time.time() - self.last_warning > 10:
+            self.last_warning = time.time()
+            logger.warning(
+                "the load generator is saturated: %d of %d pings in second %s went out over 50 ms late "
+                "(latency then includes our own delay); add workers (--processes) or lower the rate",
+                late, sent, row["time"],
+            )
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.ticker.kill()
+        if self.local:
+            self.collector.merge(timeline_for(self.env).take())
+        self.collector.close()
+        summary = self.collector.summary()
+        summary.update(run_id=self.manifest["run_id"], started_at=self.started, ended_at=time.time())
+        summary["duration_s"] = round(summary["ended_at"] - self.started, 3)
+        if not self.local:
+            summary["workers"] = self.final_workers
+        write_json(self.run_dir / "summary.json", summary)
+        self.manifest["ended_at"] = summary["ended_at"]
+        write_json(self.run_dir / "manifest.json", self.manifest)
+        logger.info("run written to %s", self.run_dir)
