@@ -126,17 +126,30 @@ class Stack:
 
     def restart(self, index: int, mode: str = "graceful") -> RestartOutcome:
         """Stop one instance (graceful: SIGTERM, SIGKILL after kill_after; hard: SIGKILL) and start its next generation."""
-        if mode not in RESTART_MODES:
-            raise ConfigError("mode", mode, "choose graceful or hard")
         instance = self.instances[index]
         self._record("restart_begin", instance, mode=mode)
-        record = stop_all([instance.child], mode, self.config.kill_after, self._record_signal)[0]
-        self._record_exit(instance, record)
-        self._spawn(instance)
-        self._wait_ready(instance)
+        record = self.stop_instance(index, mode)
+        self.start_instance(index)
         down = time.time() - record.signal_sent_at
         self._record("restart_done", instance, mode=mode, down_seconds=round(down, 3))
         return RestartOutcome(instance.name, mode, record, down, instance.child.pid, instance.generation)
+
+    def stop_instance(self, index: int, mode: str = "graceful") -> ExitRecord:
+        """Take one instance down and leave it down (an outage); start_instance brings it back."""
+        if mode not in RESTART_MODES:
+            raise ConfigError("mode", mode, "choose graceful or hard")
+        instance = self.instances[index]
+        record = stop_all([instance.child], mode, self.config.kill_after, self._record_signal)[0]
+        self._record_exit(instance, record)
+        return record
+
+    def start_instance(self, index: int) -> None:
+        """Start the next generation of a stopped instance on its port and wait until it is ready."""
+        instance = self.instances[index]
+        if instance.child is not None and instance.child.alive():
+            raise StackError(f"{instance.name} is still running (pid {instance.child.pid}); stop it first")
+        self._spawn(instance)
+        self._wait_ready(instance)
 
     # -- what the stack is -------------------------------------------------------------
 

@@ -1,0 +1,60 @@
+"""Running Locust as a user would: a real `locust` process, supervised, with its output in a file."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import psutil
+
+from load.procs import Child
+from support import still_running, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class LocustProcess:
+    """`python -m locust -f locustfile.py ARGS` in its own session, killed with the test at the latest."""
+
+    def __init__(self, tmp_path: Path, *args: str, name: str = "locust"):
+        argv = [sys.executable, "-m", "locust", "-f", str(REPO / "locustfile.py"), *args]
+        self.child = Child(name, argv, None, tmp_path / f"{name}.log", REPO).start()
+        self.descendants: set[int] = set()
+
+    def note_descendants(self) -> None:
+        """Remember the processes Locust started (stack, workers), to check they are gone later."""
+        try:
+            self.descendants |= {p.pid for p in psutil.Process(self.child.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            pass
+
+    def wait(self, timeout: float) -> int:
+        deadline_ok = self.child.wait(timeout)
+        assert deadline_ok, f"locust did not exit within {timeout} s:\n{self.output()[-3000:]}"
+        return self.child.process.returncode
+
+    def output(self) -> str:
+        return self.child.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.child.alive():
+            self.child.stop("hard")
+        wait_until(lambda: still_running(sorted(self.descendants)) == [], 15, f"Locust's processes {self.descendants} to end")
+
+
+def run_folder(results_dir: Path) -> Path:
+    (folder,) = [p for p in results_dir.iterdir() if p.is_dir()]
+    return folder
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def number(cell: str) -> float:
+    return float(cell) if cell != "" else 0.0

@@ -1,0 +1,175 @@
+"""Headless Locust runs against real Daphne: files, honest numbers, restarts, distribution."""
+
+import sqlite3
+import time
+
+import pytest
+
+from load.collector import ENDPOINT_COLUMNS, TIMESERIES_COLUMNS
+from load.errors import PING_ERRORS
+from load.pingclient import PingSocket
+from locustrun import LocustProcess, number, read_csv, read_json, run_folder
+from support import wait_until
+
+
+@pytest.fixture
+def locust(tmp_path):
+    started: list[LocustProcess] = []
+
+    def start(*args: str, name: str = "locust") -> LocustProcess:
+        process = LocustProcess(tmp_path, *args, name=name)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def headless(host: str, results: object, *extra: str) -> tuple[str, ...]:
+    return ("--headless", "--host", host, "--results-dir", str(results), "--pong-timeout", "2", *extra)
+
+
+def assert_pings_add_up(rows: list[dict]) -> None:
+    for row in rows:
+        errors = sum(int(row[kind]) for kind in PING_ERRORS)
+        assert int(row["errors"]) == errors
+        assert int(row["pings"]) == int(row["pongs"]) + errors + int(row["in_flight"]), row
+
+
+def rows_stored(stack) -> int:
+    with sqlite3.connect(stack.server_dir / "target_app.sqlite3", timeout=5) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM target_app_pingrecord").fetchone()[0]
+        except sqlite3.OperationalError:  # the table is created by the stack's migrate; locked at worst
+            return 0
+
+
+def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust, tmp_path):
+    stack = start_stack(daphne_count=1)
+    run = locust(*headless(stack.instances[0].ws_url(""), tmp_path / "results", "-u", "4", "-r", "4", "-t", "6s",
+                           "--paths", "/ws/ping/", "--sleep-ms", "200", "--ping-rate", "2"))
+    assert run.wait(60) == 0, run.output()[-3000:]
+
+    folder = run_folder(tmp_path / "results")
+    names = {p.name for p in folder.iterdir()}
+    assert {"manifest.json", "summary.json", "timeseries.csv", "endpoints.csv", "locust_stats.csv",
+            "locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv"} <= names
+    manifest = read_json(folder / "manifest.json")
+    assert manifest["versions"]["locust"] == "2.47.0" and manifest["versions"]["daphne"] == "4.2.3"
+    assert manifest["config"]["ping_rate"] == 2.0 and "ended_at" in manifest
+
+    rows = read_csv(folder / "timeseries.csv")
+    assert tuple(rows[0]) == TIMESERIES_COLUMNS
+    assert tuple(read_csv(folder / "endpoints.csv")[0]) == ENDPOINT_COLUMNS
+    seconds = [int(r["epoch_s"]) for r in rows]
+    assert seconds == list(range(seconds[0], seconds[0] + len(seconds)))  # no gaps
+    assert_pings_add_up(rows)
+
+    summary = read_json(folder / "summary.json")
+    total = summary["all"]
+    assert total["pings"] == sum(int(r["pings"]) for r in rows) >= 30
+    assert total["errors"] == 0 and total["connect_ok"] == 4
+    assert 200 <= total["p50_ms"] < 400  # sleep_ms 200 plus the base round trip
+
+    stats = {row["Name"]: row for row in read_csv(folder / "locust_stats.csv")}
+    assert int(stats["ping /ws/ping/"]["Request Count"]) == total["pongs"] + total["errors"]
+    assert int(stats["connect /ws/ping/"]["Request Count"]) == 4
+
+
+def test_a_server_stall_shows_as_high_latency_in_the_seconds_it_stalled(start_stack, locust, tmp_path):
+    stack = start_stack(daphne_count=1)
+    instance = stack.instances[0]
+    run = locust(*headless(instance.ws_url(""), tmp_path / "results", "-u", "1", "-r", "1", "-t", "9s",
+                           "--paths", "/ws/ping/db/", "--ping-rate", "10", "--pong-timeout", "6"))
+    # Each ping on /ws/ping/db/ is a row: a steady second and a half before the stall.
+    wait_until(lambda: rows_stored(stack) >= 15, 30, "15 pings stored by the server")
+    with PingSocket(instance.ws_url("/ws/ping/")) as staller:
+        stall_began = time.time()
+        staller.ping(1, timeout=20, work_ms=3000)  # blocks Daphne's event loop for 3 s
+    assert run.wait(60) == 0, run.output()[-3000:]
+
+    rows = read_csv(run_folder(tmp_path / "results") / "timeseries.csv")
+    slow = [int(r["epoch_s"]) for r in rows if number(r["p99_ms"]) >= 1000]
+    # Pings due early in the stall wait about 3 s, later ones less: the seconds of the stall
+    # show it as latency, in order, with every ping answered (late, not missing).
+    assert len(slow) >= 2 and slow == list(range(slow[0], slow[0] + len(slow)))
+    assert slow[0] in (int(stall_began), int(stall_began) + 1)
+    first = next(r for r in rows if int(r["epoch_s"]) == slow[0])
+    assert number(first["p99_ms"]) >= 2000
+    assert all(int(r["pongs"]) == int(r["pings"]) for r in rows[:-1])
+    assert all(number(r["p99_ms"]) < 1000 for r in rows if int(r["epoch_s"]) < int(stall_began))
+
+
+def test_a_hard_restart_mid_run_puts_errors_in_its_seconds_and_recovery_after(start_stack, locust, tmp_path):
+    stack = start_stack(daphne_count=1)
+    run = locust(*headless(stack.instances[0].ws_url(""), tmp_path / "results", "-u", "4", "-r", "4", "-t", "12s",
+                           "--paths", "/ws/ping/", "--ping-rate", "5", "--reconnect-min", "0.2", "--reconnect-max", "1"))
+    series = tmp_path / "results"
+    wait_until(lambda: any(p.name == "timeseries.csv" for p in series.glob("*/*"))
+               and any(int(r["pongs"]) for r in read_csv(next(series.glob("*/timeseries.csv")))), 30, "steady pongs")
+    outcome = stack.restart(0, "hard")
+    restarted, ready = outcome.exit.signal_sent_at, outcome.exit.signal_sent_at + outcome.down_seconds
+    assert run.wait(60) == 1  # Locust's own exit code: there were failures
+
+    folder = run_folder(series)
+    rows = read_csv(folder / "timeseries.csv")
+    assert_pings_add_up(rows)
+    failed = [int(r["epoch_s"]) for r in rows if int(r["errors"]) or int(r["connect_refused"]) or int(r["closes"])]
+    assert failed and int(restarted) <= min(failed) and max(failed) <= int(ready) + 3
+    after = [r for r in rows if int(r["epoch_s"]) > int(ready) + 3]
+    assert after and all(int(r["pongs"]) > 0 and int(r["errors"]) == 0 for r in after)
+    summary = read_json(folder / "summary.json")["all"]
+    assert summary["close_1006"] == 4  # every connected user saw its socket die without a close frame
+    assert summary["connect_ok"] == 8
+    assert {r["users"] for r in rows[1:]} == {"4"}  # users stay users while disconnected
+    assert read_csv(folder / "locust_exceptions.csv") == []
+
+
+def test_a_distributed_run_merges_its_workers_exactly(start_stack, locust, tmp_path):
+    stack = start_stack(daphne_count=1)
+    run = locust(*headless(stack.instances[0].ws_url(""), tmp_path / "results", "--processes", "2", "-u", "6", "-r", "6",
+                           "-t", "8s", "--paths", "/ws/ping/,/ws/room/merge/", "--ping-rate", "5"))
+    wait_until(lambda: run.note_descendants() or len(run.descendants) >= 2, 30, "two worker processes")
+    assert run.wait(90) == 0, run.output()[-3000:]
+
+    folder = run_folder(tmp_path / "results")
+    summary = read_json(folder / "summary.json")
+    workers = summary["workers"]
+    assert len(workers) == 2
+    for kind in ("pings", "pong", "connect_ok", "in_flight"):
+        assert summary["all"]["pongs" if kind == "pong" else kind] == sum(w.get(kind, 0) for w in workers.values()), kind
+    rows = read_csv(folder / "timeseries.csv")
+    assert sum(int(r["pongs"]) for r in rows) == summary["all"]["pongs"] > 100
+    assert_pings_add_up(rows)
+    stats = {row["Name"]: row for row in read_csv(folder / "locust_stats.csv")}
+    pings_reported = sum(int(stats[name]["Request Count"]) for name in stats if name.startswith("ping "))
+    assert pings_reported == summary["all"]["pongs"] + summary["all"]["errors"]
+
+
+def test_idle_sockets_raise_no_false_timeouts(start_stack, locust, tmp_path):
+    stack = start_stack(daphne_count=1)
+    run = locust(*headless(stack.instances[0].ws_url(""), tmp_path / "results", "-u", "3", "-r", "3", "-t", "7s",
+                           "--paths", "/ws/ping/", "--ping-rate", "0.3", "--connect-timeout", "1"))
+    assert run.wait(60) == 0, run.output()[-3000:]
+    summary = read_json(run_folder(tmp_path / "results") / "summary.json")["all"]
+    assert summary["closes"] == 0 and summary["errors"] == 0 and summary["pongs"] >= 3
+
+
+def test_reconnects_back_off_instead_of_storming(start_stack, locust, tmp_path):
+    stack = start_stack(daphne_count=1)
+    users = 20
+    run = locust(*headless(stack.instances[0].ws_url(""), tmp_path / "results", "-u", str(users), "-r", str(users),
+                           "-t", "9s", "--paths", "/ws/ping/", "--reconnect-min", "0.5", "--reconnect-max", "4"))
+    log = stack.instances[0].child.log_path
+    wait_until(lambda: log.read_text().count("WSCONNECT /ws/ping/") >= users, 30, "all users to connect")
+    stack.stop_instance(0, "hard")
+    outage_began = time.time()
+    wait_until(lambda: time.time() - outage_began > 3, 10, "a three-second outage")
+    stack.start_instance(0)
+    assert run.wait(60) == 1
+
+    summary = read_json(run_folder(tmp_path / "results") / "summary.json")["all"]
+    assert summary["connect_refused"] >= users  # every user noticed and retried
+    assert summary["connect_refused"] <= users * 5  # doubling from 0.5 s: about four tries in 3 s each
+    assert summary["connect_ok"] == 2 * users
