@@ -117,7 +117,7 @@ class Collector:
         """Write everything still pending (the run is over) and close the files."""
         if self.closed:
             return
-        last = max([*self.pending, self.next_second - 1, int(time.time()) - 1])
+        last = max([*self.pending, self.next_second - 1])
         self._write_until(last + 1)
         self.timeseries.close()
         self.endpoints.close()

@@ -1,7 +1,8 @@
 """Latency histograms that merge exactly, in the manner of HdrHistogram.
 
-Values are kept in microseconds at three significant digits (relative error under 0.1 %,
-as HdrHistogram's default); the true maximum is kept exactly. A per-second window is one
+Values are kept in microseconds at four significant decimal digits, so a reported
+percentile is at most 0.1 % above the true value (HdrHistogram's default precision);
+the true maximum is kept exactly. A per-second window is one
 histogram; a phase or a run is the merge of its seconds; a distributed run is the merge
 of its workers. Percentiles are never averaged.
 """
@@ -11,10 +12,10 @@ from collections import Counter
 
 
 def bucket_of(microseconds: int) -> int:
-    """The upper edge of the three-significant-digit bucket that holds the value."""
-    if microseconds < 1000:
+    """The upper edge of the four-significant-digit bucket that holds the value."""
+    if microseconds < 10_000:
         return microseconds
-    scale = 10 ** (len(str(microseconds)) - 3)
+    scale = 10 ** (len(str(microseconds)) - 4)
     return -(-microseconds // scale) * scale
 
 

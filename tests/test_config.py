@@ -73,3 +73,42 @@ def test_without_any_redis_server_the_error_says_how_to_get_one(monkeypatch, tmp
     with pytest.raises(StackError) as raised:
         find_redis_server()
     assert str(raised.value) == NO_REDIS_SERVER
+
+
+from load.config import LoadConfig, parse_paths, parse_targets  # noqa: E402
+
+
+def test_paths_take_weights():
+    assert parse_paths("/ws/ping/:3, /ws/room/lobby/") == (("/ws/ping/", 3), ("/ws/room/lobby/", 1))
+
+
+@pytest.mark.parametrize("text", ["", "ws/ping/", "/ws/ping/:x", "/ws/ping/:0"])
+def test_bad_paths_are_named(text):
+    with pytest.raises(ConfigError) as raised:
+        parse_paths(text)
+    assert raised.value.name == "paths"
+
+
+def test_an_http_url_is_refused_with_its_ws_spelling():
+    with pytest.raises(ConfigError) as raised:
+        parse_targets("https://staging.example:8443")
+    assert raised.value.as_option() == (
+        "--host 'https://staging.example:8443': websocket servers take ws:// or wss:// URLs, e.g. wss://staging.example:8443"
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ({"ping_rate": 0}, "ping_rate"),
+        ({"ping_jitter": 2}, "ping_jitter"),
+        ({"reconnect_min": 5, "reconnect_max": 1}, "reconnect_max"),
+        ({"paths": (("/ws/other/", 1),)}, "paths"),
+        ({"protocol": "template"}, "ping_template"),
+        ({"run_label": "a b"}, "run_label"),
+    ],
+)
+def test_load_config_rejects_bad_values_by_name(overrides, name):
+    with pytest.raises(ConfigError) as raised:
+        LoadConfig(targets=("ws://127.0.0.1:8000",), **overrides).validate()
+    assert raised.value.name == name

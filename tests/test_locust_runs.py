@@ -1,13 +1,18 @@
 """Headless Locust runs against real Daphne: files, honest numbers, restarts, distribution."""
 
+import json
+import signal
 import sqlite3
 import time
+import urllib.parse
+import urllib.request
 
 import pytest
 
 from load.collector import ENDPOINT_COLUMNS, TIMESERIES_COLUMNS
 from load.errors import PING_ERRORS
 from load.pingclient import PingSocket
+from load.procs import free_port
 from locustrun import LocustProcess, number, read_csv, read_json, run_folder
 from support import wait_until
 
@@ -173,3 +178,126 @@ def test_reconnects_back_off_instead_of_storming(start_stack, locust, tmp_path):
     assert summary["connect_refused"] >= users  # every user noticed and retried
     assert summary["connect_refused"] <= users * 5  # doubling from 0.5 s: about four tries in 3 s each
     assert summary["connect_ok"] == 2 * users
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--host", "ws://127.0.0.1:9", "--paths", "/ws/nope/"], "--paths '/ws/nope/': the target app serves"),
+        (["--host", "ws://127.0.0.1:9", "--ping-rate", "0"], "--ping-rate 0.0: must be a positive number"),
+        (["--host", "http://127.0.0.1:8000"], "--host 'http://127.0.0.1:8000': websocket servers take ws:// or wss:// URLs, e.g. ws://127.0.0.1:8000"),
+        (["--host", "ws://127.0.0.1:9"], "--host ws://127.0.0.1:9: nothing accepts connections at 127.0.0.1:9"),
+        (["--host", "ws://127.0.0.1:9", "--protocol", "template"], "--ping-template '': template mode needs"),
+        (["--stack", "remote"], "--stack 'remote': use --stack local"),
+        ([], "--host '': give --host ws://HOST:PORT"),
+    ],
+)
+def test_bad_options_stop_locust_with_one_line_and_exit_code_2(locust, tmp_path, options, says):
+    run = locust("--headless", "-u", "1", "-t", "5s", "--results-dir", str(tmp_path / "results"), *options)
+    assert run.wait(60) == 2
+    output = run.output()
+    errors = [line for line in output.splitlines() if line.startswith("locust: error:")]
+    assert len(errors) == 1 and says in errors[0], output[-2000:]
+    assert "Traceback" not in output
+
+
+def test_template_mode_matches_pongs_by_field_or_in_order(start_stack, locust, tmp_path):
+    """Staging mode against a server the suite did not start: here a plain Daphne on a port."""
+    stack = start_stack(daphne_count=1)
+    host = stack.instances[0].ws_url("")
+    template = '{"type": "ping", "seq": {seq}}'
+    by_field = locust(*headless(host, tmp_path / "field", "-u", "2", "-r", "2", "-t", "4s", "--protocol", "template",
+                                "--ping-template", template, "--pong-field", "seq", "--paths", "/anything/ws/ping/",
+                                "--ping-rate", "4"), name="by-field")
+    assert by_field.wait(60) == 1  # /anything/... is not routed: the handshake is rejected
+    in_order = locust(*headless(host, tmp_path / "order", "-u", "2", "-r", "2", "-t", "4s", "--protocol", "template",
+                                "--ping-template", template, "--paths", "/ws/ping/", "--ping-rate", "4"), name="in-order")
+    assert in_order.wait(60) == 0, in_order.output()[-2000:]
+    rejected = read_json(run_folder(tmp_path / "field") / "summary.json")["all"]
+    answered = read_json(run_folder(tmp_path / "order") / "summary.json")["all"]
+    assert rejected["handshake_rejected"] >= 2 and rejected["pongs"] == 0
+    assert answered["pongs"] >= 16 and answered["errors"] == 0
+
+
+def test_locust_conf_sets_our_options(start_stack, locust, tmp_path):
+    stack = start_stack(daphne_count=1)
+    conf = tmp_path / "chaos.conf"
+    conf.write_text(f"host = {stack.instances[0].ws_url('')}\npaths = /ws/ping/layer/\nping-rate = 3\nrun-label = fromconf\n")
+    run = locust("--config", str(conf), "--headless", "-u", "1", "-t", "3s", "--results-dir", str(tmp_path / "results"))
+    assert run.wait(60) == 0, run.output()[-2000:]
+    folder = run_folder(tmp_path / "results")
+    assert folder.name.endswith("-fromconf")
+    config = read_json(folder / "manifest.json")["config"]
+    assert config["ping_rate"] == 3.0 and config["paths"] == [["/ws/ping/layer/", 1]]
+
+
+def test_ctrl_c_stops_a_headless_run_cleanly_and_keeps_its_files(locust, tmp_path):
+    run = locust("--headless", "--stack", "local", "--stack-daphne", "1", "-u", "3", "-r", "3", "-t", "60s",
+                 "--paths", "/ws/ping/", "--ping-rate", "4", "--pong-timeout", "1", "--results-dir", str(tmp_path / "results"))
+    series = tmp_path / "results"
+    wait_until(lambda: run.note_descendants() or any(int(r["pongs"]) for p in series.glob("*/timeseries.csv") for r in read_csv(p)),
+               60, "pongs in the timeseries")
+    assert len(run.descendants) >= 2  # the Redis and Daphne of --stack local
+    run.child.process.send_signal(signal.SIGINT)
+    assert run.wait(30) in (0, 1)
+    folder = run_folder(series)
+    summary = read_json(folder / "summary.json")["all"]
+    assert summary["pongs"] > 0 and summary["pings"] == summary["pongs"] + summary["errors"] + summary["in_flight"]
+    run.stop()  # asserts the stack Locust started is gone too
+
+
+def test_a_sigkilled_run_leaves_valid_csv_and_no_stack(locust, tmp_path):
+    run = locust("--headless", "--stack", "local", "--stack-daphne", "1", "-u", "2", "-r", "2", "-t", "60s",
+                 "--paths", "/ws/ping/", "--ping-rate", "4", "--pong-timeout", "1", "--results-dir", str(tmp_path / "results"))
+    series = tmp_path / "results"
+
+    def rows_written():
+        run.note_descendants()
+        return sum(len(read_csv(p)) for p in series.glob("*/timeseries.csv")) >= 3
+
+    wait_until(rows_written, 60, "three rows in the timeseries")
+    assert len(run.descendants) >= 2  # the Redis and Daphne of --stack local
+    run.child.process.kill()
+    run.wait(10)
+    run.stop()  # the Redis and Daphne it started die with it (parent-death signal)
+
+    folder = run_folder(series)
+    lines = (folder / "timeseries.csv").read_text().splitlines()
+    rows = read_csv(folder / "timeseries.csv")
+    assert len(lines) == len(rows) + 1 and all(len(line.split(",")) == len(TIMESERIES_COLUMNS) for line in lines)
+    seconds = [int(r["epoch_s"]) for r in rows]
+    assert seconds == list(range(seconds[0], seconds[0] + len(seconds)))
+    assert read_json(folder / "manifest.json")["run_id"] == folder.name
+
+
+def test_the_web_ui_shows_our_options_and_a_run_started_there_writes_results(locust, tmp_path):
+    port = free_port()
+    run = locust("--stack", "local", "--stack-daphne", "1", "--web-host", "127.0.0.1", "--web-port", str(port),
+                 "--results-dir", str(tmp_path / "results"), "--pong-timeout", "1")
+    page = wait_until(lambda: http("GET", port, "/"), 60, "the web UI")
+    for option in ("ping_rate", "paths", "sleep_ms", "pong_timeout", "results_dir"):
+        assert f'"{option}"' in page
+    form = {"user_count": "2", "spawn_rate": "2", "host": "", "paths": "/ws/ping/layer/", "ping_rate": "5"}
+    assert json.loads(http("POST", port, "/swarm", form))["success"] is True
+    series = tmp_path / "results"
+    wait_until(lambda: any(int(r["pongs"]) for p in series.glob("*/timeseries.csv") for r in read_csv(p)), 60, "pongs")
+    run.note_descendants()
+    http("POST", port, "/stop", {})
+    folder = run_folder(series)
+    wait_until(lambda: (folder / "summary.json").exists(), 30, "the run to be written after Stop")
+    config = read_json(folder / "manifest.json")["config"]
+    assert config["ping_rate"] == 5.0 and config["paths"] == [["/ws/ping/layer/", 1]]
+    assert read_json(folder / "summary.json")["endpoints"]["/ws/ping/layer/"]["pongs"] > 0
+    run.child.process.send_signal(signal.SIGTERM)
+    assert run.wait(30) in (0, 1)
+    assert (folder / "locust_stats.csv").exists()
+
+
+def http(method: str, port: int, path: str, form: dict | None = None) -> str | None:
+    body = urllib.parse.urlencode(form).encode() if form is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read().decode()
+    except OSError:
+        return None
