@@ -40,8 +40,10 @@ OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
 def add_options(parser) -> None:
     for option, default, help_text, in_web_ui in OPTIONS:
         env_var = "LOCUST_" + option[2:].replace("-", "_").upper()
+        shown = f"{help_text} (default: {default})" if default != "" else help_text
         parser.add_argument(
-            option, type=type(default), default=default, help=help_text, env_var=env_var, include_in_web_ui=in_web_ui
+            option, type=type(default), default=default, help=shown, env_var=env_var, include_in_web_ui=in_web_ui,
+            metavar=type(default).__name__.upper(),
         )
 
 
