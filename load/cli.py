@@ -8,12 +8,13 @@ import argparse
 import signal
 import sys
 import time
-from datetime import datetime, timezone
+from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 
 from load.config import LAYERS, ConfigError, DaphneOptions, LayerOptions, StackConfig
-from load.eventlog import EventLog
 from load.demo import run_demo
+from load.eventlog import EventLog
 from load.pingclient import ROUTES
 from load.redisserver import StackError
 from load.stack import Stack
@@ -59,13 +60,7 @@ def stack_config(args: argparse.Namespace, run_dir: Path) -> StackConfig:
         daphne_count=args.daphne,
         asgi_threads=args.asgi_threads,
         redis_url=args.redis_url,
-        daphne=DaphneOptions(
-            application_close_timeout=args.application_close_timeout,
-            websocket_connect_timeout=args.websocket_connect_timeout,
-            websocket_timeout=args.websocket_timeout,
-            ping_interval=args.ping_interval,
-            ping_timeout=args.ping_timeout,
-        ),
+        daphne=DaphneOptions(**{f.name: getattr(args, f.name) for f in fields(DaphneOptions)}),
         app=LayerOptions(
             layer=args.layer,
             capacity=args.capacity,
@@ -80,7 +75,7 @@ def stack_config(args: argparse.Namespace, run_dir: Path) -> StackConfig:
 
 
 def new_run_dir(results_dir: Path, prefix: str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir, n = results_dir / f"{prefix}-{stamp}", 1
     while run_dir.exists():
         n += 1
@@ -89,7 +84,7 @@ def new_run_dir(results_dir: Path, prefix: str) -> Path:
 
 
 def print_event(event: dict) -> None:
-    clock = datetime.fromtimestamp(event["ts"], timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    clock = datetime.fromtimestamp(event["ts"], UTC).strftime("%H:%M:%S.%f")[:-3]
     who = f"{event['instance']} gen{event['generation']}" if "instance" in event else "stack"
     details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("ts", "event", "instance", "generation", "log"))
     print(f"{clock} {who:<16} {event['event']:<14} {details}", flush=True)

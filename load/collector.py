@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from load.errors import CLOSE_CODES, CONNECT_ERRORS, IN_FLIGHT, PING_ERRORS, PONG
@@ -39,7 +39,7 @@ class AppendOnlyCsv:
     def __init__(self, path: Path, columns: tuple[str, ...]):
         self.columns = columns
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        self.write_rows([dict(zip(columns, columns))])
+        self.write_rows([dict(zip(columns, columns, strict=True))])
 
     def write_rows(self, rows: list[dict]) -> None:
         if not rows:
@@ -140,7 +140,7 @@ class Collector:
 
     def _stamp(self, second: int) -> dict:
         return {
-            "time": datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "epoch_s": second,
             "elapsed_s": second - int(self.start),
             "phase": self.phase_at(second),

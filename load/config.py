@@ -131,7 +131,7 @@ def validate_redis_url(url: str) -> None:
     if parsed.scheme not in ("redis", "rediss", "unix") or not (parsed.hostname or parsed.path):
         raise ConfigError("redis_url", url, "expected redis://HOST:PORT/DB")
     try:
-        parsed.port
+        _ = parsed.port  # urllib raises here, not at urlparse, when the port is not a number
     except ValueError:
         raise ConfigError("redis_url", url, "the port is not a number") from None
 
@@ -174,7 +174,7 @@ def parse_targets(text: str) -> tuple[str, ...]:
         if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
             raise ConfigError("host", target, "expected ws://HOST:PORT or wss://HOST:PORT")
         try:
-            parsed.port
+            _ = parsed.port
         except ValueError:
             raise ConfigError("host", target, "the port is not a number") from None
     return targets

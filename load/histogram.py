@@ -64,7 +64,7 @@ class Histogram:
     def from_wire(cls, wire: list) -> "Histogram":
         hist = cls()
         hist.max_us, flat = wire[0], wire[1]
-        for value, count in zip(flat[::2], flat[1::2]):
+        for value, count in zip(flat[::2], flat[1::2], strict=True):
             hist.counts[value] += count
             hist.total += count
         return hist

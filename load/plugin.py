@@ -85,7 +85,7 @@ class SuitePlugin:
         self.is_worker = isinstance(environment.runner, WorkerRunner)
         self.is_master = isinstance(environment.runner, MasterRunner)
         self.stack: Stack | None = None
-        self.run: "RunRecorder | None" = None
+        self.run: RunRecorder | None = None
         self.sampler: gevent.Greenlet | None = None
         self.first_run_id = ""
         self.csv_writer = None

@@ -118,7 +118,7 @@ class Stack:
         """Stop every Daphne (graceful, bounded by kill_after), then Redis."""
         running = [i for i in self.instances if i.child is not None and i.child.alive()]
         records = stop_all([i.child for i in running], "graceful", self.config.kill_after, self._record_signal)
-        for instance, record in zip(running, records):
+        for instance, record in zip(running, records, strict=True):
             self._record_exit(instance, record)
         if self.redis is not None and self.redis.child is not None and self.redis.child.alive():
             record = self.redis.child.stop("hard")

@@ -25,8 +25,8 @@ from locust.exception import StopUser
 from load import errors
 from load.config import ConfigError, LoadConfig
 from load.errors import WsFailure
-from load.protocol import BROADCAST, ERROR, PONG, TargetAppCodec, TemplateCodec
 from load.options import load_config
+from load.protocol import BROADCAST, ERROR, PONG, TargetAppCodec, TemplateCodec
 from load.timeline import Timeline, timeline_for
 
 _user_numbers = itertools.count()

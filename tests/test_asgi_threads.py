@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-from conftest import stack_config
 
+from conftest import stack_config
 from load.config import LayerOptions
 from load.pingclient import PingSocket
 from load.stack import Stack, healthz

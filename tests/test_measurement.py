@@ -7,7 +7,8 @@ import random
 from load.collector import TIMESERIES_COLUMNS, Collector
 from load.errors import IN_FLIGHT, NOT_SENT_DISCONNECTED, PONG, PONG_TIMEOUT
 from load.histogram import Histogram
-from load.protocol import BROADCAST, ERROR, OTHER, PONG as PONG_REPLY, TargetAppCodec, TemplateCodec
+from load.protocol import BROADCAST, ERROR, OTHER, TargetAppCodec, TemplateCodec
+from load.protocol import PONG as PONG_REPLY
 from load.timeline import Timeline
 from locustrun import read_csv
 
