@@ -151,6 +151,16 @@ class Stack:
         self._spawn(instance)
         self._wait_ready(instance)
 
+    def set_asgi_threads(self, threads: int | None) -> None:
+        """ASGI_THREADS for every instance's next generation (None: unset); restart to apply."""
+        if threads is not None and (isinstance(threads, bool) or threads <= 0):
+            raise ConfigError("asgi_threads", threads, "must be a positive number (or unset)")
+        for instance in self.instances:
+            instance.env.pop("ASGI_THREADS", None)
+            if threads is not None:
+                instance.env["ASGI_THREADS"] = str(threads)
+        self._record("asgi_threads_set", threads=threads)
+
     # -- what the stack is -------------------------------------------------------------
 
     def ws_urls(self, path: str = "/ws/ping/") -> list[str]:

@@ -83,3 +83,15 @@ def test_sync_endpoint_stays_serial_whatever_asgi_threads_says(stacks_by_threads
     assert with_eight > PARALLEL * 0.8
     assert 0.7 < with_eight / with_one < 1.4
     assert with_eight / pool_eight > 3
+
+
+def test_set_asgi_threads_applies_to_the_next_generation(start_stack):
+    stack = start_stack(daphne_count=1, asgi_threads=2, app=LayerOptions(layer="memory"))
+    assert healthz(stack.instances[0].port)["executor_max_workers"] == 2
+    stack.set_asgi_threads(5)
+    assert healthz(stack.instances[0].port)["executor_max_workers"] == 2  # not before a restart
+    stack.restart(0, "graceful")
+    assert healthz(stack.instances[0].port)["executor_max_workers"] == 5
+    stack.set_asgi_threads(None)
+    stack.restart(0, "hard")
+    assert healthz(stack.instances[0].port)["asgi_threads"] is None
