@@ -225,3 +225,64 @@ class LoadConfig:
         if self.run_label and not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}", self.run_label):
             raise ConfigError("run_label", self.run_label, "use letters, digits, '.', '_' or '-' (it names a folder)")
         return self
+
+
+# -- chaos: what the controller does to the server during a run --------------------------
+
+RESTART_WHICH_HELP = "all (at once), rolling (one at a time, each waiting for ready) or an instance number"
+
+
+def parse_seconds_list(name: str, text: str) -> tuple[float, ...]:
+    """'20, 40.5' -> (20.0, 40.5): offsets in seconds from the start of the run."""
+    try:
+        values = tuple(float(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise ConfigError(name, text, "give seconds from the start of the run, comma-separated, e.g. 20,40") from None
+    if any(v < 0 for v in values):
+        raise ConfigError(name, text, "offsets cannot be negative")
+    return tuple(sorted(values))
+
+
+def parse_threads_steps(text: str) -> tuple[int | None, ...]:
+    """'1,4,8' or 'unset,4' -> (1, 4, 8) / (None, 4)."""
+    steps: list[int | None] = []
+    for part in filter(None, text.replace(" ", "").split(",")):
+        if part in ("unset", "default"):
+            steps.append(None)
+            continue
+        if not part.isdigit() or int(part) <= 0:
+            raise ConfigError("asgi_threads_steps", text, "positive whole numbers (or 'unset'), comma-separated, e.g. 1,4,8")
+        steps.append(int(part))
+    return tuple(steps)
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    """Restarts at offsets or every N seconds, an ASGI_THREADS staircase, Redis actions."""
+
+    restart_at: tuple[float, ...] = ()
+    restart_every: float = 0.0  # 0: no periodic restart
+    restart_mode: str = "graceful"
+    restart_which: str = "all"
+    asgi_threads_steps: tuple[int | None, ...] = ()
+    step_seconds: float = 0.0
+    redis_restart_at: tuple[float, ...] = ()
+    redis_flush_at: tuple[float, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.restart_at or self.restart_every or self.asgi_threads_steps or self.redis_restart_at or self.redis_flush_at)
+
+    def validate(self, instance_count: int | None = None) -> "ChaosPlan":
+        if self.restart_mode not in RESTART_MODES:
+            raise ConfigError("restart_mode", self.restart_mode, "choose graceful (SIGTERM, then SIGKILL after --kill-after) or hard (SIGKILL)")
+        which = self.restart_which
+        if which not in ("all", "rolling") and not which.isdigit():
+            raise ConfigError("restart_which", which, f"choose {RESTART_WHICH_HELP}")
+        if which.isdigit() and instance_count is not None and int(which) >= instance_count:
+            raise ConfigError("restart_which", which, f"there are {instance_count} instance(s), numbered from 0")
+        if self.restart_every < 0:
+            raise ConfigError("restart_every", self.restart_every, "seconds between restarts, or 0 for none")
+        if self.asgi_threads_steps and self.step_seconds <= 0:
+            raise ConfigError("step_seconds", self.step_seconds, "an ASGI_THREADS staircase needs the seconds each step lasts")
+        return self

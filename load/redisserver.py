@@ -50,25 +50,35 @@ class LocalRedis:
         self.ready_timeout = ready_timeout
         self.child: Child | None = None
         self.port = 0
+        self.pids: list[int] = []
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "LocalRedis":
-        executable = find_redis_server()
         for _attempt in range(3):  # a free port can be taken between our probe and redis' bind
             self.port = free_port()
-            argv = [
-                executable, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.log_dir),
-            ]
-            self.child = Child("redis", argv, {}, self.log_dir / "redis.log", self.cwd).start()
-            if self._wait_ready():
+            if self._launch():
                 return self
             if "Address already in use" not in self.child.log_tail():
                 break
         raise StackError(f"redis-server did not answer PING on port {self.port}:\n{self.child.log_tail()}")
+
+    def restart(self) -> None:
+        """SIGKILL and start again on the same port: clients see the connection drop, data is gone."""
+        self.child.stop("hard")
+        if not self._launch():
+            raise StackError(f"redis-server did not come back on port {self.port}:\n{self.child.log_tail()}")
+
+    def _launch(self) -> bool:
+        argv = [
+            find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self.log_dir),
+        ]
+        self.child = Child("redis", argv, {}, self.log_dir / "redis.log", self.cwd).start()
+        self.pids.append(self.child.pid)
+        return self._wait_ready()
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + self.ready_timeout

@@ -126,13 +126,37 @@ class Stack:
 
     def restart(self, index: int, mode: str = "graceful") -> RestartOutcome:
         """Stop one instance (graceful: SIGTERM, SIGKILL after kill_after; hard: SIGKILL) and start its next generation."""
-        instance = self.instances[index]
-        self._record("restart_begin", instance, mode=mode)
-        record = self.stop_instance(index, mode)
-        self.start_instance(index)
-        down = time.time() - record.signal_sent_at
-        self._record("restart_done", instance, mode=mode, down_seconds=round(down, 3))
-        return RestartOutcome(instance.name, mode, record, down, instance.child.pid, instance.generation)
+        return self.restart_together([index], mode)[0]
+
+    def restart_together(self, indices: list[int], mode: str = "graceful") -> list[RestartOutcome]:
+        """Restart several instances at once, as a deploy without rolling does: all go down together."""
+        if mode not in RESTART_MODES:
+            raise ConfigError("mode", mode, "choose graceful or hard")
+        chosen = [self.instances[i] for i in indices]
+        for instance in chosen:
+            self._record("restart_begin", instance, mode=mode)
+        records = stop_all([i.child for i in chosen], mode, self.config.kill_after, self._record_signal)
+        for instance, record in zip(chosen, records, strict=True):
+            self._record_exit(instance, record)
+            self._spawn(instance)
+        outcomes = []
+        for instance, record in zip(chosen, records, strict=True):
+            self._wait_ready(instance)
+            down = time.time() - record.signal_sent_at
+            self._record("restart_done", instance, mode=mode, down_seconds=round(down, 3))
+            outcomes.append(RestartOutcome(instance.name, mode, record, down, instance.child.pid, instance.generation))
+        return outcomes
+
+    def restart_redis(self) -> float:
+        """SIGKILL our Redis and start it again on the same port, empty; returns seconds down."""
+        if self.redis is None:
+            raise StackError("this stack does not run its own Redis (it was given --redis-url)")
+        self._record("redis_restart_begin", pid=self.redis.child.pid)
+        began = time.time()
+        self.redis.restart()
+        down = time.time() - began
+        self._record("redis_restart_done", pid=self.redis.child.pid, down_seconds=round(down, 3))
+        return down
 
     def stop_instance(self, index: int, mode: str = "graceful") -> ExitRecord:
         """Take one instance down and leave it down (an outage); start_instance brings it back."""
@@ -169,9 +193,19 @@ class Stack:
     def pids(self) -> list[int]:
         """Every process this stack ever started, all generations, Redis included."""
         pids = [pid for instance in self.instances for pid in instance.pids]
-        if self.redis is not None and self.redis.child is not None and self.redis.child.process:
-            pids.append(self.redis.child.pid)
+        if self.redis is not None:
+            pids.extend(self.redis.pids)
         return pids
+
+    def live_prefixes(self) -> set[str]:
+        """The channel-layer process prefixes of the instances that answer /healthz now."""
+        prefixes = set()
+        for instance in self.instances:
+            if instance.port and instance.child is not None and instance.child.alive():
+                prefix = (healthz(instance.port) or {}).get("layer_prefix")
+                if prefix:
+                    prefixes.add(prefix)
+        return prefixes
 
     def status(self) -> list[dict]:
         return [

@@ -9,8 +9,20 @@ import asyncio
 import json
 import os
 
+from channels.layers import get_channel_layer
+
 from target_app import inflight
 from target_app.pingframes import INSTANCE
+
+
+def layer_prefix() -> str | None:
+    """This process's channels_redis client prefix: its members are `specific.<prefix>!...`.
+
+    A Redis probe compares group members' prefixes with the live processes' to count the
+    members that dead processes left behind (FM-5).
+    """
+    layer = get_channel_layer()
+    return getattr(layer, "client_prefix", None)
 
 
 def health() -> dict:
@@ -23,6 +35,7 @@ def health() -> dict:
         "executor_max_workers": getattr(executor, "_max_workers", None),
         "channel_layer": os.environ.get("CHANNEL_LAYER", "redis"),
         "inflight": inflight.current(),
+        "layer_prefix": layer_prefix(),
     }
 
 
