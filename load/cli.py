@@ -5,6 +5,7 @@ or our tooling is wrong (always one line on stderr, never a traceback).
 """
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -12,9 +13,10 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+from load.agent import AgentConfig, run_agent
 from load.config import LAYERS, ConfigError, DaphneOptions, LayerOptions, StackConfig
 from load.demo import run_demo
-from load.eventlog import EventLog
+from load.eventlog import EventLog, format_event
 from load.pingclient import ROUTES
 from load.redisserver import StackError
 from load.stack import Stack
@@ -38,6 +40,7 @@ def add_stack_options(parser: argparse.ArgumentParser, daphne_default: int) -> N
     group.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
     group.add_argument("--kill-after", type=float, default=10.0, help="seconds from SIGTERM to SIGKILL when stopping (default %(default)s)")
     group.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for each process to be ready (default %(default)s)")
+    group.add_argument("--daphne-bind", default="127.0.0.1", help="address Daphne listens on (default %(default)s; 0.0.0.0 for load from other hosts)")
     app = parser.add_argument_group("target app (channel layer)")
     app.add_argument("--layer", choices=LAYERS, default=layer.layer, help="channel layer (default %(default)s)")
     app.add_argument("--capacity", type=int, default=layer.capacity, help="channels_redis capacity (default %(default)s)")
@@ -71,6 +74,7 @@ def stack_config(args: argparse.Namespace, run_dir: Path) -> StackConfig:
         kill_after=args.kill_after,
         ready_timeout=args.ready_timeout,
         log_dir=run_dir / "server",
+        daphne_bind=args.daphne_bind,
     ).validate()
 
 
@@ -84,10 +88,7 @@ def new_run_dir(results_dir: Path, prefix: str) -> Path:
 
 
 def print_event(event: dict) -> None:
-    clock = datetime.fromtimestamp(event["ts"], UTC).strftime("%H:%M:%S.%f")[:-3]
-    who = f"{event['instance']} gen{event['generation']}" if "instance" in event else "stack"
-    details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("ts", "event", "instance", "generation", "log"))
-    print(f"{clock} {who:<16} {event['event']:<14} {details}", flush=True)
+    print(format_event(event), flush=True)
 
 
 def run_stack_up(args: argparse.Namespace) -> int:
@@ -121,9 +122,11 @@ def watch_until_interrupted(stack: Stack) -> None:
 
 
 def add_demo_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--users", type=int, default=20, help="websocket users (default %(default)s)")
+    parser.add_argument("--users", type=int, default=24, help="websocket users (default %(default)s)")
     parser.add_argument("--run-time", type=int, default=60, help="seconds of load (default %(default)s)")
-    parser.add_argument("--ping-rate", type=float, default=2.0, help="pings per second per user (default %(default)s)")
+    parser.add_argument("--ping-rate", type=float, default=1.0, help="pings per second per user (default %(default)s)")
+    parser.add_argument("--restart-every", type=float, default=20.0, help="seconds between restarts of every Daphne, 0 for none (default %(default)s)")
+    parser.add_argument("--restart-mode", choices=("graceful", "hard"), default="graceful", help="SIGTERM then SIGKILL, or SIGKILL (default %(default)s)")
     parser.add_argument("--daphne", type=int, default=2, help="Daphne instances (default %(default)s)")
     parser.add_argument("--asgi-threads", type=int, default=0, help="ASGI_THREADS for Daphne (default: unset)")
     parser.add_argument("--redis-socket-timeout", default="", help="the target app's redis-py socket_timeout (default: library's)")
@@ -134,6 +137,8 @@ def check_demo_args(args: argparse.Namespace) -> argparse.Namespace:
     for name in ("users", "run_time", "ping_rate"):
         if getattr(args, name) <= 0:
             raise ConfigError(name, getattr(args, name), "must be a positive number")
+    if args.restart_every < 0:
+        raise ConfigError("restart_every", args.restart_every, "seconds between restarts, or 0 for none")
     StackConfig(
         daphne_count=args.daphne, asgi_threads=args.asgi_threads or None,
         app=LayerOptions(redis_socket_timeout=args.redis_socket_timeout or None),
@@ -152,7 +157,19 @@ def build_parser() -> OneLineParser:
     up = actions.add_parser("up", help="start Redis and N Daphne instances; Ctrl-C stops everything")
     add_stack_options(up, daphne_default=1)
     up.set_defaults(run=run_stack_up)
+    agent = commands.add_parser("agent", help="supervise Daphne here and serve the control API a chaos controller uses")
+    add_stack_options(agent, daphne_default=1)
+    agent.add_argument("--token", default=os.environ.get("LOAD_AGENT_TOKEN", ""),
+                       help="the bearer token every request must carry, 16+ characters (default: $LOAD_AGENT_TOKEN, which keeps it out of ps)")
+    agent.add_argument("--bind", default="127.0.0.1", help="address the API listens on (default %(default)s)")
+    agent.add_argument("--port", type=int, default=8700, help="port of the API (default %(default)s; 0: any free port)")
+    agent.set_defaults(run=run_agent_command)
     return parser
+
+
+def run_agent_command(args: argparse.Namespace) -> int:
+    config = stack_config(args, new_run_dir(args.results_dir, "agent"))
+    return run_agent(config, AgentConfig(args.token, args.bind, args.port))
 
 
 def _exit_on_signal(signum: int, _frame) -> None:

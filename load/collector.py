@@ -14,22 +14,32 @@ import io
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from load.errors import CLOSE_CODES, CONNECT_ERRORS, IN_FLIGHT, PING_ERRORS, PONG
+from load.redisprobe import COLUMNS as REDIS_COLUMNS
+from load.redisprobe import Sample
+from load.serverlog import COLUMNS as SERVER_COLUMNS
 from load.timeline import EndpointWindow, Window, windows_from_wire
 
 COUNT_COLUMNS = (
     "pings", "sent", "pongs", IN_FLIGHT, "errors", *PING_ERRORS,
     "connects", "connect_ok", *CONNECT_ERRORS,
-    "closes", *(f"close_{code}" for code in CLOSE_CODES), "close_other",
+    "closes", *(f"close_{code}" for code in CLOSE_CODES), "close_other", "client_closes",
     "broadcasts", "missed_broadcasts", "late_sends",
 )
 LATENCY_COLUMNS = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "service_p50_ms", "service_p99_ms")
 TIME_COLUMNS = ("time", "epoch_s", "elapsed_s", "phase")
-TIMESERIES_COLUMNS = (*TIME_COLUMNS, "users", "connections", *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], "send_lag_max_ms")
+TIMESERIES_COLUMNS = (
+    *TIME_COLUMNS, "users", "connections", *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], "send_lag_max_ms",
+    *SERVER_COLUMNS, *REDIS_COLUMNS,
+)
+GROUP_COLUMNS = ("time", "epoch_s", "elapsed_s", "group", "members", "stale_members")
+# What the recovery analysis needs of each written second; the rest stays on disk only.
+HISTORY_COLUMNS = ("epoch_s", "pings", "pongs", "errors", "closes", *CONNECT_ERRORS, *SERVER_COLUMNS, "stale_members")
 ENDPOINT_COLUMNS = (*TIME_COLUMNS, "endpoint", *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], "send_lag_max_ms")
 
 
@@ -90,10 +100,15 @@ class Collector:
         self.next_second = int(start)
         self.pending: dict[int, Window] = {}
         self.users: dict[int, int] = {}
+        self.server: dict[int, Counter] = {}
+        self.server_totals: Counter = Counter()
+        self.redis: dict[int, Sample] = {}
+        self.history: list[dict] = []
         self.totals: dict[str, EndpointWindow] = {}
         self.late_windows = 0  # data for seconds already written; kept in the totals
         self.timeseries = AppendOnlyCsv(run_dir / "timeseries.csv", TIMESERIES_COLUMNS)
         self.endpoints = AppendOnlyCsv(run_dir / "endpoints.csv", ENDPOINT_COLUMNS)
+        self.groups = AppendOnlyCsv(run_dir / "groups.csv", GROUP_COLUMNS)
         self.closed = False
 
     def merge(self, wire: dict[str, dict]) -> None:
@@ -108,6 +123,17 @@ class Collector:
     def record_users(self, ts: float, users: int) -> None:
         self.users[int(ts)] = users
 
+    def record_server(self, windows: dict[int, Counter]) -> None:
+        """Server log signatures per second (load.serverlog); late ones count in the totals only."""
+        for second, counts in windows.items():
+            self.server_totals.update(counts)
+            if second >= self.next_second:
+                self.server.setdefault(second, Counter()).update(counts)
+
+    def record_redis(self, ts: float, sample: Sample) -> None:
+        if sample.figures:
+            self.redis[int(ts)] = sample
+
     def flush(self, now: float | None = None) -> list[dict]:
         """Write every second that can no longer change; returns the timeseries rows written."""
         until = int((now if now is not None else time.time()) - self.lag_s)
@@ -117,25 +143,33 @@ class Collector:
         """Write everything still pending (the run is over) and close the files."""
         if self.closed:
             return
-        last = max([*self.pending, self.next_second - 1])
+        last = max([*self.pending, *self.server, *self.redis, self.next_second - 1])
         self._write_until(last + 1)
-        self.timeseries.close()
-        self.endpoints.close()
+        for table in (self.timeseries, self.endpoints, self.groups):
+            table.close()
         self.closed = True
 
     def _write_until(self, until: int) -> list[dict]:
-        series, per_endpoint = [], []
+        series, per_endpoint, groups = [], [], []
         for second in range(self.next_second, until):
             window = self.pending.pop(second, Window())
             stamp = self._stamp(second)
             row = {**stamp, **figures(merged(list(window.endpoints.values())))}
             row.update(users=self.users.pop(second, ""), connections=window.gauges.get("connections", 0))
+            server = self.server.pop(second, Counter())
+            row.update({column: server.get(column, 0) for column in SERVER_COLUMNS})
+            sample = self.redis.pop(second, None)
+            if sample is not None:
+                row.update(sample.figures)
+                groups += [{**stamp, "group": g, "members": m, "stale_members": st} for g, (m, st) in sorted(sample.groups.items())]
             series.append(row)
+            self.history.append({column: row.get(column, "") for column in HISTORY_COLUMNS})
             for path in sorted(window.endpoints):
                 per_endpoint.append({**stamp, "endpoint": path, **figures(window.endpoints[path])})
         self.next_second = max(self.next_second, until)
         self.timeseries.write_rows(series)
         self.endpoints.write_rows(per_endpoint)
+        self.groups.write_rows(groups)
         return series
 
     def _stamp(self, second: int) -> dict:
@@ -149,7 +183,8 @@ class Collector:
     def summary(self) -> dict:
         endpoints = {path: figures(window) for path, window in sorted(self.totals.items())}
         overall = figures(merged(list(self.totals.values())))
-        return {"all": overall, "endpoints": endpoints, "late_windows": self.late_windows}
+        server = {column: self.server_totals.get(column, 0) for column in SERVER_COLUMNS}
+        return {"all": overall, "endpoints": endpoints, "server": server, "late_windows": self.late_windows}
 
 
 def write_json(path: Path, body: dict) -> None:

@@ -7,7 +7,7 @@ the CLI prints that line and exits with code 2.
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 LAYERS = ("redis", "redis-pubsub", "memory")
 RESTART_MODES = ("graceful", "hard")
@@ -112,6 +112,8 @@ class StackConfig:
     kill_after: float = 10.0
     ready_timeout: float = 60.0
     log_dir: Path = Path("results/stack/server")
+    # Where Daphne listens; an agent's host binds 0.0.0.0 so load can come from elsewhere.
+    daphne_bind: str = "127.0.0.1"
 
     def validate(self) -> "StackConfig":
         if isinstance(self.daphne_count, bool) or not 1 <= self.daphne_count <= 64:
@@ -147,21 +149,40 @@ TARGET_ROUTES = (
 TARGET_ROUTE_HELP = "/ws/ping/, /ws/ping/sync/, /ws/ping/pool/, /ws/ping/db/, /ws/ping/layer/ or /ws/room/NAME/"
 
 
+PATH_KNOBS = ("sleep_ms", "work_ms", "payload_bytes")
+
+
 def parse_paths(text: str) -> tuple[tuple[str, int], ...]:
-    """'/ws/ping/:3,/ws/room/lobby/' -> (('/ws/ping/', 3), ('/ws/room/lobby/', 1))."""
+    """'/ws/ping/:3,/ws/ping/?sleep_ms=20000:1' -> (('/ws/ping/', 3), ('/ws/ping/?sleep_ms=20000', 1)).
+
+    A query string stays part of the URL (a staging server may want a token there); in
+    target mode its sleep_ms, work_ms and payload_bytes set that path's ping knobs.
+    """
     paths = []
     for item in filter(None, (part.strip() for part in text.split(","))):
-        path, _, weight = item.partition(":")
-        try:
-            count = int(weight) if weight else 1
-        except ValueError:
-            raise ConfigError("paths", item, "write PATH or PATH:WEIGHT with a whole-number weight") from None
+        path, _, weight = item.rpartition(":") if re.search(r":\d*$", item) else (item, "", "")
+        count = int(weight) if weight else 1
         if count <= 0 or not path.startswith("/"):
-            raise ConfigError("paths", item, "paths start with / and weights are positive")
+            raise ConfigError("paths", item, "write PATH or PATH:WEIGHT; paths start with / and weights are positive")
+        for key, value in path_knobs(path).items():
+            if value < 0:
+                raise ConfigError("paths", item, f"{key} must be zero or more")
         paths.append((path, count))
     if not paths:
         raise ConfigError("paths", text, f"name at least one websocket path, e.g. {TARGET_ROUTE_HELP}")
     return tuple(paths)
+
+
+def path_knobs(path: str) -> dict[str, float]:
+    """The ping knobs in a path's query string: '/ws/ping/?sleep_ms=200' -> {'sleep_ms': 200.0}."""
+    knobs = {}
+    for key, values in parse_qs(urlparse(path).query).items():
+        if key in PATH_KNOBS:
+            try:
+                knobs[key] = float(values[-1])
+            except ValueError:
+                raise ConfigError("paths", path, f"{key} must be a number") from None
+    return knobs
 
 
 def parse_targets(text: str) -> tuple[str, ...]:
@@ -195,6 +216,7 @@ class LoadConfig:
     connect_timeout: float = 5.0
     reconnect_min: float = 0.5
     reconnect_max: float = 10.0
+    reconnect_on_timeout: bool = False  # a pong timeout ends the socket, as heartbeat clients do
     protocol: str = "target"
     ping_template: str = ""
     pong_field: str = ""
@@ -220,7 +242,7 @@ class LoadConfig:
             raise ConfigError("ping_template", self.ping_template, "template mode needs a --ping-template containing {seq}")
         if self.protocol == "target":
             for path, _weight in self.paths:
-                if not any(route.match(path) for route in TARGET_ROUTES):
+                if not any(route.match(urlparse(path).path) for route in TARGET_ROUTES):
                     raise ConfigError("paths", path, f"the target app serves {TARGET_ROUTE_HELP}")
         if self.run_label and not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}", self.run_label):
             raise ConfigError("run_label", self.run_label, "use letters, digits, '.', '_' or '-' (it names a folder)")

@@ -161,6 +161,9 @@ class Controller:
         self.started = started
         self.phases: list[tuple[float, str]] = [(started, "run")]
         self.failures = 0
+        self.stopped = False  # set at test_stop: no new action starts
+        self.busy = False  # an action is under way
+        self.completed: list[tuple[dict, dict]] = []  # (action_begin, action_done or action_failed)
 
     def phase_at(self, second: int) -> str:
         """The phase in force for most of that second (the last one begun before its middle)."""
@@ -176,22 +179,30 @@ class Controller:
             delay = self.started + action.at - time.time()
             if delay > 0:
                 sleep(delay)
-            self.perform(action)
+            if self.stopped:
+                return
+            self.busy = True
+            try:
+                self.perform(action)
+            finally:
+                self.busy = False
 
     def perform(self, action: Action) -> None:
         fields = {"action": action.kind, "at_s": action.at}
         if action.kind == "asgi_threads":
             fields["threads"] = action.value
             self.phases.append((time.time(), phase_name(action.value)))
-        self.record({"ts": time.time(), "event": "action_begin", **fields})
+        begin = {"ts": time.time(), "event": "action_begin", **fields}
+        self.record(begin)
         try:
-            outcome = self._carry_out(action)
+            end = {"event": "action_done", **fields, "outcome": self._carry_out(action)}
         except Exception as exc:  # a failed action is data, not the end of the run
             self.failures += 1
             logger.warning("chaos action %s at %gs failed: %s", action.kind, action.at, exc)
-            self.record({"ts": time.time(), "event": "action_failed", **fields, "error": str(exc)})
-            return
-        self.record({"ts": time.time(), "event": "action_done", **fields, "outcome": outcome})
+            end = {"event": "action_failed", **fields, "error": str(exc)}
+        end["ts"] = time.time()
+        self.record(end)
+        self.completed.append((begin, end))
 
     def _carry_out(self, action: Action):
         if action.kind == "restart":

@@ -1,8 +1,12 @@
-"""`python -m load demo`: the embedded default run.
+"""`python -m load demo`: the embedded default run, the seed's scenario.
 
-A local stack (Redis and Daphne), a headless Locust run over several endpoints of the
-target app, results/<run-id>/, and a summary table. Locust runs as a supervised child
-process (its own log in the run folder), so gevent never enters this process.
+A local stack (Redis and two Daphne); websocket users on /ws/ping/, some of whose pings
+sleep 30 s in the consumer (the seed's reproduction) and who, like heartbeat clients,
+give up on a socket whose pong is 5 s late; users in a room; and Daphne restarted every
+20 s while those consumers sleep. The summary shows the kills Daphne logged, the group
+members each restart leaks into Redis, the error spikes and the recovery time of each
+restart. Locust runs as a supervised child process (its log in the run folder), so
+gevent never enters this process.
 """
 
 import argparse
@@ -15,7 +19,7 @@ from load.procs import Child
 from load.stack import REPO_ROOT
 from load.summary_table import format_summary
 
-DEMO_PATHS = "/ws/ping/:4,/ws/ping/sync/:1,/ws/ping/pool/:1,/ws/ping/db/:1,/ws/ping/layer/:1,/ws/room/demo/:2"
+DEMO_PATHS = "/ws/ping/:3,/ws/ping/?sleep_ms=30000:1,/ws/room/demo/:2,/ws/ping/layer/:1"
 
 
 def locust_argv(args: argparse.Namespace, run_id: str) -> list[str]:
@@ -24,7 +28,8 @@ def locust_argv(args: argparse.Namespace, run_id: str) -> list[str]:
         sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "locustfile.py"), "--headless",
         "--stack", "local", "--stack-daphne", str(args.daphne),
         "-u", str(args.users), "-r", str(args.users), "-t", f"{args.run_time}s",
-        "--paths", DEMO_PATHS, "--ping-rate", str(args.ping_rate), "--work-ms", "5",
+        "--paths", DEMO_PATHS, "--ping-rate", str(args.ping_rate), "--pong-timeout", "5", "--reconnect-on-timeout",
+        "--restart-every", str(args.restart_every), "--restart-mode", args.restart_mode,
         "--results-dir", str(args.results_dir), "--run-id", run_id,
         "--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust_report.html"),
         "--only-summary",
@@ -40,9 +45,10 @@ def run_demo(args: argparse.Namespace) -> int:
     run_id = time.strftime("demo-%Y%m%d-%H%M%S", time.gmtime())
     run_dir = Path(args.results_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    restarts = f"a {args.restart_mode} restart of every Daphne each {args.restart_every:g} s" if args.restart_every else "no restarts"
     print(
         f"{args.users} websocket users, {args.ping_rate:g} pings/s each, for {args.run_time:g} s against a local stack "
-        f"(Redis + {args.daphne} Daphne) over {DEMO_PATHS.count(',') + 1} endpoints\nresults: {run_dir}",
+        f"(Redis + {args.daphne} Daphne), {restarts}\npaths {DEMO_PATHS}\nresults: {run_dir}",
         flush=True,
     )
     locust = Child("locust", locust_argv(args, run_id), None, run_dir / "locust.log", REPO_ROOT).start()
@@ -61,4 +67,5 @@ def run_demo(args: argparse.Namespace) -> int:
     print(format_summary(json.loads(summary_path.read_text())))
     print(f"\nper-second series: {run_dir / 'timeseries.csv'} (all endpoints), {run_dir / 'endpoints.csv'} (each)")
     print(f"Locust's own report: {run_dir / 'locust_report.html'}; its log: {locust.log_path}")
-    return locust.process.returncode if finished else 1
+    # The demo exists to show failures: finished with a summary is success here.
+    return 0 if finished else 1

@@ -5,11 +5,20 @@ variables (`LOCUST_PING_RATE=5`) and the web UI form. Defaults have the type of 
 the web UI casts what is typed with `type(default)`.
 """
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from load.config import ConfigError, LoadConfig, parse_paths, parse_targets
+from load.config import (
+    ChaosPlan,
+    ConfigError,
+    LoadConfig,
+    parse_paths,
+    parse_seconds_list,
+    parse_targets,
+    parse_threads_steps,
+)
 
 # (option, default, help, shown in the web UI)
 OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
@@ -24,6 +33,7 @@ OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
     ("--connect-timeout", 5.0, "seconds a websocket connect (TCP + handshake) may take", True),
     ("--reconnect-min", 0.5, "first reconnect delay in seconds; doubles per failure, with jitter", True),
     ("--reconnect-max", 10.0, "cap of the reconnect delay in seconds", True),
+    ("--reconnect-on-timeout", False, "treat a pong timeout as a dead socket: close it and reconnect, as heartbeat clients do", True),
     ("--protocol", "target", "target (the target app's JSON pings) or template (your server)", True),
     ("--ping-template", "", "template mode: the ping text, with {seq} where the sequence number goes", True),
     ("--pong-field", "", "template mode: JSON field of the reply that holds the seq (empty: replies match pings in order)", True),
@@ -34,16 +44,41 @@ OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
     ("--stack-daphne", 2, "with --stack local: number of Daphne instances", False),
     ("--asgi-threads", 0, "with --stack local: ASGI_THREADS for Daphne (0: unset)", False),
     ("--redis-socket-timeout", "", "with --stack local: redis-py socket_timeout of the target app ('' library default, 'none', or seconds)", False),
+    ("--kill-after", 10.0, "with --stack local: seconds from SIGTERM to SIGKILL in a graceful restart", False),
+    # the chaos plan
+    ("--restart-at", "", "restart Daphne at these seconds into the run, comma-separated", True),
+    ("--restart-every", 0.0, "restart Daphne every N seconds (0: never)", True),
+    ("--restart-mode", "graceful", "graceful (SIGTERM, SIGKILL after --kill-after) or hard (SIGKILL)", True),
+    ("--restart-which", "all", "all (at once), rolling (one at a time, each waiting for ready) or an instance number", True),
+    ("--asgi-threads-steps", "", "ASGI_THREADS staircase, e.g. 1,4,8 ('unset' for Daphne's default); each step restarts Daphne", True),
+    ("--step-seconds", 0.0, "seconds each ASGI_THREADS step lasts", True),
+    ("--redis-restart-at", "", "restart Redis at these seconds into the run (local stack or agent)", True),
+    ("--redis-flush-at", "", "FLUSHDB the channel layer's Redis at these seconds (the workaround of channels_redis #81)", True),
+    ("--chaos-plan", "", "a TOML file with a [chaos] table of the options above (restart_at = [20, 40], ...)", True),
+    # where the plan is carried out, for servers the suite did not start
+    ("--agent-url", "", "a `python -m load agent` on the server host: http://HOST:PORT", True),
+    ("--agent-token", "", "the agent's token", True),
+    ("--restart-cmd", "", "a shell command that restarts instance {instance} (mode {mode}), e.g. 'ssh app1 sudo systemctl restart daphne@{instance}'", True),
+    ("--hook-instances", 1, "how many instances --restart-cmd addresses (0 .. N-1)", True),
+    ("--hook-timeout", 60.0, "seconds a --restart-cmd may take before it is killed and counted as failed", True),
+    # what the server says, for servers the suite did not start
+    ("--redis-probe-url", "", "the channel layer's Redis to sample each second (default: the local stack's)", True),
+    ("--server-log", "", "Daphne log file(s) to follow, a glob (default: the local stack's logs)", True),
+    ("--server-log-cmd", "", "a command whose output is Daphne's log, e.g. 'ssh app1 journalctl -fu daphne'", True),
 )
+SECRET_OPTIONS = {"--agent-token"}
 
 
 def add_options(parser) -> None:
     for option, default, help_text, in_web_ui in OPTIONS:
         env_var = "LOCUST_" + option[2:].replace("-", "_").upper()
         shown = f"{help_text} (default: {default})" if default != "" else help_text
+        common = {"default": default, "help": shown, "env_var": env_var, "include_in_web_ui": in_web_ui}
+        if isinstance(default, bool):  # a checkbox in the web UI, a flag on the command line
+            parser.add_argument(option, action="store_true", **common)
+            continue
         parser.add_argument(
-            option, type=type(default), default=default, help=shown, env_var=env_var, include_in_web_ui=in_web_ui,
-            metavar=type(default).__name__.upper(),
+            option, type=type(default), metavar=type(default).__name__.upper(), is_secret=option in SECRET_OPTIONS, **common
         )
 
 
@@ -62,6 +97,7 @@ def config_from_options(options: Any, host: str | None) -> LoadConfig:
         connect_timeout=options.connect_timeout,
         reconnect_min=options.reconnect_min,
         reconnect_max=options.reconnect_max,
+        reconnect_on_timeout=options.reconnect_on_timeout,
         protocol=options.protocol,
         ping_template=options.ping_template,
         pong_field=options.pong_field,
@@ -98,3 +134,41 @@ def load_config(environment: Any) -> LoadConfig:
     if run.error is not None:
         raise run.error
     return run.config
+
+
+PLAN_KEYS = ("restart_at", "restart_every", "restart_mode", "restart_which", "asgi_threads_steps", "step_seconds",
+             "redis_restart_at", "redis_flush_at")
+
+
+def plan_from_options(options: Any) -> ChaosPlan:
+    """The chaos plan: options as given, filled in from --chaos-plan's [chaos] table."""
+    values = {key: getattr(options, key) for key in PLAN_KEYS}
+    if options.chaos_plan:
+        defaults = {option[2:].replace("-", "_"): default for option, default, _help, _ui in OPTIONS}
+        for key, value in read_plan_file(options.chaos_plan).items():
+            if values[key] == defaults[key]:
+                values[key] = ",".join(map(str, value)) if isinstance(value, list) else value
+    return ChaosPlan(
+        restart_at=parse_seconds_list("restart_at", str(values["restart_at"])),
+        restart_every=float(values["restart_every"]),
+        restart_mode=values["restart_mode"],
+        restart_which=str(values["restart_which"]),
+        asgi_threads_steps=parse_threads_steps(str(values["asgi_threads_steps"])),
+        step_seconds=float(values["step_seconds"]),
+        redis_restart_at=parse_seconds_list("redis_restart_at", str(values["redis_restart_at"])),
+        redis_flush_at=parse_seconds_list("redis_flush_at", str(values["redis_flush_at"])),
+    ).validate()
+
+
+def read_plan_file(path: str) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            table = tomllib.load(handle).get("chaos", {})
+    except OSError as exc:
+        raise ConfigError("chaos_plan", path, f"cannot read it ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("chaos_plan", path, f"not valid TOML: {exc}") from None
+    unknown = sorted(set(table) - set(PLAN_KEYS))
+    if unknown:
+        raise ConfigError("chaos_plan", path, f"unknown key(s) {', '.join(unknown)} in [chaos]; known: {', '.join(PLAN_KEYS)}")
+    return table

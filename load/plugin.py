@@ -8,7 +8,9 @@ run is whole: on the master or the local runner.
 Importing this module registers the listeners; locustfile.py does that.
 """
 
+import glob
 import logging
+import shlex
 import socket
 import sys
 import time
@@ -22,11 +24,15 @@ import psutil
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from load.collector import Collector, write_json
-from load.config import ConfigError, LayerOptions, StackConfig
+from load.agent import AgentClient, AgentError
+from load.config import ChaosPlan, ConfigError, LayerOptions, StackConfig
+from load.controller import HookTarget, LocalStackTarget
 from load.manifest import build_manifest
-from load.options import RunConfig, add_options, config_from_options, set_run_config
+from load.options import RunConfig, add_options, config_from_options, plan_from_options, set_run_config
+from load.recorder import RunRecorder, ServerSide, until_next_second
 from load.redisserver import StackError
+from load.remote import AgentMirror, AgentTarget
+from load.serverlog import CommandFollower, ServerLogFollower, daphne_logs
 from load.stack import Stack
 from load.timeline import timeline_for
 
@@ -34,8 +40,6 @@ logger = logging.getLogger("load")
 
 TIMELINE_KEY = "channels_timeline"
 FINAL_MESSAGE = "channels_timeline_final"
-WORKER_REPORT_INTERVAL = 3.0  # locust.runners.WORKER_REPORT_INTERVAL
-SATURATION_SHARE = 0.01  # warn when more than this share of a second's pings went out late
 
 
 @events.init_command_line_parser.add_listener
@@ -114,8 +118,10 @@ class SuitePlugin:
         try:
             if options.stack == "local":
                 config_from_options(options, "ws://127.0.0.1:1")  # all but the URLs, before starting anything
+                plan_from_options(options)
                 self.start_stack(results_dir / self.first_run_id / "server")
             elif headless:
+                plan_from_options(options)
                 problem = unreachable(config_from_options(options, self.env.host).targets)
                 if problem:
                     die(problem)
@@ -132,10 +138,11 @@ class SuitePlugin:
             daphne_count=options.stack_daphne,
             asgi_threads=options.asgi_threads or None,
             app=LayerOptions(redis_socket_timeout=options.redis_socket_timeout or None),
+            kill_after=options.kill_after,
             log_dir=server_dir,
         )
         logger.info("starting the local stack: Redis and %d Daphne instance(s)", config.daphne_count)
-        self.stack = Stack(config).start()
+        self.stack = Stack(config, on_event=self.on_stack_event).start()
         options.targets = ",".join(i.ws_url("") for i in self.stack.instances)
         self.env.host = self.env.host or self.stack.instances[0].ws_url("")
         logger.info("local stack ready: %s (Redis %s)", options.targets, self.stack.redis_url)
@@ -150,10 +157,28 @@ class SuitePlugin:
 
     # -- a test run ------------------------------------------------------------------------
 
+    def agent_side(self, server: ServerSide, run_dir: Path) -> None:
+        """Restarts through the agent; its events and logs mirrored into this run's folder."""
+        options = self.options
+        try:
+            client = AgentClient(options.agent_url, options.agent_token)
+            client.status()  # unreachable or refused: say so now, not at the first restart
+            target = AgentTarget(client, options.redis_probe_url)
+            server.mirror = AgentMirror(client, run_dir / "server", lambda event: None)
+        except AgentError as exc:
+            raise ConfigError("agent_url", options.agent_url, exc.message) from None
+        server.target, server.live_prefixes = target, target.live_prefixes
+        server.log_follower = ServerLogFollower(server.mirror.log_paths)
+
+    def on_stack_event(self, event: dict) -> None:
+        if self.run is not None:
+            self.run.record(event)
+
     def on_test_start(self, environment, **_kwargs) -> None:
         run = RunConfig()
         try:
             run.config = config_from_options(self.options, self.env.host)
+            plan = plan_from_options(self.options) if not self.is_worker else ChaosPlan()
         except ConfigError as exc:
             run.error = exc
         set_run_config(self.env, run)
@@ -170,12 +195,47 @@ class SuitePlugin:
             return
         run_id = self.first_run_id or new_run_id(Path(self.options.results_dir), self.options.run_label)
         self.first_run_id = ""
-        self.run = RunRecorder(self, run_id, run.config)
+        run_dir = Path(run.config.results_dir) / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            server = self.server_side(plan, run_dir)
+        except ConfigError as exc:
+            logger.error("not starting: %s", exc.as_option())
+            gevent.spawn(self.env.runner.stop)
+            return
+        stack = self.stack
+        stack_info = {"redis_url": stack.redis_url, "server_dir": str(stack.server_dir), "instances": stack.status()} if stack else None
+        manifest = build_manifest(run_id, run_dir, vars(self.options), asdict(run.config), stack_info, server.redis_url)
+        manifest["chaos_plan"] = asdict(plan)
+        self.run = RunRecorder(self.env, run_dir, run.config, plan, server, not self.is_master, manifest)
+
+    def server_side(self, plan: ChaosPlan, run_dir: Path) -> ServerSide:
+        """The target of the chaos plan and the sources of server signals for this run."""
+        options, stack = self.options, self.stack
+        server = ServerSide(redis_url=options.redis_probe_url or (stack.redis_url if stack else ""))
+        if stack is not None:
+            server.target = LocalStackTarget(stack)
+            server.live_prefixes = stack.live_prefixes
+            server.log_follower = ServerLogFollower(daphne_logs(stack.server_dir))
+        elif options.agent_url:
+            self.agent_side(server, run_dir)
+        elif options.restart_cmd:
+            server.target = HookTarget(options.restart_cmd, options.hook_instances, options.hook_timeout, run_dir / "hooks", server.redis_url)
+        if options.server_log_cmd:
+            server.log_follower = CommandFollower(shlex.split(options.server_log_cmd), run_dir / "server" / "remote.log").start()
+        elif options.server_log:
+            pattern = options.server_log
+            server.log_follower = ServerLogFollower(lambda: [Path(p) for p in sorted(glob.glob(pattern))])
+        if plan.active and server.target is None:
+            raise ConfigError("restart_at", "", "a chaos plan needs something to act on: --stack local, --agent-url or --restart-cmd")
+        if plan.active:
+            plan.validate(server.target.instance_count())
+        return server
 
     def _sample_forever(self) -> None:
         timeline = timeline_for(self.env)
         while True:
-            gevent.sleep(_until_next_second(0.5))
+            gevent.sleep(until_next_second(0.5))
             timeline.sample_gauges(time.time())
 
     def on_test_stop(self, environment, **_kwargs) -> None:
@@ -201,7 +261,10 @@ class SuitePlugin:
             self.run.final(msg.data["client_id"], msg.data["windows"], msg.data["totals"])
 
     def on_quitting(self, environment, **_kwargs) -> None:
-        if self.run is not None:
+        if self.run is not None and not self.run.done:
+            # Ctrl-C and SIGTERM reach `quitting` before Locust stops the users; stop them
+            # first so their unanswered pings are counted (test_stop then finishes the run).
+            self.env.runner.stop()
             self.run.finish()
         if self.stack is not None:
             self.stack.stop()
@@ -209,98 +272,3 @@ class SuitePlugin:
             gevent.sleep(locust.stats.CSV_STATS_INTERVAL_SEC + 0.1)  # one more pass with the final stats
             self.csv_greenlet.kill()
             self.csv_writer.close_files()
-
-
-def _until_next_second(offset: float) -> float:
-    now = time.time()
-    return (1 - (now - offset) % 1) or 1
-
-
-class RunRecorder:
-    """One run on the master or local runner: merges windows and writes the run folder."""
-
-    def __init__(self, plugin: SuitePlugin, run_id: str, config):
-        self.plugin = plugin
-        self.env = plugin.env
-        self.local = not plugin.is_master
-        self.run_dir = Path(config.results_dir) / run_id
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        lag = config.pong_timeout + 2 + (0 if self.local else WORKER_REPORT_INTERVAL)
-        self.started = time.time()
-        self.collector = Collector(self.run_dir, self.started, lag)
-        self.seen_workers: set[str] = set()
-        self.final_workers: dict[str, dict] = {}
-        self.done = False
-        self.last_warning = 0.0
-        stack = plugin.stack
-        stack_info = {"redis_url": stack.redis_url, "server_dir": str(stack.server_dir), "instances": stack.status()} if stack else None
-        self.manifest = build_manifest(
-            run_id, self.run_dir, vars(plugin.options), asdict(config), stack_info, stack.redis_url if stack else ""
-        )
-        write_json(self.run_dir / "manifest.json", self.manifest)
-        logger.info("results of this run: %s", self.run_dir)
-        self.ticker = gevent.spawn(self._tick_forever)
-
-    def merge(self, client_id: str, wire: dict) -> None:
-        self.seen_workers.add(client_id)
-        if not self.done:
-            self.collector.merge(wire)
-
-    def final(self, client_id: str, wire: dict, totals: dict) -> None:
-        self.merge(client_id, wire)
-        self.final_workers[client_id] = totals
-        if self.closing and self.seen_workers <= set(self.final_workers):
-            self.finish()
-
-    closing = False
-
-    def stopping(self) -> None:
-        """test_stop: a local runner is complete now; a master waits for its workers' finals."""
-        self.closing = True
-        if self.local or self.seen_workers <= set(self.final_workers):
-            self.finish()
-        else:
-            gevent.spawn_later(WORKER_REPORT_INTERVAL + 7, self.finish)
-
-    def _tick_forever(self) -> None:
-        while True:
-            gevent.sleep(_until_next_second(0.5))
-            self.tick()
-
-    def tick(self) -> None:
-        now = time.time()
-        if self.local:
-            timeline = timeline_for(self.env)
-            timeline.sample_gauges(now)
-            self.collector.merge(timeline.take())
-        self.collector.record_users(now, self.env.runner.user_count)
-        for row in self.collector.flush(now):
-            self._warn_if_saturated(row)
-
-    def _warn_if_saturated(self, row: dict) -> None:
-        sent, late = row.get("sent", 0), row.get("late_sends", 0)
-        if sent and late / sent > SATURATION_SHARE and time.time() - self.last_warning > 10:
-            self.last_warning = time.time()
-            logger.warning(
-                "the load generator is saturated: %d of %d pings in second %s went out over 50 ms late "
-                "(latency then includes our own delay); add workers (--processes) or lower the rate",
-                late, sent, row["time"],
-            )
-
-    def finish(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        self.ticker.kill()
-        if self.local:
-            self.collector.merge(timeline_for(self.env).take())
-        self.collector.close()
-        summary = self.collector.summary()
-        summary.update(run_id=self.manifest["run_id"], started_at=self.started, ended_at=time.time())
-        summary["duration_s"] = round(summary["ended_at"] - self.started, 3)
-        if not self.local:
-            summary["workers"] = self.final_workers
-        write_json(self.run_dir / "summary.json", summary)
-        self.manifest["ended_at"] = summary["ended_at"]
-        write_json(self.run_dir / "manifest.json", self.manifest)
-        logger.info("run written to %s", self.run_dir)

@@ -252,7 +252,7 @@ class Stack:
     def _spawn(self, instance: DaphneInstance) -> None:
         instance.generation += 1
         argv = [
-            sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(instance.port),
+            sys.executable, "-m", "daphne", "-b", self.config.daphne_bind, "-p", str(instance.port),
             *self.config.daphne.argv(), "target_app.asgi:application",
         ]
         log_path = self.server_dir / f"{instance.name}.gen{instance.generation}.log"

@@ -17,17 +17,59 @@ def _errors_by_kind(figures: dict) -> str:
     return " ".join(kinds + closes)
 
 
+SIGNATURES = (
+    ("sig_killed_own_await", "killed (took too long to shut down; own await)"),
+    ("sig_killed_on_thread", "killed (took too long to shut down; waiting on a thread)"),
+    ("sig_killed_other", "killed (took too long to shut down; other)"),
+    ("sig_killed_pending", "pending application instances killed at SIGTERM"),
+    ("sig_exception", "Exception inside application"),
+    ("sig_task_exception", "Task exception was never retrieved"),
+    ("sig_over_capacity", "channels over capacity in a group (lines)"),
+    ("sig_handshake_incomplete", "handshakes that never completed"),
+)
+
+
+def format_restarts(restarts: list[dict]) -> str:
+    lines = [
+        f"{'restart':<22}{'down s':>8}{'recovery s':>12}{'failed pings':>14}{'closes':>8}{'server kills':>14}  stale group members",
+    ]
+    for r in restarts:
+        what = f"+{r['at_s']:g}s {r['mode']} {r['which']}" if r["action"] == "restart" else f"+{r['at_s']:g}s threads={r['threads']}"
+        recovery = "never" if r["recovery_s"] is None else f"{r['recovery_s']:g}"
+        down = "-" if r["down_s"] is None else f"{r['down_s']:.2f}"
+        stale = f"{_or_dash(r['stale_members_before'])} -> {_or_dash(r['stale_members_after'])}"
+        lines.append(f"{what:<22}{down:>8}{recovery:>12}{r['failed_pings']:>14}{r['closes']:>8}{r['server_kills']:>14}  {stale}")
+    return "\n".join(lines)
+
+
+def _or_dash(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def format_server(summary: dict) -> str:
+    server = summary.get("server", {})
+    lines = [f"  {server[column]:>6}  {label}" for column, label in SIGNATURES if server.get(column)]
+    for message, count in summary.get("exception_messages", {}).items():
+        lines.append(f"  {count:>6}  Exception inside application: {message}")
+    return "\n".join(lines) if lines else "  (none of the failure signatures)"
+
+
 def format_summary(summary: dict) -> str:
-    header = f"{'endpoint':<20}" + "".join(f"{name:>{width}}" for name, width in COLUMNS) + "  errors by kind, server closes"
-    lines = [header, "-" * len(header)]
     rows = [*summary["endpoints"].items(), ("all", summary["all"])]
+    first = max(len(name) for name, _ in rows) + 2
+    header = f"{'endpoint':<{first}}" + "".join(f"{name:>{width}}" for name, width in COLUMNS) + "  errors by kind, server closes"
+    lines = [header, "-" * len(header)]
     for name, figures in rows:
         cells = "".join(_cell(figures.get(column), width) for column, width in COLUMNS)
-        lines.append(f"{name:<20}{cells}  {_errors_by_kind(figures)}")
+        lines.append(f"{name:<{first}}{cells}  {_errors_by_kind(figures)}".rstrip())
     total = summary["all"]
     lines.append(
         f"\nconnects {total['connects']} ({total['connect_ok']} ok), in flight at the end {total['in_flight']}, "
         f"room broadcasts received {total['broadcasts']} (missed {total['missed_broadcasts']}), "
         f"late sends {total['late_sends']}; latency is from each ping's due time, in ms"
     )
+    if summary.get("restarts"):
+        lines += ["", format_restarts(summary["restarts"])]
+    if "server" in summary:
+        lines += ["", "what Daphne logged:", format_server(summary)]
     return "\n".join(lines)

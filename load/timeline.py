@@ -123,6 +123,11 @@ class Timeline:
         window.counts[close_column(code)] += 1
         self.totals["closes"] += 1
 
+    def client_closed(self, path: str, ts: float) -> None:
+        """We closed the socket (reconnect-on-timeout): not the server's doing."""
+        self._at(ts, path).counts["client_closes"] += 1
+        self.totals["client_closes"] += 1
+
     def broadcast(self, path: str, ts: float, missed: int) -> None:
         window = self._at(ts, path)
         window.counts["broadcasts"] += 1

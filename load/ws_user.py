@@ -23,7 +23,7 @@ from locust import User, constant, task
 from locust.exception import StopUser
 
 from load import errors
-from load.config import ConfigError, LoadConfig
+from load.config import ConfigError, LoadConfig, path_knobs
 from load.errors import WsFailure
 from load.options import load_config
 from load.protocol import BROADCAST, ERROR, PONG, TargetAppCodec, TemplateCodec
@@ -38,10 +38,12 @@ class Pending:
     sent: float
 
 
-def codec_for(config: LoadConfig):
+def codec_for(config: LoadConfig, path: str):
     if config.protocol == "template":
         return TemplateCodec(config.ping_template, config.pong_field)
-    return TargetAppCodec(config.sleep_ms, config.work_ms, config.payload_bytes)
+    knobs = {"sleep_ms": config.sleep_ms, "work_ms": config.work_ms, "payload_bytes": config.payload_bytes}
+    knobs.update(path_knobs(path))  # this path's own knobs win
+    return TargetAppCodec(knobs["sleep_ms"], knobs["work_ms"], int(knobs["payload_bytes"]))
 
 
 def assignment(config: LoadConfig, number: int) -> tuple[str, str]:
@@ -57,8 +59,9 @@ class WebSocketSession:
 
     def __init__(self, user: User, config: LoadConfig, url: str, path: str, timeline: Timeline):
         self.user, self.config, self.url, self.path, self.timeline = user, config, url, path, timeline
-        self.codec = codec_for(config)
+        self.codec = codec_for(config, path)
         self.ws: websocket.WebSocket | None = None
+        self.abandoned: websocket.WebSocket | None = None  # a socket we closed ourselves
         self.pending: OrderedDict[int, Pending] = OrderedDict()
         self.seq = 0
         self.last_seen: dict[str, int] = {}  # room broadcasts: sender -> highest seq seen
@@ -140,7 +143,10 @@ class WebSocketSession:
             self.ws = None
             self.timeline.connections_open -= 1
         now = time.time()
-        self.timeline.closed(self.path, now, code)
+        if ws is self.abandoned:
+            self.timeline.client_closed(self.path, now)
+        else:
+            self.timeline.closed(self.path, now, code)
         for seq in list(self.pending):
             self._fail(seq, WsFailure(errors.CLOSED_BY_SERVER, str(code)), now)
         try:
@@ -200,7 +206,24 @@ class WebSocketSession:
             seq, pending = next(iter(self.pending.items()))
             if now - pending.due < self.config.pong_timeout:
                 return
+            if self.config.reconnect_on_timeout and self.ws is not None:
+                self._give_up_on_socket(now)
+                return
             self._fail(seq, WsFailure(errors.PONG_TIMEOUT), now)
+
+    def _give_up_on_socket(self, now: float) -> None:
+        """A heartbeat client's move: no pong in time, so the socket is dead to it; every
+        ping still waiting on it has timed out. The reader greenlet then reconnects."""
+        ws, self.ws = self.ws, None
+        self.abandoned = ws
+        self.timeline.connections_open -= 1
+        for seq in list(self.pending):
+            self._fail(seq, WsFailure(errors.PONG_TIMEOUT), now)
+        try:
+            ws.send_close()  # our close frame, without waiting for the busy server's answer
+        except (OSError, websocket.WebSocketException):  # already broken: the reader notices either way
+            pass
+        ws.shutdown()
 
     def _send_ping(self, due: float, now: float) -> None:
         ws = self.ws

@@ -129,21 +129,30 @@ def test_bad_options_give_one_line_and_exit_code_2(tmp_path, options, names):
     assert "Traceback" not in result.stderr
 
 
-def test_demo_runs_locust_against_a_local_stack_and_prints_a_summary(tmp_path):
+def test_demo_runs_the_seed_scenario_and_prints_restarts_kills_and_leaks(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "load", "demo", "--run-time", "5", "--users", "12", "--results-dir", str(tmp_path)],
+        [sys.executable, "-m", "load", "demo", "--run-time", "11", "--users", "12", "--restart-every", "5",
+         "--results-dir", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     table = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.startswith(("/ws/", "all "))}
-    assert set(table) == {"/ws/ping/", "/ws/ping/sync/", "/ws/ping/pool/", "/ws/ping/db/", "/ws/ping/layer/", "/ws/room/demo/", "all"}
-    pings, pongs = int(table["all"][1]), int(table["all"][2])
-    assert pongs > 0 and pings - pongs <= 12  # at most one ping per user still in flight at the end
+    assert set(table) == {"/ws/ping/", "/ws/ping/?sleep_ms=30000", "/ws/room/demo/", "/ws/ping/layer/", "all"}
+    assert int(table["/ws/ping/?sleep_ms=30000"][2]) == 0  # pongs: every sleeping ping timed out
+    assert int(table["all"][2]) > 0
+    restarts = [line.split() for line in result.stdout.splitlines() if line.startswith("+")]
+    assert [r[0] for r in restarts] == ["+5s", "+10s"]
+    stale_before, stale_after = int(restarts[0][-3]), int(restarts[0][-1])
+    assert stale_before == 0 and stale_after > 0  # the room members of the killed processes leak
+    assert "pending application instances killed at SIGTERM" in result.stdout
     (run_dir,) = tmp_path.iterdir()
     files = {p.name for p in run_dir.iterdir()}
-    assert {"timeseries.csv", "endpoints.csv", "summary.json", "manifest.json", "locust_stats.csv", "locust_report.html", "server"} <= files
-    daphne_pids = [i["pid"] for i in json.loads((run_dir / "manifest.json").read_text())["stack"]["instances"]]
-    assert len(daphne_pids) == 2 and still_running(daphne_pids) == []
+    assert {"timeseries.csv", "endpoints.csv", "groups.csv", "events.jsonl", "summary.json", "manifest.json",
+            "locust_stats.csv", "locust_report.html", "server"} <= files
+    first = [i["pid"] for i in json.loads((run_dir / "manifest.json").read_text())["stack"]["instances"]]
+    later = [e["pid"] for e in map(json.loads, (run_dir / "events.jsonl").read_text().splitlines()) if e["event"] == "spawned"]
+    assert len(first) == 2 and len(later) == 4  # two instances, two restarts
+    assert still_running(first + later) == []
 
 
 def test_help_lists_the_stack_options():

@@ -82,7 +82,7 @@ def test_paths_take_weights():
     assert parse_paths("/ws/ping/:3, /ws/room/lobby/") == (("/ws/ping/", 3), ("/ws/room/lobby/", 1))
 
 
-@pytest.mark.parametrize("text", ["", "ws/ping/", "/ws/ping/:x", "/ws/ping/:0"])
+@pytest.mark.parametrize("text", ["", "ws/ping/", "/ws/ping/?sleep_ms=abc", "/ws/ping/?sleep_ms=-1", "/ws/ping/:0"])
 def test_bad_paths_are_named(text):
     with pytest.raises(ConfigError) as raised:
         parse_paths(text)

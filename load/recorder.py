@@ -1,0 +1,193 @@
+"""One run, on the master or local runner: merges the users' windows, reads the server's
+side (Daphne logs, Redis) each second, runs the chaos plan, and writes the run folder.
+
+Files, all written as the run goes: timeseries.csv, endpoints.csv, groups.csv and
+events.jsonl (flushed each second or each event), manifest.json at the start,
+summary.json at the end.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gevent
+
+from load.collector import Collector, write_json
+from load.config import ChaosPlan, LoadConfig
+from load.controller import Controller, Target
+from load.eventlog import EventLog
+from load.recovery import restart_costs
+from load.redisprobe import RedisProbe
+from load.timeline import timeline_for
+
+logger = logging.getLogger("load")
+
+WORKER_REPORT_INTERVAL = 3.0  # locust.runners.WORKER_REPORT_INTERVAL
+SATURATION_SHARE = 0.01  # warn when more than this share of a second's pings went out late
+RESTART_ACTIONS = ("restart", "asgi_threads")
+
+
+@dataclass
+class ServerSide:
+    """Where the server's side of the run is read and changed; any part may be missing."""
+
+    target: Target | None = None
+    redis_url: str = ""
+    live_prefixes: Callable[[], set[str] | None] = lambda: None
+    log_follower: object | None = None  # load.serverlog.ServerLogFollower or CommandFollower
+    mirror: object | None = None  # load.remote.AgentMirror: brings a remote agent's events and logs here
+
+
+def until_next_second(offset: float) -> float:
+    """Seconds to sleep to wake `offset` into the next second."""
+    return (1 - (time.time() - offset) % 1) or 1
+
+
+class RunRecorder:
+    def __init__(self, env, run_dir: Path, config: LoadConfig, plan: ChaosPlan, server: ServerSide, local: bool, manifest: dict):
+        self.env = env
+        self.local = local
+        self.run_dir = run_dir
+        self.started = time.time()
+        self.events = EventLog(run_dir / "events.jsonl")
+        self.manifest = manifest
+        write_json(run_dir / "manifest.json", manifest)
+        self.controller = Controller(plan, server.target, self.record, self.started) if plan.active else None
+        lag = config.pong_timeout + 2 + (0 if local else WORKER_REPORT_INTERVAL)
+        phase_at = self.controller.phase_at if self.controller else (lambda second: "run")
+        self.collector = Collector(run_dir, self.started, lag, phase_at)
+        self.probe = RedisProbe(server.redis_url, server.live_prefixes) if server.redis_url else None
+        self.follower = server.log_follower
+        self.mirror = server.mirror
+        if self.mirror is not None:
+            self.mirror.record = self.record
+        if self.follower is not None:
+            self.follower.poll()  # what the logs held before this run is not this run's
+            self.follower.totals.clear()
+            self.follower.messages.clear()
+        self.seen_workers: set[str] = set()
+        self.final_workers: dict[str, dict] = {}
+        self.closing = self.done = False
+        self.last_warning = 0.0
+        self.record({"ts": self.started, "event": "run_start", "run_id": manifest["run_id"]})
+        self.ticker = gevent.spawn(self._tick_forever)
+        self.chaos = gevent.spawn(self.controller.run, gevent.sleep) if self.controller else None
+        logger.info("results of this run: %s", run_dir)
+
+    def record(self, event: dict) -> None:
+        if not self.done:
+            self.events.write(event)
+
+    # -- the users' windows ------------------------------------------------------------
+
+    def merge(self, client_id: str, wire: dict) -> None:
+        self.seen_workers.add(client_id)
+        if not self.done:
+            self.collector.merge(wire)
+
+    def final(self, client_id: str, wire: dict, totals: dict) -> None:
+        self.merge(client_id, wire)
+        self.final_workers[client_id] = totals
+        if self.closing and self.seen_workers <= set(self.final_workers):
+            self.finish()
+
+    def stopping(self) -> None:
+        """test_stop: a local runner is complete now; a master waits for its workers' finals."""
+        self.closing = True
+        self._stop_chaos()
+        if self.local or self.seen_workers <= set(self.final_workers):
+            self.finish()
+        else:
+            gevent.spawn_later(WORKER_REPORT_INTERVAL + 7, self.finish)
+
+    def _stop_chaos(self) -> None:
+        if self.chaos is None:
+            return
+        self.controller.stopped = True
+        if self.controller.busy:  # let a restart under way finish: a half-restarted stack helps no one
+            self.chaos.join(timeout=60)
+        self.chaos.kill()
+
+    # -- each second -------------------------------------------------------------------
+
+    def _tick_forever(self) -> None:
+        while True:
+            gevent.sleep(until_next_second(0.5))
+            self.tick()
+
+    def tick(self) -> None:
+        now = time.time()
+        if self.local:
+            timeline = timeline_for(self.env)
+            timeline.sample_gauges(now)
+            self.collector.merge(timeline.take())
+        self.collector.record_users(now, self.env.runner.user_count)
+        if self.mirror is not None:
+            self.mirror.poll()
+        if self.follower is not None:
+            self.collector.record_server(self.follower.poll(now))
+        if self.probe is not None:
+            self.collector.record_redis(now, self.probe.sample())
+        for row in self.collector.flush(now):
+            self._warn_if_saturated(row)
+
+    def _warn_if_saturated(self, row: dict) -> None:
+        sent, late = row.get("sent", 0), row.get("late_sends", 0)
+        if sent and late / sent > SATURATION_SHARE and time.time() - self.last_warning > 10:
+            self.last_warning = time.time()
+            logger.warning(
+                "the load generator is saturated: %d of %d pings in second %s went out over 50 ms late "
+                "(latency then includes our own delay); add workers (--processes) or lower the rate",
+                late, sent, row["time"],
+            )
+
+    # -- the end -----------------------------------------------------------------------
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.ticker.kill()
+        self._stop_chaos()
+        if self.local:
+            self.collector.merge(timeline_for(self.env).take())
+        if self.mirror is not None:
+            self.mirror.poll()
+        if self.follower is not None:
+            self.collector.record_server(self.follower.poll())
+            if hasattr(self.follower, "stop"):  # a command we started (CommandFollower)
+                self.follower.stop()
+        self.collector.close()
+        summary = self.collector.summary()
+        ended = time.time()
+        summary.update(run_id=self.manifest["run_id"], started_at=self.started, ended_at=ended, duration_s=round(ended - self.started, 3))
+        summary["restarts"] = restart_costs(self.collector.history, self._restarts())
+        if self.follower is not None:
+            summary["exception_messages"] = dict(self.follower.messages.most_common(20))
+        if not self.local:
+            summary["workers"] = self.final_workers
+        write_json(self.run_dir / "summary.json", summary)
+        self.record({"ts": ended, "event": "run_end"})
+        self.done = True
+        self.events.close()
+        self.manifest["ended_at"] = ended
+        write_json(self.run_dir / "manifest.json", self.manifest)
+        logger.info("run written to %s", self.run_dir)
+
+    def _restarts(self) -> list[dict]:
+        """The restarts the controller carried out, from its own record of them."""
+        if self.controller is None:
+            return []
+        restarts = []
+        for begin, done in self.controller.completed:
+            if done["action"] not in RESTART_ACTIONS or done["event"] != "action_done":
+                continue
+            outcomes = done.get("outcome") or []
+            restarts.append({
+                "ts": begin["ts"], "at_s": done["at_s"], "action": done["action"], "threads": done.get("threads"),
+                "mode": self.controller.plan.restart_mode, "which": self.controller.plan.restart_which,
+                "instances": [o.get("instance") for o in outcomes],
+                "down_s": max((o.get("down_seconds") or 0 for o in outcomes), default=None),
+            })
+        return restarts
