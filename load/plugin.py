@@ -38,6 +38,7 @@ from load.timeline import timeline_for
 
 logger = logging.getLogger("load")
 
+NO_TARGET = "a chaos plan needs something to act on: --stack local, --agent-url or --restart-cmd"
 TIMELINE_KEY = "channels_timeline"
 FINAL_MESSAGE = "channels_timeline_final"
 
@@ -68,6 +69,16 @@ def new_run_id(results_dir: Path, label: str, chosen: str = "") -> str:
         n += 1
         candidate = f"{run_id}-{n}"
     return candidate
+
+
+def checked_agent(options) -> AgentClient:
+    """The agent's client, once it has answered; silence or a refused token is a ConfigError."""
+    client = AgentClient(options.agent_url, options.agent_token)
+    try:
+        client.status()
+    except AgentError as exc:
+        raise ConfigError("agent_url", options.agent_url, exc.message) from None
+    return client
 
 
 def unreachable(targets: tuple[str, ...]) -> str | None:
@@ -121,7 +132,11 @@ class SuitePlugin:
                 plan_from_options(options)
                 self.start_stack(results_dir / self.first_run_id / "server")
             elif headless:
-                plan_from_options(options)
+                plan = plan_from_options(options)
+                if options.agent_url:
+                    checked_agent(options)
+                elif plan.active and not options.restart_cmd:
+                    raise ConfigError("restart_at", "", NO_TARGET)
                 problem = unreachable(config_from_options(options, self.env.host).targets)
                 if problem:
                     die(problem)
@@ -160,10 +175,9 @@ class SuitePlugin:
     def agent_side(self, server: ServerSide, run_dir: Path) -> None:
         """Restarts through the agent; its events and logs mirrored into this run's folder."""
         options = self.options
+        client = checked_agent(options)  # unreachable or refused: say so now, not at the first restart
+        target = AgentTarget(client, options.redis_probe_url)
         try:
-            client = AgentClient(options.agent_url, options.agent_token)
-            client.status()  # unreachable or refused: say so now, not at the first restart
-            target = AgentTarget(client, options.redis_probe_url)
             server.mirror = AgentMirror(client, run_dir / "server", lambda event: None)
         except AgentError as exc:
             raise ConfigError("agent_url", options.agent_url, exc.message) from None
@@ -227,7 +241,7 @@ class SuitePlugin:
             pattern = options.server_log
             server.log_follower = ServerLogFollower(lambda: [Path(p) for p in sorted(glob.glob(pattern))])
         if plan.active and server.target is None:
-            raise ConfigError("restart_at", "", "a chaos plan needs something to act on: --stack local, --agent-url or --restart-cmd")
+            raise ConfigError("restart_at", "", NO_TARGET)
         if plan.active:
             plan.validate(server.target.instance_count())
         return server

@@ -193,6 +193,13 @@ def test_reconnects_back_off_instead_of_storming(start_stack, locust, tmp_path):
         (["--host", "ws://127.0.0.1:9", "--protocol", "template"], "--ping-template '': template mode needs"),
         (["--stack", "remote"], "--stack 'remote': use --stack local"),
         ([], "--host '': give --host ws://HOST:PORT"),
+        (["--host", "ws://127.0.0.1:9", "--restart-at", "5"], "a chaos plan needs something to act on"),
+        (["--stack", "local", "--restart-mode", "gentle", "--restart-at", "5"], "--restart-mode 'gentle': choose graceful"),
+        (["--stack", "local", "--restart-at", "soon"], "--restart-at 'soon': give seconds"),
+        (["--stack", "local", "--chaos-plan", "/nonexistent/plan.toml"], "--chaos-plan '/nonexistent/plan.toml': cannot read it"),
+        (["--stack", "local", "--asgi-threads-steps", "1,4"], "--step-seconds 0.0: an ASGI_THREADS staircase needs"),
+        (["--host", "ws://127.0.0.1:9", "--agent-url", "http://127.0.0.1:9", "--agent-token", "x" * 20, "--restart-at", "5"],
+         "--agent-url"),
     ],
 )
 def test_bad_options_stop_locust_with_one_line_and_exit_code_2(locust, tmp_path, options, says):
@@ -283,10 +290,12 @@ def test_the_web_ui_shows_our_options_and_a_run_started_there_writes_results(loc
     page = wait_until(lambda: http("GET", port, "/"), 60, "the web UI")
     for option in ("ping_rate", "paths", "sleep_ms", "pong_timeout", "results_dir"):
         assert f'"{option}"' in page
-    form = {"user_count": "2", "spawn_rate": "2", "host": "", "paths": "/ws/ping/layer/", "ping_rate": "5"}
+    form = {"user_count": "2", "spawn_rate": "2", "host": "", "paths": "/ws/ping/layer/", "ping_rate": "5",
+            "restart_at": "1", "restart_mode": "hard"}
     assert json.loads(http("POST", port, "/swarm", form))["success"] is True
     series = tmp_path / "results"
     wait_until(lambda: any(int(r["pongs"]) for p in series.glob("*/timeseries.csv") for r in read_csv(p)), 60, "pongs")
+    wait_until(lambda: any('"action_done"' in p.read_text() for p in series.glob("*/events.jsonl")), 30, "the planned restart")
     run.note_descendants()
     http("POST", port, "/stop", {})
     folder = run_folder(series)
@@ -294,6 +303,8 @@ def test_the_web_ui_shows_our_options_and_a_run_started_there_writes_results(loc
     config = read_json(folder / "manifest.json")["config"]
     assert config["ping_rate"] == 5.0 and config["paths"] == [["/ws/ping/layer/", 1]]
     assert read_json(folder / "summary.json")["endpoints"]["/ws/ping/layer/"]["pongs"] > 0
+    (restart,) = read_json(folder / "summary.json")["restarts"]
+    assert restart["mode"] == "hard" and restart["at_s"] == 1.0
     run.child.process.send_signal(signal.SIGTERM)
     assert run.wait(30) in (0, 1)
     assert (folder / "locust_stats.csv").exists()

@@ -4,6 +4,7 @@ import redis
 
 from load.config import LayerOptions
 from load.pingclient import PingSocket
+from load.redisprobe import RedisProbe
 from support import close_code, wait_until
 
 
@@ -50,3 +51,22 @@ def test_redis_py_default_socket_timeout_crashes_idle_consumers(start_stack):
     assert group_members(stack, "idle") == {sock.welcome["member"]}
     log = stack.instances[0].child.log_path
     wait_until(lambda: "Exception inside application: Timeout reading from" in log.read_text(), 5, "the crash in the log")
+
+
+def test_the_redis_probe_counts_as_stale_exactly_the_members_a_sigkill_left(start_stack):
+    stack = start_stack(daphne_count=2)
+    probe = RedisProbe(stack.redis_url, stack.live_prefixes)
+    on_killed = [PingSocket(stack.instances[0].ws_url("/ws/room/probe/")) for _ in range(4)]
+    on_survivor = [PingSocket(stack.instances[1].ws_url("/ws/room/probe/")) for _ in range(2)]
+    before = probe.sample()
+    assert before.figures["group_members"] == 6 and before.figures["stale_members"] == 0
+    assert before.figures["live_processes"] == 2
+
+    stack.restart(0, "hard")
+
+    after = probe.sample()
+    assert after.figures["stale_members"] == len(on_killed)
+    assert after.groups["room.probe"] == (6, 4)
+    assert after.figures["member_processes"] == 2 and after.figures["live_processes"] == 2
+    for sock in on_survivor + on_killed:
+        sock.ws.close()
