@@ -40,6 +40,7 @@ def add_stack_options(parser: argparse.ArgumentParser, daphne_default: int) -> N
     group.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
     group.add_argument("--kill-after", type=float, default=10.0, help="seconds from SIGTERM to SIGKILL when stopping (default %(default)s)")
     group.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for each process to be ready (default %(default)s)")
+    group.add_argument("--base-port", type=int, default=0, help="instance i listens on BASE_PORT + i (default: free ports)")
     group.add_argument("--daphne-bind", default="127.0.0.1", help="address Daphne listens on (default %(default)s; 0.0.0.0 for load from other hosts)")
     app = parser.add_argument_group("target app (channel layer)")
     app.add_argument("--layer", choices=LAYERS, default=layer.layer, help="channel layer (default %(default)s)")
@@ -75,6 +76,7 @@ def stack_config(args: argparse.Namespace, run_dir: Path) -> StackConfig:
         ready_timeout=args.ready_timeout,
         log_dir=run_dir / "server",
         daphne_bind=args.daphne_bind,
+        base_port=args.base_port,
     ).validate()
 
 

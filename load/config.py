@@ -114,6 +114,8 @@ class StackConfig:
     log_dir: Path = Path("results/stack/server")
     # Where Daphne listens; an agent's host binds 0.0.0.0 so load can come from elsewhere.
     daphne_bind: str = "127.0.0.1"
+    # 0: the OS picks each instance's port; else instance i listens on base_port + i (containers).
+    base_port: int = 0
 
     def validate(self) -> "StackConfig":
         if isinstance(self.daphne_count, bool) or not 1 <= self.daphne_count <= 64:
@@ -121,6 +123,8 @@ class StackConfig:
         _positive("asgi_threads", self.asgi_threads, allow_none=True)
         _positive("kill_after", self.kill_after)
         _positive("ready_timeout", self.ready_timeout)
+        if not 0 <= self.base_port <= 65535 - self.daphne_count:
+            raise ConfigError("base_port", self.base_port, "a port number (0: any free port)")
         if self.redis_url is not None:
             validate_redis_url(self.redis_url)
         self.daphne.validate()

@@ -107,7 +107,7 @@ class Stack:
             self.redis_url = self.redis.url
             self._record("redis_ready", pid=self.redis.child.pid, url=self.redis_url)
         self._migrate()
-        self.instances = [DaphneInstance(i, self._instance_env(i)) for i in range(self.config.daphne_count)]
+        self.instances = [DaphneInstance(i, self._instance_env(i), port=self.config.base_port + i if self.config.base_port else 0) for i in range(self.config.daphne_count)]
         for instance in self.instances:
             self._spawn(instance)
         for instance in self.instances:

@@ -4,7 +4,7 @@ import pytest
 import websocket
 
 from load.pingclient import PingSocket
-from load.procs import EXITED, KILLED_AFTER_TIMEOUT, SIGKILLED
+from load.procs import EXITED, KILLED_AFTER_TIMEOUT, SIGKILLED, free_port
 from load.stack import healthz
 from support import close_code, wait_until
 
@@ -82,3 +82,11 @@ def test_a_refused_connect_while_the_instance_is_down_is_a_connection_error(star
     instance.child.stop("hard")
     with pytest.raises(ConnectionRefusedError):
         websocket.create_connection(instance.ws_url("/ws/ping/"), timeout=5)
+
+
+def test_a_base_port_fixes_each_instance_port_across_restarts(start_stack):
+    base = free_port()
+    stack = start_stack(daphne_count=1, base_port=base)
+    assert stack.instances[0].port == base
+    stack.restart(0, "hard")
+    assert stack.instances[0].port == base and healthz(base)["pid"] == stack.instances[0].child.pid
