@@ -14,12 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from load.agent import AgentConfig, run_agent
+from load.compare import write_comparison
 from load.config import LAYERS, ConfigError, DaphneOptions, LayerOptions, StackConfig
 from load.demo import run_demo
 from load.eventlog import EventLog, format_event
 from load.pingclient import ROUTES
 from load.redisserver import StackError
+from load.report import write_report
+from load.scenario import run_scenario
 from load.stack import Stack
+from load.sweep import run_sweep
 
 PROG = "python -m load"
 
@@ -166,7 +170,58 @@ def build_parser() -> OneLineParser:
     agent.add_argument("--bind", default="127.0.0.1", help="address the API listens on (default %(default)s)")
     agent.add_argument("--port", type=int, default=8700, help="port of the API (default %(default)s; 0: any free port)")
     agent.set_defaults(run=run_agent_command)
+
+    run = commands.add_parser("run", help="one headless run from a scenario file (a Locust config with [tool.locust])")
+    run.add_argument("scenario", type=Path, help="e.g. scenarios/seed_restarts.toml")
+    add_run_options(run)
+    run.set_defaults(run=lambda args: run_scenario(args.scenario, args.set, args.results_dir))
+
+    sweep = commands.add_parser("sweep", help="the same load against each combination of knobs, then a comparison")
+    sweep.add_argument("--scenario", type=Path, required=True, help="the load to repeat at each point")
+    sweep.add_argument("--asgi-threads", default="", help="ASGI_THREADS values, e.g. 1,4,8 ('unset': Daphne's default)")
+    sweep.add_argument("--daphne", default="", help="numbers of Daphne instances, e.g. 1,2")
+    sweep.add_argument("--layer", default="", help=f"channel layers, from {', '.join(LAYERS)}")
+    sweep.add_argument("--redis-socket-timeout", default="", help="redis-py socket_timeout values: default, none, or seconds")
+    sweep.add_argument("--application-close-timeout", default="", help="Daphne --application-close-timeout values")
+    sweep.add_argument("--websocket-connect-timeout", default="", help="Daphne --websocket_connect_timeout values")
+    sweep.add_argument("--seed", type=int, default=1, help="the users' random seed, the same at every point (default %(default)s)")
+    add_run_options(sweep)
+    sweep.set_defaults(run=run_sweep_command)
+
+    report = commands.add_parser("report", help="report.html (plots and headline figures) of a run folder")
+    report.add_argument("run_dir", type=Path)
+    report.set_defaults(run=lambda args: print_path(write_report(args.run_dir)))
+
+    compare = commands.add_parser("compare", help="comparison.html and comparison.csv of several run folders")
+    compare.add_argument("run_dirs", type=Path, nargs="+")
+    compare.add_argument("--out", type=Path, default=None, help="where to write them (default: results/compare-<time>)")
+    compare.add_argument("--knob", default=None, help="the option(s) the runs differ in, comma-separated (default: found from their manifests)")
+    compare.set_defaults(run=run_compare_command)
     return parser
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one option of the scenario, e.g. ping-rate=5")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    dimensions = {
+        "asgi_threads": args.asgi_threads, "stack_daphne": args.daphne, "stack_layer": args.layer,
+        "redis_socket_timeout": args.redis_socket_timeout, "application_close_timeout": args.application_close_timeout,
+        "websocket_connect_timeout": args.websocket_connect_timeout,
+    }
+    return run_sweep(args.scenario, dimensions, args.set, args.results_dir, args.seed)
+
+
+def run_compare_command(args: argparse.Namespace) -> int:
+    out = args.out or new_run_dir(Path("results"), "compare")
+    return print_path(write_comparison(args.run_dirs, out, args.knob))
+
+
+def print_path(path: Path) -> int:
+    print(path)
+    return 0
 
 
 def run_agent_command(args: argparse.Namespace) -> int:

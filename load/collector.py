@@ -29,17 +29,17 @@ COUNT_COLUMNS = (
     "pings", "sent", "pongs", IN_FLIGHT, "errors", *PING_ERRORS,
     "connects", "connect_ok", *CONNECT_ERRORS,
     "closes", *(f"close_{code}" for code in CLOSE_CODES), "close_other", "client_closes",
-    "broadcasts", "missed_broadcasts", "late_sends",
+    "broadcasts", "missed_broadcasts", "late_sends", "fresh_socket_pongs",
 )
 LATENCY_COLUMNS = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "service_p50_ms", "service_p99_ms")
 TIME_COLUMNS = ("time", "epoch_s", "elapsed_s", "phase")
 TIMESERIES_COLUMNS = (
     *TIME_COLUMNS, "users", "connections", *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], "send_lag_max_ms",
-    *SERVER_COLUMNS, *REDIS_COLUMNS,
+    "first_pong_at", *SERVER_COLUMNS, *REDIS_COLUMNS,
 )
 GROUP_COLUMNS = ("time", "epoch_s", "elapsed_s", "group", "members", "stale_members")
 # What the recovery analysis needs of each written second; the rest stays on disk only.
-HISTORY_COLUMNS = ("epoch_s", "pings", "pongs", "errors", "closes", *CONNECT_ERRORS, *SERVER_COLUMNS, "stale_members")
+HISTORY_COLUMNS = ("epoch_s", "pings", "pongs", "errors", "closes", "first_pong_at", *CONNECT_ERRORS, *SERVER_COLUMNS, "stale_members")
 ENDPOINT_COLUMNS = (*TIME_COLUMNS, "endpoint", *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], "send_lag_max_ms")
 
 
@@ -81,6 +81,7 @@ def figures(window: EndpointWindow) -> dict:
         service_p50_ms=_ms(window.service.percentile(0.50)),
         service_p99_ms=_ms(window.service.percentile(0.99)),
         send_lag_max_ms=round(window.send_lag_max_ms, 1),
+        first_pong_at=round(window.first_pong_at, 3) if window.first_pong_at is not None else None,
     )
     return row
 
@@ -105,6 +106,7 @@ class Collector:
         self.redis: dict[int, Sample] = {}
         self.history: list[dict] = []
         self.totals: dict[str, EndpointWindow] = {}
+        self.phase_totals: dict[str, dict[str, EndpointWindow]] = {}
         self.late_windows = 0  # data for seconds already written; kept in the totals
         self.timeseries = AppendOnlyCsv(run_dir / "timeseries.csv", TIMESERIES_COLUMNS)
         self.endpoints = AppendOnlyCsv(run_dir / "endpoints.csv", ENDPOINT_COLUMNS)
@@ -113,8 +115,10 @@ class Collector:
 
     def merge(self, wire: dict[str, dict]) -> None:
         for second, window in windows_from_wire(wire).items():
+            phase = self.phase_totals.setdefault(self.phase_at(second), {})
             for path, endpoint in window.endpoints.items():
                 self.totals.setdefault(path, EndpointWindow()).merge(endpoint)
+                phase.setdefault(path, EndpointWindow()).merge(endpoint)
             if second < self.next_second:
                 self.late_windows += 1
                 continue
@@ -184,7 +188,11 @@ class Collector:
         endpoints = {path: figures(window) for path, window in sorted(self.totals.items())}
         overall = figures(merged(list(self.totals.values())))
         server = {column: self.server_totals.get(column, 0) for column in SERVER_COLUMNS}
-        return {"all": overall, "endpoints": endpoints, "server": server, "late_windows": self.late_windows}
+        phases = {
+            name: {"all": figures(merged(list(paths.values()))), "endpoints": {p: figures(w) for p, w in sorted(paths.items())}}
+            for name, paths in self.phase_totals.items()
+        }
+        return {"all": overall, "endpoints": endpoints, "phases": phases, "server": server, "late_windows": self.late_windows}
 
 
 def write_json(path: Path, body: dict) -> None:

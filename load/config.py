@@ -30,7 +30,7 @@ class ConfigError(ValueError):
 
 
 # Settings whose command-line option is not simply --the-name-with-dashes.
-OPTION_NAMES = {"daphne_count": "--daphne"}
+OPTION_NAMES = {"daphne_count": "--daphne", "stack_daphne": "--daphne", "stack_layer": "--layer", "scenario": "scenario", "run_dir": "run folder", "knob": "--knob"}
 
 
 def _positive(name: str, value: float | int | None, allow_none: bool = False) -> None:
@@ -221,6 +221,7 @@ class LoadConfig:
     reconnect_min: float = 0.5
     reconnect_max: float = 10.0
     reconnect_on_timeout: bool = False  # a pong timeout ends the socket, as heartbeat clients do
+    seed: int = 0  # 0: a fresh random schedule each run; else the same schedule every time
     protocol: str = "target"
     ping_template: str = ""
     pong_field: str = ""

@@ -15,24 +15,19 @@ import sys
 import time
 from pathlib import Path
 
-from load.procs import Child
-from load.stack import REPO_ROOT
+from load.headless import locust_error, run_folder_options, run_locust
 from load.summary_table import format_summary
 
 DEMO_PATHS = "/ws/ping/:3,/ws/ping/?sleep_ms=30000:1,/ws/room/demo/:2,/ws/ping/layer/:1"
 
 
-def locust_argv(args: argparse.Namespace, run_id: str) -> list[str]:
-    run_dir = Path(args.results_dir) / run_id
+def locust_options(args: argparse.Namespace, run_id: str) -> list[str]:
     argv = [
-        sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "locustfile.py"), "--headless",
+        *run_folder_options(Path(args.results_dir), run_id),
         "--stack", "local", "--stack-daphne", str(args.daphne),
         "-u", str(args.users), "-r", str(args.users), "-t", f"{args.run_time}s",
         "--paths", DEMO_PATHS, "--ping-rate", str(args.ping_rate), "--pong-timeout", "5", "--reconnect-on-timeout",
         "--restart-every", str(args.restart_every), "--restart-mode", args.restart_mode,
-        "--results-dir", str(args.results_dir), "--run-id", run_id,
-        "--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust_report.html"),
-        "--only-summary",
     ]
     if args.asgi_threads:
         argv += ["--asgi-threads", str(args.asgi_threads)]
@@ -51,21 +46,18 @@ def run_demo(args: argparse.Namespace) -> int:
         f"(Redis + {args.daphne} Daphne), {restarts}\npaths {DEMO_PATHS}\nresults: {run_dir}",
         flush=True,
     )
-    locust = Child("locust", locust_argv(args, run_id), None, run_dir / "locust.log", REPO_ROOT).start()
     try:
-        finished = locust.wait(args.run_time + 120)
+        finished = run_locust(locust_options(args, run_id), run_dir, args.run_time + 120) is not None
     except KeyboardInterrupt:
-        print("interrupted: stopping Locust and the stack", file=sys.stderr, flush=True)
+        print("interrupted: Locust and the stack were stopped", file=sys.stderr, flush=True)
         finished = False
-    if not finished:
-        locust.stop("graceful", kill_after=30)
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
-        print(f"no summary was written; see {locust.log_path}:\n{locust.log_tail()}", file=sys.stderr)
+        print(f"no summary was written: {locust_error(run_dir)} (log: {run_dir / 'locust.log'})", file=sys.stderr)
         return 2
     print()
     print(format_summary(json.loads(summary_path.read_text())))
     print(f"\nper-second series: {run_dir / 'timeseries.csv'} (all endpoints), {run_dir / 'endpoints.csv'} (each)")
-    print(f"Locust's own report: {run_dir / 'locust_report.html'}; its log: {locust.log_path}")
+    print(f"Locust's own report: {run_dir / 'locust_report.html'}; its log: {run_dir / 'locust.log'}")
     # The demo exists to show failures: finished with a summary is success here.
     return 0 if finished else 1

@@ -37,6 +37,8 @@ OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
     ("--protocol", "target", "target (the target app's JSON pings) or template (your server)", True),
     ("--ping-template", "", "template mode: the ping text, with {seq} where the sequence number goes", True),
     ("--pong-field", "", "template mode: JSON field of the reply that holds the seq (empty: replies match pings in order)", True),
+    ("--seed", 0, "random seed of the users' schedules and backoff (0: random); sweeps use one seed for every point", True),
+    ("--fail-on", "", "thresholds, e.g. 'error_rate>1%,p99_ms@/ws/ping/>500,recovery_s>10,killed>0': a breach exits with code 1", True),
     ("--run-label", "", "a label added to the run folder's name", True),
     ("--results-dir", "results", "where run folders go", True),
     ("--run-id", "", "name of the run folder (default: UTC time and label)", False),
@@ -45,6 +47,9 @@ OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
     ("--asgi-threads", 0, "with --stack local: ASGI_THREADS for Daphne (0: unset)", False),
     ("--redis-socket-timeout", "", "with --stack local: redis-py socket_timeout of the target app ('' library default, 'none', or seconds)", False),
     ("--kill-after", 10.0, "with --stack local: seconds from SIGTERM to SIGKILL in a graceful restart", False),
+    ("--stack-layer", "redis", "with --stack local: the channel layer, redis, redis-pubsub or memory", False),
+    ("--application-close-timeout", 10.0, "with --stack local: Daphne's --application-close-timeout", False),
+    ("--websocket-connect-timeout", 5.0, "with --stack local: Daphne's --websocket_connect_timeout", False),
     # the chaos plan
     ("--restart-at", "", "restart Daphne at these seconds into the run, comma-separated", True),
     ("--restart-every", 0.0, "restart Daphne every N seconds (0: never)", True),
@@ -73,6 +78,7 @@ def add_options(parser) -> None:
     for option, default, help_text, in_web_ui in OPTIONS:
         env_var = "LOCUST_" + option[2:].replace("-", "_").upper()
         shown = f"{help_text} (default: {default})" if default != "" else help_text
+        shown = shown.replace("%", "%%")  # argparse formats help with %
         common = {"default": default, "help": shown, "env_var": env_var, "include_in_web_ui": in_web_ui}
         if isinstance(default, bool):  # a checkbox in the web UI, a flag on the command line
             parser.add_argument(option, action="store_true", **common)
@@ -98,6 +104,7 @@ def config_from_options(options: Any, host: str | None) -> LoadConfig:
         reconnect_min=options.reconnect_min,
         reconnect_max=options.reconnect_max,
         reconnect_on_timeout=options.reconnect_on_timeout,
+        seed=options.seed,
         protocol=options.protocol,
         ping_template=options.ping_template,
         pong_field=options.pong_field,

@@ -25,7 +25,7 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from load.agent import AgentClient, AgentError
-from load.config import ChaosPlan, ConfigError, LayerOptions, StackConfig
+from load.config import ChaosPlan, ConfigError, DaphneOptions, LayerOptions, StackConfig
 from load.controller import HookTarget, LocalStackTarget
 from load.manifest import build_manifest
 from load.options import RunConfig, add_options, config_from_options, plan_from_options, set_run_config
@@ -34,6 +34,7 @@ from load.redisserver import StackError
 from load.remote import AgentMirror, AgentTarget
 from load.serverlog import CommandFollower, ServerLogFollower, daphne_logs
 from load.stack import Stack
+from load.thresholds import breaches, parse_thresholds
 from load.timeline import timeline_for
 
 logger = logging.getLogger("load")
@@ -127,6 +128,7 @@ class SuitePlugin:
         results_dir = Path(options.results_dir)
         self.first_run_id = new_run_id(results_dir, options.run_label, options.run_id)
         try:
+            parse_thresholds(options.fail_on)
             if options.stack == "local":
                 config_from_options(options, "ws://127.0.0.1:1")  # all but the URLs, before starting anything
                 plan_from_options(options)
@@ -152,7 +154,11 @@ class SuitePlugin:
         config = StackConfig(
             daphne_count=options.stack_daphne,
             asgi_threads=options.asgi_threads or None,
-            app=LayerOptions(redis_socket_timeout=options.redis_socket_timeout or None),
+            app=LayerOptions(layer=options.stack_layer, redis_socket_timeout=options.redis_socket_timeout or None),
+            daphne=DaphneOptions(
+                application_close_timeout=options.application_close_timeout,
+                websocket_connect_timeout=options.websocket_connect_timeout,
+            ),
             kill_after=options.kill_after,
             log_dir=server_dir,
         )
@@ -222,6 +228,20 @@ class SuitePlugin:
         manifest = build_manifest(run_id, run_dir, vars(self.options), asdict(run.config), stack_info, server.redis_url)
         manifest["chaos_plan"] = asdict(plan)
         self.run = RunRecorder(self.env, run_dir, run.config, plan, server, not self.is_master, manifest)
+        self.run.on_summary = self.check_thresholds
+
+    def check_thresholds(self, summary: dict) -> None:
+        """--fail-on: one line per breach, and exit code 1 (Locust's own code otherwise)."""
+        try:
+            lines = breaches(parse_thresholds(self.options.fail_on), summary)
+        except ConfigError as exc:
+            logger.error("thresholds not checked: %s", exc.as_option())
+            return
+        for line in lines:
+            logger.error(line)
+        if lines:
+            self.env.process_exit_code = 1
+        summary["threshold_breaches"] = lines
 
     def server_side(self, plan: ChaosPlan, run_dir: Path) -> ServerSide:
         """The target of the chaos plan and the sources of server signals for this run."""

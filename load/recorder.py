@@ -67,6 +67,7 @@ class RunRecorder:
             self.follower.poll()  # what the logs held before this run is not this run's
             self.follower.totals.clear()
             self.follower.messages.clear()
+        self.on_summary: Callable[[dict], None] = lambda summary: None  # e.g. the thresholds
         self.seen_workers: set[str] = set()
         self.final_workers: dict[str, dict] = {}
         self.closing = self.done = False
@@ -167,6 +168,7 @@ class RunRecorder:
             summary["exception_messages"] = dict(self.follower.messages.most_common(20))
         if not self.local:
             summary["workers"] = self.final_workers
+        self.on_summary(summary)
         write_json(self.run_dir / "summary.json", summary)
         self.record({"ts": ended, "event": "run_end"})
         self.done = True

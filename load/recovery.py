@@ -1,7 +1,8 @@
 """What each restart cost, from the per-second series: errors, server kills, leaked group
 members, and how long until the users were served again.
 
-Recovery time: from the restart's begin to the start of the first three consecutive
+First pong: from the restart's begin to the first pong on a socket opened after it (a
+user served again). Recovery time: from the restart's begin to the start of the first three consecutive
 seconds in which pings were answered and no more pings failed than before the restart
 plus 1 % (connect failures count as failed pings too: a user that cannot connect is not
 served). "Before" is the five seconds ahead of the restart, so an endpoint that fails by
@@ -64,8 +65,11 @@ def restart_costs(rows: list[dict], restarts: Iterable[dict]) -> list[dict]:
         end = back if back is not None else int(rows[-1]["epoch_s"]) + 1 if rows else int(begin)
         during = [r for r in rows if int(begin) <= int(r["epoch_s"]) < max(end, int(begin) + 1)]
         around = [r for r in rows if int(begin) <= int(r["epoch_s"]) <= end + 2]
+        first_pong = min((_number(r["first_pong_at"]) for r in rows if r.get("first_pong_at") not in ("", None)
+                          and _number(r["first_pong_at"]) >= begin), default=None)
         costs.append({
             **restart,
+            "first_pong_s": round(first_pong - begin, 3) if first_pong is not None else None,
             "recovery_s": round(back - begin, 1) if back is not None else None,
             "failed_pings": int(sum(_failed(r) for r in during)),
             "closes": int(sum(_number(r.get("closes")) for r in during)),

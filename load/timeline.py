@@ -27,20 +27,26 @@ class EndpointWindow:
     service: Histogram = field(default_factory=Histogram)  # from the actual send, ms
     counts: Counter = field(default_factory=Counter)
     send_lag_max_ms: float = 0.0
+    first_pong_at: float | None = None  # the earliest first pong on a newly opened socket in this second
 
     def merge(self, other: "EndpointWindow") -> "EndpointWindow":
         self.latency.merge(other.latency)
         self.service.merge(other.service)
         self.counts.update(other.counts)
         self.send_lag_max_ms = max(self.send_lag_max_ms, other.send_lag_max_ms)
+        if other.first_pong_at is not None:
+            self.first_pong_at = min(filter(None, (self.first_pong_at, other.first_pong_at)))
         return self
 
     def to_wire(self) -> dict:
-        return {"lat": self.latency.to_wire(), "svc": self.service.to_wire(), "c": dict(self.counts), "lag": self.send_lag_max_ms}
+        return {
+            "lat": self.latency.to_wire(), "svc": self.service.to_wire(), "c": dict(self.counts),
+            "lag": self.send_lag_max_ms, "fp": self.first_pong_at,
+        }
 
     @classmethod
     def from_wire(cls, wire: dict) -> "EndpointWindow":
-        return cls(Histogram.from_wire(wire["lat"]), Histogram.from_wire(wire["svc"]), Counter(wire["c"]), wire["lag"])
+        return cls(Histogram.from_wire(wire["lat"]), Histogram.from_wire(wire["svc"]), Counter(wire["c"]), wire["lag"], wire.get("fp"))
 
 
 @dataclass
@@ -122,6 +128,12 @@ class Timeline:
         window.counts["closes"] += 1
         window.counts[close_column(code)] += 1
         self.totals["closes"] += 1
+
+    def first_pong(self, path: str, ts: float) -> None:
+        """The first pong on a socket opened since the last one broke: service is back for a user."""
+        window = self._at(ts, path)
+        window.counts["fresh_socket_pongs"] += 1
+        window.first_pong_at = ts if window.first_pong_at is None else min(window.first_pong_at, ts)
 
     def client_closed(self, path: str, ts: float) -> None:
         """We closed the socket (reconnect-on-timeout): not the server's doing."""

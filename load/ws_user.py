@@ -57,8 +57,11 @@ def assignment(config: LoadConfig, number: int) -> tuple[str, str]:
 class WebSocketSession:
     """One user's socket, its schedule and its pending pings."""
 
-    def __init__(self, user: User, config: LoadConfig, url: str, path: str, timeline: Timeline):
+    def __init__(self, user: User, config: LoadConfig, url: str, path: str, timeline: Timeline, number: int = 0):
         self.user, self.config, self.url, self.path, self.timeline = user, config, url, path, timeline
+        # With a seed, user N keeps the same phase, jitter and backoff in every run (sweeps compare like with like).
+        self.rng = random.Random(f"{config.seed}-{number}") if config.seed else random.Random()
+        self.fresh_socket = False  # no pong yet on the current socket
         self.codec = codec_for(config, path)
         self.ws: websocket.WebSocket | None = None
         self.abandoned: websocket.WebSocket | None = None  # a socket we closed ourselves
@@ -80,7 +83,7 @@ class WebSocketSession:
             failures = 0
             if self.sender is None:  # the schedule starts with the first socket, then never waits
                 interval = 1.0 / self.config.ping_rate
-                t0 = time.time() + random.uniform(0, interval)  # users do not ping in lockstep
+                t0 = time.time() + self.rng.uniform(0, interval)  # users do not ping in lockstep
                 self.sender = gevent.spawn(self._send_loop, t0, interval)
             self._read_until_closed(ws)
             gevent.sleep(self._backoff(1))
@@ -102,7 +105,7 @@ class WebSocketSession:
 
     def _backoff(self, failures: int) -> float:
         cap = min(self.config.reconnect_max, self.config.reconnect_min * 2 ** (failures - 1))
-        return random.uniform(cap / 2, cap)
+        return self.rng.uniform(cap / 2, cap)
 
     def _connect(self) -> websocket.WebSocket | None:
         started = time.time()
@@ -120,6 +123,7 @@ class WebSocketSession:
         self.timeline.connect(self.path, time.time(), "connect_ok")
         self.timeline.connections_open += 1
         self.last_seen.clear()
+        self.fresh_socket = True
         self.ws = ws
         self._report(name, started, 0, None)
         return ws
@@ -162,6 +166,9 @@ class WebSocketSession:
             if pending is not None:
                 latency, service = (now - pending.due) * 1000, (now - pending.sent) * 1000
                 self.timeline.ping_done(self.path, pending.due, errors.PONG, latency, service)
+                if self.fresh_socket:  # service is back for this user: what recovery time measures
+                    self.fresh_socket = False
+                    self.timeline.first_pong(self.path, now)
                 self.user.environment.events.request.fire(
                     request_type="WS", name=f"ping {self.path}", response_time=latency,
                     response_length=len(data), exception=None, context={},
@@ -186,7 +193,7 @@ class WebSocketSession:
     def _send_loop(self, t0: float, interval: float) -> None:
         jitter = self.config.ping_jitter * interval
         for k in itertools.count():
-            due = t0 + k * interval + (random.uniform(-jitter, jitter) / 2 if jitter else 0)
+            due = t0 + k * interval + (self.rng.uniform(-jitter, jitter) / 2 if jitter else 0)
             now = self._wait_until(due)
             self._send_ping(due, now)
 
@@ -258,8 +265,9 @@ class ChannelsUser(User):
             config = load_config(self.environment)
         except ConfigError:
             raise StopUser() from None  # the plugin has said why, once
-        url, path = assignment(config, next(_user_numbers))
-        self.session = WebSocketSession(self, config, url, path, timeline_for(self.environment))
+        number = next(_user_numbers)
+        url, path = assignment(config, number)
+        self.session = WebSocketSession(self, config, url, path, timeline_for(self.environment), number)
 
     @task
     def hold_a_socket(self) -> None:

@@ -1,0 +1,56 @@
+"""--fail-on: expressions, good and bad, against a summary."""
+
+import pytest
+
+from load.config import ConfigError
+from load.thresholds import breaches, parse_thresholds
+
+SUMMARY = {
+    "all": {"pings": 1000, "pongs": 970, "errors": 30, "p99_ms": 612.5, "connects": 50, "connect_refused": 5},
+    "endpoints": {"/ws/ping/": {"pings": 500, "pongs": 500, "errors": 0, "p99_ms": 12.0, "connects": 10}},
+    "server": {"sig_killed_own_await": 3, "sig_exception": 0},
+    "restarts": [{"recovery_s": 1.4, "stale_members_after": 6}, {"recovery_s": 12.0, "stale_members_after": 12}],
+    "duration_s": 60,
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "breached"),
+    [
+        ("error_rate>1%", ["threshold breached: error_rate>1% (was 3.00%, all)"]),
+        ("error_rate>5%", []),
+        ("p99_ms>500", ["threshold breached: p99_ms>500 (was 612.5, all)"]),
+        ("p99_ms@/ws/ping/>500", []),
+        ("error_rate@/ws/ping/>0%", []),
+        ("recovery_s>10", ["threshold breached: recovery_s>10 (was 12, all)"]),
+        ("killed>0", ["threshold breached: killed>0 (was 3, all)"]),
+        ("exceptions>0", []),
+        ("stale_members>=12", ["threshold breached: stale_members>=12 (was 12, all)"]),
+        ("connect_error_rate>5%", ["threshold breached: connect_error_rate>5% (was 10.00%, all)"]),
+        ("pongs<1000", ["threshold breached: pongs<1000 (was 970, all)"]),
+        ("p99_ms@/ws/nowhere/>1", ["threshold p99_ms@/ws/nowhere/>1: the run has no endpoint /ws/nowhere/"]),
+    ],
+)
+def test_thresholds_name_each_breach_on_one_line(text, breached):
+    assert breaches(parse_thresholds(text), SUMMARY) == breached
+
+
+def test_several_expressions_in_one_option():
+    assert len(breaches(parse_thresholds("error_rate>1%, killed>0, p99_ms>10000"), SUMMARY)) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("error_rate>>1", "write METRIC[@ENDPOINT]>VALUE"),
+        ("latency>5", "unknown metric 'latency'"),
+        ("p99_ms>5%", "only error_rate and connect_error_rate take a percentage"),
+        ("recovery_s@/ws/ping/>5", "recovery_s is a figure of the whole run"),
+        ("p99_ms>fast", "write METRIC[@ENDPOINT]>VALUE"),
+    ],
+)
+def test_bad_expressions_are_one_line_errors(text, says):
+    with pytest.raises(ConfigError) as raised:
+        parse_thresholds(text)
+    assert says in raised.value.as_option() and raised.value.as_option().startswith("--fail-on")
+    assert "\n" not in raised.value.as_option()
