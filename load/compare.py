@@ -366,8 +366,9 @@ def build_page(items: list[Entry], names: list[str], endpoints: list[str], sente
 
 
 def write_comparison(run_dirs: list[Path], out_dir: Path, knob: str | None = None) -> Path:
-    """Write out_dir/comparison.html (self-contained), out_dir/comparison.csv and
-    out_dir/plots/*.png; knob: the knob names (comma-separated) or None to find them."""
+    """Write out_dir/comparison.html (self-contained), out_dir/comparison.csv,
+    out_dir/findings.txt (one sentence a line) and out_dir/plots/*.png; knob: the knob
+    names (comma-separated) or None to find them."""
     if not run_dirs:
         raise ConfigError("run_dirs", [], "give at least one run folder")
     runs = [load_run(Path(d)) for d in run_dirs]
@@ -384,6 +385,8 @@ def write_comparison(run_dirs: list[Path], out_dir: Path, knob: str | None = Non
     for metric, title in (*ENDPOINT_METRICS, *RUN_METRICS):
         figure = plot_metric(metric, title, items, numeric, endpoints, knob_title)
         plots.append((metric, f"{title} against {knob_title}", save_png(figure, out_dir / "plots" / f"{metric}.png")))
+    sentences = comparison_findings(items, names)
+    (out_dir / "findings.txt").write_text("".join(f"{sentence}\n" for sentence in sentences), encoding="utf-8")
     page = out_dir / "comparison.html"
-    page.write_text(build_page(items, names, endpoints, comparison_findings(items, names), plots), encoding="utf-8")
+    page.write_text(build_page(items, names, endpoints, sentences, plots), encoding="utf-8")
     return page

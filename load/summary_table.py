@@ -73,3 +73,34 @@ def format_summary(summary: dict) -> str:
     if "server" in summary:
         lines += ["", "what Daphne logged:", format_server(summary)]
     return "\n".join(lines)
+
+
+def format_comparison(out_dir) -> str:
+    """comparison.csv as a terminal table (pongs/s and p99 per endpoint), then the findings."""
+    import csv
+    from pathlib import Path
+
+    out_dir = Path(out_dir)
+    with open(out_dir / "comparison.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return "(no runs)"
+    first = list(rows[0])
+    knobs = first[first.index("duration_s") + 1:first.index("pings")]
+    endpoints = [c[len("pongs_per_s["):-1] for c in first if c.startswith("pongs_per_s[")]
+    header = f"{'point':<28}{'pongs/s':>9}{'err %':>7}{'p99 ms':>9}" + "".join(f"  {e[:28]:>28} pongs/s, p99" for e in endpoints)
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        name = ",".join(f"{k}={row[k]}" for k in knobs) or row["run_id"]
+        cells = "".join(f"  {_num(row[f'pongs_per_s[{e}]']):>28} {_num(row[f'p99_ms[{e}]']):>11}" for e in endpoints)
+        lines.append(f"{name[:27]:<28}{_num(row['pongs_per_s']):>9}{_num(row['error_rate']):>7}{_num(row['p99_ms']):>9}{cells}")
+    findings = (out_dir / "findings.txt").read_text().splitlines() if (out_dir / "findings.txt").exists() else []
+    return "\n".join(lines + [""] + [f"- {f}" for f in findings])
+
+
+def _num(cell: str) -> str:
+    try:
+        value = float(cell)
+    except ValueError:
+        return "-"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"

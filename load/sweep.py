@@ -15,6 +15,7 @@ from load.compare import write_comparison
 from load.config import LAYERS, ConfigError
 from load.headless import run_folder_options, run_locust
 from load.scenario import finish_run, override_options, read_scenario, scenario_seconds
+from load.summary_table import format_comparison
 
 # knob (the Locust option's name in manifest.json) -> (its command-line option, how a value is checked)
 DIMENSIONS = {
@@ -96,7 +97,9 @@ def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], resul
         codes.append(finish_run(sweep_dir / point.name, code, quiet=True))
         left = (time.monotonic() - began) / number * (len(points) - number)
         print(f"[{number}/{len(points)}] {point.name}: done in {time.monotonic() - started:.0f} s; about {left:.0f} s to go", flush=True)
-    print(f"\ncomparison: {write_sweep_comparison(folders, sweep_dir, [k for k, v in dimensions.items() if v])}")
+    page = write_sweep_comparison(folders, sweep_dir, [k for k, v in dimensions.items() if v])
+    print("\n" + format_comparison(sweep_dir))
+    print(f"\ncomparison: {page} (and comparison.csv beside it)")
     return max(codes, default=0)
 
 

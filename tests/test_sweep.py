@@ -17,7 +17,7 @@ description = "a short pool/sync load"
 [tool.locust]
 users = 6
 spawn-rate = 6
-run-time = "5s"
+run-time = "3s"
 stack = "local"
 stack-daphne = 1
 paths = "/ws/ping/pool/?work_ms=100:1,/ws/ping/sync/?work_ms=100:1"
