@@ -58,6 +58,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print()
     print(format_summary(json.loads(summary_path.read_text())))
     print(f"\nper-second series: {run_dir / 'timeseries.csv'} (all endpoints), {run_dir / 'endpoints.csv'} (each)")
+    print(f"report with plots: {run_dir / 'report.html'}")
     print(f"Locust's own report: {run_dir / 'locust_report.html'}; its log: {run_dir / 'locust.log'}")
     # The demo exists to show failures: finished with a summary is success here.
     return 0 if finished else 1

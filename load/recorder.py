@@ -175,7 +175,16 @@ class RunRecorder:
         self.events.close()
         self.manifest["ended_at"] = ended
         write_json(self.run_dir / "manifest.json", self.manifest)
+        self._write_report()
         logger.info("run written to %s", self.run_dir)
+
+    def _write_report(self) -> None:
+        from load.report import write_report  # matplotlib: loaded when a run ends, not at start-up
+
+        try:
+            logger.info("report: %s", write_report(self.run_dir))
+        except Exception:  # the data is written; a report can be made later with `python -m load report`
+            logger.exception("the report of %s could not be written", self.run_dir)
 
     def _restarts(self) -> list[dict]:
         """The restarts the controller carried out, from its own record of them."""

@@ -94,4 +94,6 @@ def finish_run(run_dir: Path, code: int | None, quiet: bool = False) -> int:
 
 
 def write_run_report(run_dir: Path) -> Path:
-    return write_report(run_dir)
+    """The report the run wrote when it ended, or a new one if it could not."""
+    report = run_dir / "report.html"
+    return report if report.exists() else write_report(run_dir)

@@ -61,7 +61,7 @@ def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust,
     folder = run_folder(tmp_path / "results")
     names = {p.name for p in folder.iterdir()}
     assert {"manifest.json", "summary.json", "timeseries.csv", "endpoints.csv", "locust_stats.csv",
-            "locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv"} <= names
+            "locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv", "report.html"} <= names
     manifest = read_json(folder / "manifest.json")
     assert manifest["versions"]["locust"] == "2.47.0" and manifest["versions"]["daphne"] == "4.2.3"
     assert manifest["config"]["ping_rate"] == 2.0 and "ended_at" in manifest
