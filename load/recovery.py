@@ -56,6 +56,15 @@ def _value_at(rows: list[dict], second: int, column: str, within: int = 3):
     return None
 
 
+def _stale_after(rows: list[dict], begin: int, end: int):
+    """Stale members two seconds after recovery; without a recovery, the last reading after the restart."""
+    value = _value_at(rows, end + 2, "stale_members")
+    if value is not None:
+        return value
+    later = [r for r in rows if int(r["epoch_s"]) > begin and r.get("stale_members") not in ("", None)]
+    return int(_number(later[-1]["stale_members"])) if later else None
+
+
 def restart_costs(rows: list[dict], restarts: Iterable[dict]) -> list[dict]:
     """One entry per restart event ({"ts", "mode", "which", "instances", "down_s"})."""
     costs = []
@@ -75,6 +84,6 @@ def restart_costs(rows: list[dict], restarts: Iterable[dict]) -> list[dict]:
             "closes": int(sum(_number(r.get("closes")) for r in during)),
             "server_kills": int(sum(_number(r.get(c)) for r in around for c in KILL_COLUMNS)),
             "stale_members_before": _value_at(rows, int(begin) - 1, "stale_members"),
-            "stale_members_after": _value_at(rows, end + 2, "stale_members"),
+            "stale_members_after": _stale_after(rows, int(begin), end),
         })
     return costs

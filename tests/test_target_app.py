@@ -1,6 +1,8 @@
 """The target app answers every endpoint, and a bad frame never takes it down."""
 
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -8,6 +10,7 @@ import websocket
 
 from load.pingclient import ENDPOINTS, ErrorFrame, PingSocket
 from load.stack import healthz
+from support import wait_until
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -99,3 +102,11 @@ def test_an_unknown_path_is_refused_and_the_server_keeps_serving(served_stack):
         websocket.create_connection(instance.ws_url("/ws/nowhere/"), timeout=5).recv()
     with PingSocket(instance.ws_url("/ws/ping/")) as sock:
         assert sock.ping(1)["seq"] == 1
+
+
+def test_sigusr1_dumps_every_thread_into_the_log(served_stack):
+    """How an FM-4 hang is diagnosed: faulthandler writes each thread's stack to the log."""
+    instance = served_stack.instances[0]
+    os.kill(instance.child.pid, signal.SIGUSR1)
+    wait_until(lambda: "most recent call first" in instance.child.log_path.read_text(), 10, "the thread dump")
+    assert healthz(instance.port)["status"] == "ok"  # and the server goes on
