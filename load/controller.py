@@ -154,8 +154,10 @@ def phase_name(threads: int | None) -> str:
 
 
 class Controller:
-    def __init__(self, plan: ChaosPlan, target: Target, record: Record, started: float):
+    def __init__(self, plan: ChaosPlan, target: Target, record: Record, started: float, until: float | None = None):
         self.plan = plan
+        # With a known run time, an action in its last second would only disturb the end of the run.
+        self.until = until
         self.target = target
         self.record = record
         self.started = started
@@ -176,6 +178,8 @@ class Controller:
     def run(self, sleep: Callable[[float], None] = time.sleep) -> None:
         """Carry out the plan until the caller kills this (at test_stop)."""
         for action in schedule(self.plan):
+            if self.until is not None and action.at >= self.until - 1:
+                return
             delay = self.started + action.at - time.time()
             if delay > 0:
                 sleep(delay)

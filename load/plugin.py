@@ -227,7 +227,7 @@ class SuitePlugin:
         stack_info = {"redis_url": stack.redis_url, "server_dir": str(stack.server_dir), "instances": stack.status()} if stack else None
         manifest = build_manifest(run_id, run_dir, vars(self.options), asdict(run.config), stack_info, server.redis_url)
         manifest["chaos_plan"] = asdict(plan)
-        self.run = RunRecorder(self.env, run_dir, run.config, plan, server, not self.is_master, manifest)
+        self.run = RunRecorder(self.env, run_dir, run.config, plan, server, not self.is_master, manifest, self.options.run_time)
         self.run.on_summary = self.check_thresholds
 
     def check_thresholds(self, summary: dict) -> None:

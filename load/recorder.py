@@ -46,7 +46,8 @@ def until_next_second(offset: float) -> float:
 
 
 class RunRecorder:
-    def __init__(self, env, run_dir: Path, config: LoadConfig, plan: ChaosPlan, server: ServerSide, local: bool, manifest: dict):
+    def __init__(self, env, run_dir: Path, config: LoadConfig, plan: ChaosPlan, server: ServerSide, local: bool, manifest: dict,
+                 run_time: float | None = None):
         self.env = env
         self.local = local
         self.run_dir = run_dir
@@ -54,7 +55,7 @@ class RunRecorder:
         self.events = EventLog(run_dir / "events.jsonl")
         self.manifest = manifest
         write_json(run_dir / "manifest.json", manifest)
-        self.controller = Controller(plan, server.target, self.record, self.started) if plan.active else None
+        self.controller = Controller(plan, server.target, self.record, self.started, run_time) if plan.active else None
         lag = config.pong_timeout + 2 + (0 if local else WORKER_REPORT_INTERVAL)
         phase_at = self.controller.phase_at if self.controller else (lambda second: "run")
         self.collector = Collector(run_dir, self.started, lag, phase_at)

@@ -131,7 +131,7 @@ def test_bad_options_give_one_line_and_exit_code_2(tmp_path, options, names):
 
 def test_demo_runs_the_seed_scenario_and_prints_restarts_kills_and_leaks(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "load", "demo", "--run-time", "11", "--users", "12", "--restart-every", "5",
+        [sys.executable, "-m", "load", "demo", "--run-time", "12", "--users", "12", "--restart-every", "5",
          "--results-dir", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )

@@ -94,3 +94,11 @@ def test_a_redis_restart_and_flush_on_the_local_stack(start_stack):
     old = stack.redis.child.pid
     assert target.restart_redis()["down_seconds"] >= 0
     assert stack.redis.child.pid != old and redis.Redis.from_url(stack.redis_url).ping()
+
+
+def test_no_action_starts_in_the_last_second_of_a_timed_run(tmp_path):
+    events = Recorder()
+    controller = Controller(ChaosPlan(restart_every=20), HookTarget(f"{sys.executable} -c pass", 1, 10, tmp_path), events,
+                            started=0.0, until=60)
+    controller.run(sleep=lambda seconds: None)  # the clock is far past every offset: no waiting
+    assert [e["at_s"] for e in events.events if e["event"] == "action_done"] == [20.0, 40.0]
