@@ -32,6 +32,7 @@ from load.report import (
     Point,
     Run,
     clearly_apart,
+    count,
     default_threads,
     fmt,
     headline,
@@ -270,16 +271,28 @@ def overall_findings(items: list[Entry], knob: str, names: list[str]) -> list[st
             continue
         low, high = min(points, key=lambda p: p.value), max(points, key=lambda p: p.value)
         where = f" ({others})" if others else ""
+        errors = _whole_run_error_rate(low), _whole_run_error_rate(high)
         for column, what, unit in (("p99_ms", "p99", " ms"), ("error_rate", "error rate", " %")):
             a, b = low.per_second(None, column), high.per_second(None, column)
             if a is None or b is None or not clearly_apart(a, b):
                 continue
+            caveat = ""
+            if column == "p99_ms" and None not in errors and abs(errors[0] - errors[1]) >= 5:
+                # Latency covers answered pings only: when failures turn into slow pongs, p99 rises.
+                caveat = (f"; the whole-run error rate moved {fmt(errors[0])} → {fmt(errors[1])} % at the same time, "
+                          "so these percentiles describe different sets of pings")
             findings.append(
                 f"All endpoints{where}, {low.label} → {high.label}: median per-second {what} {fmt(a.median)} → {fmt(b.median)}{unit} "
                 f"({percent(_change(a.median, b.median))}; IQR {fmt(a.q1)}–{fmt(a.q3)} vs {fmt(b.q1)}–{fmt(b.q3)}{unit}), "
-                "large relative to the spread across seconds (one run per value: not a significance test)."
+                f"large relative to the spread across seconds{caveat} (one run per value: not a significance test)."
             )
     return findings
+
+
+def _whole_run_error_rate(point: Point) -> float | None:
+    rows = point.rows
+    pings = sum(count(r.get("pings")) for r in rows)
+    return sum(count(r.get("errors")) for r in rows) / pings * 100 if pings else None
 
 
 def _change(a: float, b: float) -> float | None:
