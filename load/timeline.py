@@ -10,12 +10,11 @@ recorded since the last call, in a msgpack/JSON-friendly form, and forgets it: w
 ship that to the master; the master (or a local runner) merges it in a Collector.
 """
 
-import time
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
-from load.errors import IN_FLIGHT, PONG, close_column
+from load.errors import PONG, close_column
 from load.histogram import Histogram
 
 LATE_SEND_S = 0.05  # a ping sent this much after its due time counts as a late send
@@ -165,14 +164,3 @@ def timeline_for(environment: object) -> Timeline:
     if environment not in _timelines:
         _timelines[environment] = Timeline()
     return _timelines[environment]
-
-
-def in_flight_at_stop(timeline: Timeline, path: str, dues: list[float]) -> None:
-    for due in dues:
-        timeline.ping_done(path, due, IN_FLIGHT)
-
-
-def seconds_until_next(period: float = 1.0, offset: float = 0.0) -> float:
-    """Sleep this long to wake `offset` seconds after the next multiple of period."""
-    now = time.time()
-    return period - ((now - offset) % period)
