@@ -10,7 +10,6 @@ import signal
 import sys
 import time
 from dataclasses import fields
-from datetime import UTC, datetime
 from pathlib import Path
 
 from load.agent import AgentConfig, run_agent
@@ -21,6 +20,7 @@ from load.eventlog import EventLog, format_event
 from load.pingclient import ROUTES
 from load.redisserver import StackError
 from load.report import write_report
+from load.runids import new_run_id
 from load.scenario import run_scenario
 from load.stack import Stack
 from load.sweep import run_sweep
@@ -85,12 +85,7 @@ def stack_config(args: argparse.Namespace, run_dir: Path) -> StackConfig:
 
 
 def new_run_dir(results_dir: Path, prefix: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    run_dir, n = results_dir / f"{prefix}-{stamp}", 1
-    while run_dir.exists():
-        n += 1
-        run_dir = results_dir / f"{prefix}-{stamp}-{n}"
-    return run_dir
+    return results_dir / new_run_id(results_dir, prefix)
 
 
 def print_event(event: dict) -> None:

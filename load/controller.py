@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+import redis
+
 from load.config import ChaosPlan
 
 logger = logging.getLogger("load.controller")
@@ -68,8 +70,6 @@ def outcome_dict(outcome) -> dict:
 
 
 def flush_redis(redis_url: str) -> dict:
-    import redis
-
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
     keys = client.dbsize()
     client.flushdb()

@@ -12,10 +12,10 @@ gevent never enters this process.
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from load.headless import locust_error, run_folder_options, run_locust
+from load.runids import new_run_id
 from load.summary_table import format_summary
 
 DEMO_PATHS = "/ws/ping/:3,/ws/ping/?sleep_ms=30000:1,/ws/room/demo/:2,/ws/ping/layer/:1"
@@ -37,7 +37,7 @@ def locust_options(args: argparse.Namespace, run_id: str) -> list[str]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    run_id = time.strftime("demo-%Y%m%d-%H%M%S", time.gmtime())
+    run_id = new_run_id(Path(args.results_dir), "demo")
     run_dir = Path(args.results_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     restarts = f"a {args.restart_mode} restart of every Daphne each {args.restart_every:g} s" if args.restart_every else "no restarts"

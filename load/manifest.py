@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import redis
+
 from load.stack import REPO_ROOT
 
 PACKAGES = ("django", "channels", "channels-redis", "daphne", "asgiref", "redis", "locust", "websocket-client", "gevent", "twisted")
@@ -28,7 +30,6 @@ def redis_server_version(redis_url: str) -> str | None:
     """The version the Redis at redis_url reports, or None if it cannot be asked."""
     if not redis_url:
         return None
-    import redis
 
     try:
         return redis.Redis.from_url(redis_url, socket_timeout=2).info("server").get("redis_version")

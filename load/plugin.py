@@ -32,6 +32,7 @@ from load.options import RunConfig, add_options, config_from_options, plan_from_
 from load.recorder import RunRecorder, ServerSide, until_next_second
 from load.redisserver import StackError
 from load.remote import AgentMirror, AgentTarget
+from load.runids import new_run_id
 from load.serverlog import CommandFollower, ServerLogFollower, daphne_logs
 from load.stack import Stack
 from load.thresholds import breaches, parse_thresholds
@@ -61,15 +62,6 @@ def die(message: str) -> None:
     for child in psutil.Process().children(recursive=True):
         child.kill()
     sys.exit(2)
-
-
-def new_run_id(results_dir: Path, label: str, chosen: str = "") -> str:
-    run_id = chosen or time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + (f"-{label}" if label else "")
-    candidate, n = run_id, 1
-    while (results_dir / candidate).exists() and not chosen:
-        n += 1
-        candidate = f"{run_id}-{n}"
-    return candidate
 
 
 def checked_agent(options) -> AgentClient:
@@ -126,7 +118,7 @@ class SuitePlugin:
         if options.stack not in ("", "local"):
             die(f"--stack {options.stack!r}: use --stack local, or leave it out to test --host")
         results_dir = Path(options.results_dir)
-        self.first_run_id = new_run_id(results_dir, options.run_label, options.run_id)
+        self.first_run_id = options.run_id or new_run_id(results_dir, label=options.run_label)
         try:
             parse_thresholds(options.fail_on)
             if options.stack == "local":
@@ -213,7 +205,7 @@ class SuitePlugin:
         if self.is_worker:
             self.sampler = gevent.spawn(self._sample_forever)
             return
-        run_id = self.first_run_id or new_run_id(Path(self.options.results_dir), self.options.run_label)
+        run_id = self.first_run_id or new_run_id(Path(self.options.results_dir), label=self.options.run_label)
         self.first_run_id = ""
         run_dir = Path(run.config.results_dir) / run_id
         run_dir.mkdir(parents=True, exist_ok=True)

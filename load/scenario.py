@@ -10,13 +10,13 @@ and a report; the exit code is 1 when a --fail-on threshold was breached.
 
 import json
 import sys
-import time
 import tomllib
 from pathlib import Path
 
 from load.config import ConfigError
 from load.headless import locust_error, run_folder_options, run_locust
 from load.report import write_report
+from load.runids import new_run_id
 from load.summary_table import format_summary
 
 TIME_LIMIT = 3600 * 6  # a scenario longer than this is a soak; run it with locust itself
@@ -68,7 +68,7 @@ def scenario_seconds(table: dict) -> float:
 
 def run_scenario(path: Path, sets: list[str], results_dir: Path) -> int:
     table = read_scenario(path)
-    run_id = f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    run_id = new_run_id(results_dir, path.stem)
     run_dir = results_dir / run_id
     options = ["--config", str(path), *run_folder_options(results_dir, run_id), "--exit-code-on-error", "0", *override_options(sets)]
     print(f"scenario {path}: {table.get('description', '')}\nresults: {run_dir}", flush=True)

@@ -1,5 +1,8 @@
 """summary.json as a short table for the terminal."""
 
+import csv
+from pathlib import Path
+
 from load.errors import CONNECT_ERRORS, PING_ERRORS
 
 COLUMNS = (("pings", 7), ("pongs", 7), ("errors", 7), ("p50_ms", 9), ("p95_ms", 9), ("p99_ms", 9), ("max_ms", 9))
@@ -77,9 +80,6 @@ def format_summary(summary: dict) -> str:
 
 def format_comparison(out_dir) -> str:
     """comparison.csv as a terminal table (pongs/s and p99 per endpoint), then the findings."""
-    import csv
-    from pathlib import Path
-
     out_dir = Path(out_dir)
     with open(out_dir / "comparison.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -14,6 +14,7 @@ from pathlib import Path
 from load.compare import write_comparison
 from load.config import LAYERS, ConfigError
 from load.headless import run_folder_options, run_locust
+from load.runids import new_run_id
 from load.scenario import finish_run, override_options, read_scenario, scenario_seconds
 from load.summary_table import format_comparison
 
@@ -80,7 +81,7 @@ def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], resul
     table = read_scenario(scenario)
     points = sweep_points(dimensions)
     override_options(sets)  # a bad --set fails before the first point, not after it
-    sweep_id = f"sweep-{scenario.stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    sweep_id = new_run_id(results_dir, f"sweep-{scenario.stem}")
     sweep_dir = results_dir / sweep_id
     each = scenario_seconds(table)
     print(f"sweep of {len(points)} points x {each:g} s over {', '.join(k for k, v in dimensions.items() if v)}; results: {sweep_dir}", flush=True)
