@@ -32,7 +32,7 @@ def events_of(folder: Path) -> list[dict]:
 
 @pytest.mark.parametrize(("mode", "which", "how"), [("graceful", "all", "exited"), ("hard", "rolling", "sigkill")])
 def test_a_restart_plan_restarts_daphne_under_load_and_records_every_step(locust, tmp_path, mode, which, how):
-    run = locust("--headless", "--stack", "local", "--stack-daphne", "2", "-u", "6", "-r", "6", "-t", "9s",
+    run = locust("--headless", "--stack", "local", "--stack-daphne", "2", "-u", "6", "-r", "6", "-t", "12s",
                  "--paths", "/ws/ping/,/ws/room/chaos/", "--ping-rate", "4", "--pong-timeout", "1",
                  "--reconnect-min", "0.2", "--reconnect-max", "1", "--restart-at", "3", "--restart-mode", mode,
                  "--restart-which", which, "--results-dir", str(tmp_path / "results"))
