@@ -47,6 +47,11 @@ def run_folder(results_dir: Path) -> Path:
     return folder
 
 
+def rows_so_far(results_dir: Path) -> list[dict]:
+    """The timeseries.csv rows a run under results_dir has written so far (none before it starts)."""
+    return [row for path in results_dir.glob("*/timeseries.csv") for row in read_csv(path)]
+
+
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))

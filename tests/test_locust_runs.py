@@ -15,7 +15,7 @@ from load.collector import ENDPOINT_COLUMNS, TIMESERIES_COLUMNS
 from load.errors import PING_ERRORS
 from load.pingclient import PingSocket
 from load.procs import free_port
-from locustrun import REPO, LocustProcess, number, read_csv, read_json, run_folder
+from locustrun import REPO, LocustProcess, number, read_csv, read_json, rows_so_far, run_folder
 from support import wait_until
 
 
@@ -114,13 +114,10 @@ def test_a_hard_restart_mid_run_puts_errors_in_its_seconds_and_recovery_after(st
                            "--paths", "/ws/ping/", "--ping-rate", "5", "--reconnect-min", "0.2", "--reconnect-max", "1"))
     series = tmp_path / "results"
 
-    def written() -> list[dict]:
-        return [row for path in series.glob("*/timeseries.csv") for row in read_csv(path)]
-
-    wait_until(lambda: any(int(r["pongs"]) for r in written()), 30, "steady pongs")
+    wait_until(lambda: any(int(r["pongs"]) for r in rows_so_far(series)), 30, "steady pongs")
     outcome = stack.restart(0, "hard")
     restarted, ready = outcome.exit.signal_sent_at, outcome.exit.signal_sent_at + outcome.down_seconds
-    wait_until(lambda: any(int(r["epoch_s"]) > int(ready) + 5 for r in written()), 30, "seconds written after recovery")
+    wait_until(lambda: any(int(r["epoch_s"]) > int(ready) + 5 for r in rows_so_far(series)), 30, "seconds written after recovery")
     run.child.process.send_signal(signal.SIGINT)
     assert run.wait(30) == 1  # Locust's own exit code: there were failures
 
@@ -191,7 +188,7 @@ def test_reconnects_back_off_instead_of_storming(start_stack, locust, tmp_path):
                            "-t", "120s", "--paths", "/ws/ping/", "--reconnect-min", "0.5", "--reconnect-max", "4"))
 
     def connected() -> int:  # as the users saw it, from the per-second CSV
-        return sum(int(row["connect_ok"]) for path in tmp_path.glob("results/*/timeseries.csv") for row in read_csv(path))
+        return sum(int(row["connect_ok"]) for row in rows_so_far(tmp_path / "results"))
 
     log = stack.instances[0].child.log_path
     wait_until(lambda: log.read_text().count("WSCONNECT /ws/ping/") >= users, 30, "all users to connect")
@@ -275,7 +272,7 @@ def test_ctrl_c_stops_a_headless_run_cleanly_and_keeps_its_files(locust, tmp_pat
                  "--paths", "/ws/ping/?sleep_ms=300", "--ping-rate", "4", "--pong-timeout", "1",
                  "--results-dir", str(tmp_path / "results"))
     series = tmp_path / "results"
-    wait_until(lambda: run.note_descendants() or any(int(r["pongs"]) for p in series.glob("*/timeseries.csv") for r in read_csv(p)),
+    wait_until(lambda: run.note_descendants() or any(int(r["pongs"]) for r in rows_so_far(series)),
                60, "pongs in the timeseries")
     assert len(run.descendants) >= 2  # the Redis and Daphne of --stack local
     run.child.process.send_signal(signal.SIGINT)
@@ -294,7 +291,7 @@ def test_a_sigkilled_run_leaves_valid_csv_and_no_stack(locust, tmp_path):
 
     def rows_written():
         run.note_descendants()
-        return sum(len(read_csv(p)) for p in series.glob("*/timeseries.csv")) >= 3
+        return len(rows_so_far(series)) >= 3
 
     wait_until(rows_written, 60, "three rows in the timeseries")
     assert len(run.descendants) >= 2  # the Redis and Daphne of --stack local
@@ -322,7 +319,7 @@ def test_the_web_ui_shows_our_options_and_a_run_started_there_writes_results(loc
             "restart_at": "1", "restart_mode": "hard"}
     assert json.loads(http("POST", port, "/swarm", form))["success"] is True
     series = tmp_path / "results"
-    wait_until(lambda: any(int(r["pongs"]) for p in series.glob("*/timeseries.csv") for r in read_csv(p)), 60, "pongs")
+    wait_until(lambda: any(int(r["pongs"]) for r in rows_so_far(series)), 60, "pongs")
     wait_until(lambda: any('"action_done"' in p.read_text() for p in series.glob("*/events.jsonl")), 30, "the planned restart")
     run.note_descendants()
     http("POST", port, "/stop", {})

@@ -13,7 +13,7 @@ import pytest
 from load.compare import ENDPOINT_METRICS, RUN_METRICS, write_comparison
 from load.config import ConfigError
 from load.report import PLOTS, fmt, write_report
-from locustrun import LocustProcess, number, read_csv, read_json, run_folder
+from locustrun import LocustProcess, number, read_csv, read_json, rows_so_far, run_folder
 from support import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,12 +25,6 @@ POOL, SYNC = "/ws/ping/pool/?work_ms=100", "/ws/ping/sync/?work_ms=100"
 COMMON = ("--headless", "--stack", "local", "--pong-timeout", "1", "--only-summary")
 # Only what a page may point at: its own data URIs. No script, no address outside the file.
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["'](?!data:)|url\(\s*["']?(?!data:)|<script|<link|@import""", re.I)
-
-
-def rows_written(results: Path) -> int:
-    folders = [p for p in results.iterdir() if p.is_dir()] if results.is_dir() else []
-    path = folders[0] / "timeseries.csv" if folders else None
-    return len(path.read_text().splitlines()) - 1 if path and path.is_file() else 0
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +44,10 @@ def runs(tmp_path_factory):
     }
     try:
         killed = processes["killed"]
-        wait_until(lambda: rows_written(base / "killed") >= 1, 40, "the killed run's first second")
+        wait_until(lambda: rows_so_far(base / "killed"), 40, "the killed run's first second")
         for process in processes.values():
             process.note_descendants()
-        wait_until(lambda: rows_written(base / "killed") >= 3, 30, "three seconds in the killed run's timeseries.csv")
+        wait_until(lambda: len(rows_so_far(base / "killed")) >= 3, 30, "three seconds in the killed run's timeseries.csv")
         os.kill(killed.child.pid, signal.SIGKILL)
         killed.wait(10)
         for name in ("finished", "threads1", "threads4"):
