@@ -5,6 +5,7 @@ variables (`LOCUST_PING_RATE=5`) and the web UI form. Defaults have the type of 
 the web UI casts what is typed with `type(default)`.
 """
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,12 +72,69 @@ OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
     ("--server-log", "", "Daphne log file(s) to follow, a glob (default: the local stack's logs)", True),
     ("--server-log-cmd", "", "a command whose output is Daphne's log, e.g. 'ssh app1 journalctl -fu daphne'", True),
 )
-SECRET_OPTIONS = {"--agent-token"}
+# The one list of secrets: never written to a run folder, a log or an error message.
+SECRET_OPTIONS = frozenset({"--agent-token"})
+HIDDEN = "<hidden>"
+# user:password@ in a URL (a Redis URL with a password, say) is hidden the same way
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)[^/@\s]+@")
+
+
+def dest(option: str) -> str:
+    """--agent-token -> agent_token, the attribute argparse gives it."""
+    return option[2:].replace("-", "_")
+
+
+SECRETS = frozenset(dest(option) for option in SECRET_OPTIONS)
+
+
+def mask_text(text: str) -> str:
+    """text with the password of any URL in it hidden."""
+    return _URL_PASSWORD.sub(lambda m: m["head"] + HIDDEN + "@", text)
+
+
+def mask_argv(argv: list[str]) -> list[str]:
+    """A command line with every secret option's value `<hidden>`, as written or abbreviated.
+
+    Both `--agent-token X` and `--agent-token=X`; argparse also takes an unambiguous
+    prefix (`--agent-tok X`), so those are hidden too.
+    """
+    masked: list[str] = []
+    hide_next = False
+    for arg in map(str, argv):
+        if hide_next:
+            masked.append(HIDDEN)
+            hide_next = False
+            continue
+        name, equals, _value = arg.partition("=")
+        if _is_secret_option(name):
+            masked.append(f"{name}={HIDDEN}" if equals else name)
+            hide_next = not equals
+            continue
+        masked.append(mask_text(arg))
+    return masked
+
+
+def _is_secret_option(name: str) -> bool:
+    if not name.startswith("--") or len(name) < 3:
+        return False
+    others = [option for option, _d, _h, _s in OPTIONS if option not in SECRET_OPTIONS]
+    return any(secret.startswith(name) for secret in SECRET_OPTIONS) and not any(o.startswith(name) for o in others)
+
+
+def mask_options(values: dict[str, Any]) -> dict[str, Any]:
+    """Option values (argparse names) with secrets `<hidden>` (when set) and URL passwords hidden."""
+    masked: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in SECRETS and value:
+            masked[key] = HIDDEN
+        else:
+            masked[key] = mask_text(value) if isinstance(value, str) else value
+    return masked
 
 
 def add_options(parser) -> None:
     for option, default, help_text, in_web_ui in OPTIONS:
-        env_var = "LOCUST_" + option[2:].replace("-", "_").upper()
+        env_var = "LOCUST_" + dest(option).upper()
         shown = f"{help_text} (default: {default})" if default != "" else help_text
         shown = shown.replace("%", "%%")  # argparse formats help with %
         common = {"default": default, "help": shown, "env_var": env_var, "include_in_web_ui": in_web_ui}

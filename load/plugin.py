@@ -10,6 +10,7 @@ Importing this module registers the listeners; locustfile.py does that.
 
 import glob
 import logging
+import os
 import shlex
 import socket
 import sys
@@ -48,6 +49,12 @@ FINAL_MESSAGE = "channels_timeline_final"
 @events.init_command_line_parser.add_listener
 def _add_options(parser, **_kwargs) -> None:
     add_options(parser)
+
+
+@events.init.add_listener
+def _forget_the_agent_token(environment, **_kwargs) -> None:
+    # Parsed already: the commands and processes this Locust starts do not need the token.
+    os.environ.pop("LOCUST_AGENT_TOKEN", None)
 
 
 @events.init.add_listener
