@@ -38,6 +38,7 @@ from load.serverlog import CommandFollower, ServerLogFollower, daphne_logs
 from load.stack import Stack
 from load.thresholds import breaches, parse_thresholds
 from load.timeline import timeline_for
+from load.webform import guard_web_form
 
 logger = logging.getLogger("load")
 
@@ -49,6 +50,12 @@ FINAL_MESSAGE = "channels_timeline_final"
 @events.init_command_line_parser.add_listener
 def _add_options(parser, **_kwargs) -> None:
     add_options(parser)
+
+
+@events.init.add_listener
+def _guard_web_form(environment, **_kwargs) -> None:
+    # Registered before _on_init, so its test_start listener runs before the plugin's.
+    guard_web_form(environment)
 
 
 @events.init.add_listener
