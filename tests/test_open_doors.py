@@ -55,7 +55,8 @@ def test_the_web_form_cannot_run_a_command_or_move_the_results_but_a_normal_swar
     form = {"user_count": "1", "spawn_rate": "1", "host": f"ws://127.0.0.1:{free_port()}", "restart_at": "1"}
 
     for key, value in [("restart_cmd", f"touch {planted}"), ("results_dir", str(tmp_path / "elsewhere")),
-                       ("server_log_cmd", f"touch {planted}"), ("agent_token", "stolen-token-123456")]:
+                       ("server_log_cmd", f"touch {planted}"), ("agent_token", "stolen-token-123456"),
+                       ("html_file", str(planted))]:  # Locust's own options the form does not show, too
         reply = requests.post(url + "/swarm", data={**form, key: value}, timeout=10)
         assert reply.status_code == 400, reply.text
         message = reply.json()["message"]
@@ -73,6 +74,8 @@ def test_the_web_form_cannot_run_a_command_or_move_the_results_but_a_normal_swar
     requests.get(url + "/stop", timeout=10)
     assert not planted.exists() and not (tmp_path / "elsewhere").exists()
     assert "web UI: refused a swarm request: restart_cmd=" in run.output()
+    logs = requests.get(url + "/logs", timeout=10).json()["master"]
+    assert any(f"restart_cmd='touch {marker}'" in line and "results_dir=" in line for line in logs)  # read-only display
 
 
 def _get(url: str) -> requests.Response | None:
