@@ -21,6 +21,7 @@ import copy
 import logging
 from typing import Any
 
+from flask import jsonify, request
 from locust.runners import WorkerRunner
 
 from load.options import OPTIONS, SECRETS, START_ONLY, dest, mask_options
@@ -69,8 +70,6 @@ class WebFormGuard:
             logger.info("set at start, not in the web form: %s", ", ".join(f"{k}={v!r}" for k, v in sorted(set_at_start.items())))
 
     def check_swarm_form(self):
-        from flask import jsonify, request  # Locust's dependency; imported where the web UI runs
-
         if request.method != "POST" or request.endpoint != SWARM_ENDPOINT:
             return None
         for key, text in request.form.items():
