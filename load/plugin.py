@@ -114,6 +114,7 @@ class SuitePlugin:
         self.csv_greenlet: gevent.Greenlet | None = None
         env_events = environment.events
         env_events.test_start.add_listener(self.on_test_start)
+        env_events.test_stopping.add_listener(self.on_test_stopping)
         env_events.test_stop.add_listener(self.on_test_stop)
         env_events.quitting.add_listener(self.on_quitting)
         if self.is_worker:
@@ -211,6 +212,7 @@ class SuitePlugin:
         timeline = timeline_for(self.env)
         timeline.take()  # nothing from an earlier run leaks into this one
         timeline.totals.clear()
+        timeline.stop_began = None
         if run.error is not None:
             logger.error("not starting: %s", run.error.as_option())
             if not self.is_worker:
@@ -277,6 +279,11 @@ class SuitePlugin:
         while True:
             gevent.sleep(until_next_second(0.5))
             timeline.sample_gauges(time.time())
+
+    def on_test_stopping(self, environment, **_kwargs) -> None:
+        """Fired on every node before Locust stops its users (-t, Stop, Ctrl-C): pings that
+        come due from now on are not due, so the stop itself is never counted as failures."""
+        timeline_for(self.env).begin_stop(time.time())
 
     def on_test_stop(self, environment, **_kwargs) -> None:
         if self.is_worker:

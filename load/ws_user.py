@@ -7,6 +7,9 @@ greenlet keeps the schedule: ping k is due at t0 + k / rate, whether or not the 
 pong came back; a ping that comes due while the socket is down is counted as
 `not_sent_disconnected`. Latency runs from the due time.
 
+Our own stop is no failure: once Locust begins to stop the users (test_stopping), no ping
+comes due any more, and a ping still unanswered when the user stops is `in_flight`.
+
 Everything is reported twice: to Locust through `events.request` (request type WS,
 names `connect <path>` and `ping <path>`), and to this process's Timeline per second.
 Locust gets a response time only for what succeeded (a pong's latency, a handshake's
@@ -94,7 +97,9 @@ class WebSocketSession:
     def stop(self) -> None:
         """Called from on_stop: nothing of this user may outlive it."""
         if self.sender is not None:
-            self.sender.kill(block=False)
+            # Dead before the socket closes: a sender still running would find it gone and
+            # count our own close as a ping not sent, or a send failed.
+            self.sender.kill(block=True)
         ws, self.ws = self.ws, None
         if ws is not None:
             self.timeline.connections_open -= 1
@@ -198,7 +203,8 @@ class WebSocketSession:
         for k in itertools.count():
             due = t0 + k * interval + (self.rng.uniform(-jitter, jitter) / 2 if jitter else 0)
             now = self._wait_until(due)
-            self._send_ping(due, now)
+            if self.timeline.is_due(due):  # after the stop began: not due, but sent pings may still time out
+                self._send_ping(due, now)
 
     def _wait_until(self, due: float) -> float:
         """Sleep until `due`, expiring pings whose pong timeout passes meanwhile."""

@@ -1,4 +1,4 @@
-"""Locust's own figures agree with ours."""
+"""Locust's own figures agree with ours, and our own stop is never counted as a failure."""
 
 import pytest
 
@@ -82,3 +82,35 @@ def test_locust_connect_rows_hold_handshakes_only(start_stack, locust, tmp_path)
     accepted = theirs["connect /ws/ping/"]
     assert int(accepted["Failure Count"]) == 0 and float(accepted["Max Response Time"]) > 0
 
+
+def test_a_clean_run_ends_without_errors_from_its_own_stop(start_stack, locust, tmp_path):
+    """Many idle-ish sockets, stopped at -t: pings that come due while Locust stops its users
+    are not due, and pings cut off by our own close are in flight, not failures."""
+    stack = start_stack(daphne_count=1)
+    run = locust("--headless", "--host", stack.instances[0].ws_url(""), "--results-dir", str(tmp_path / "results"),
+                 "-u", "200", "-r", "200", "-t", "4s", "--paths", "/ws/ping/", "--ping-rate", "1",
+                 "--pong-timeout", "2")
+    code = run.wait(60)
+
+    folder = run_folder(tmp_path / "results")
+    summary = read_json(folder / "summary.json")["all"]
+    failures = int(locust_rows(folder)["Aggregated"]["Failure Count"])
+    assert (summary["errors"], failures, code) == (0, 0, 0), (summary, run.output()[-3000:])
+    assert summary["pongs"] > 0
+    assert summary["pings"] == summary["pongs"] + summary["errors"] + summary["in_flight"]
+
+
+def test_a_graceful_stop_sends_nothing_new_and_waits_for_the_pongs_it_owes(start_stack, locust, tmp_path):
+    """--stop-timeout keeps the users 3 s after -t: no ping comes due in that time, and the
+    pings sent before it (each answered after 300 ms) get their pongs instead of being cut off."""
+    stack = start_stack(daphne_count=1)
+    users, rate, run_time = 50, 1, 3
+    run = locust("--headless", "--host", stack.instances[0].ws_url(""), "--results-dir", str(tmp_path / "results"),
+                 "-u", str(users), "-r", str(users), "-t", f"{run_time}s", "--stop-timeout", "3",
+                 "--paths", "/ws/ping/?sleep_ms=300", "--ping-rate", str(rate), "--pong-timeout", "2")
+    assert run.wait(60) == 0, run.output()[-3000:]
+
+    summary = read_json(run_folder(tmp_path / "results") / "summary.json")["all"]
+    assert summary["errors"] == 0 and summary["in_flight"] == 0 and summary["pongs"] == summary["pings"] > 0
+    # Pinging on through the 3 s of the stop would make it about users * rate * 6.
+    assert summary["pings"] <= users * rate * (run_time + 1), summary["pings"]
