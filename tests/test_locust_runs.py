@@ -213,10 +213,13 @@ def test_template_mode_matches_pongs_by_field_or_in_order(start_stack, locust, t
     stack = start_stack(daphne_count=1)
     host = stack.instances[0].ws_url("")
     template = '{"type": "ping", "seq": {seq}}'
-    by_field = locust(*headless(host, tmp_path / "field", "-u", "2", "-r", "2", "-t", "4s", "--protocol", "template",
-                                "--ping-template", template, "--pong-field", "seq", "--paths", "/anything/ws/ping/",
-                                "--ping-rate", "4"), name="by-field")
-    assert by_field.wait(60) == 1  # /anything/... is not routed: the handshake is rejected
+    # /anything/... is not routed: every handshake is rejected. Against --host the preflight
+    # would refuse to start (tests/test_bad_inputs.py); a local stack is not preflighted.
+    by_field = locust("--headless", "--stack", "local", "--stack-daphne", "1", "--results-dir", str(tmp_path / "field"),
+                      "--pong-timeout", "2", "-u", "2", "-r", "2", "-t", "4s", "--protocol", "template",
+                      "--ping-template", template, "--pong-field", "seq", "--paths", "/anything/ws/ping/",
+                      "--ping-rate", "4", name="by-field")
+    assert by_field.wait(60) == 1
     in_order = locust(*headless(host, tmp_path / "order", "-u", "2", "-r", "2", "-t", "4s", "--protocol", "template",
                                 "--ping-template", template, "--paths", "/ws/ping/", "--ping-rate", "4"), name="in-order")
     assert in_order.wait(60) == 0, in_order.output()[-2000:]
