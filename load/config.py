@@ -4,6 +4,7 @@ A bad value raises ConfigError with one line that names the value and how to fix
 the CLI prints that line and exits with code 2.
 """
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,6 +288,19 @@ class LoadConfig:
                     raise ConfigError("paths", path, f"the target app serves {TARGET_ROUTE_HELP}")
         check_run_label(self.run_label)
         return self
+
+
+def check_run_folder(results_dir: Path, run_id: str) -> None:
+    """The run folder can be made: results_dir is (or can become) a folder; run_id is one name."""
+    if run_id and ("/" in run_id or "\\" in run_id or run_id in (".", "..")):
+        raise ConfigError("run_id", run_id, "one folder name, without '/' (it goes inside --results-dir)")
+    existing = Path(results_dir)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError("results_dir", str(results_dir), f"{existing} is a file; give a folder (it is made if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError("results_dir", str(results_dir), f"cannot write in {existing}; give a folder you can write in")
 
 
 def check_run_label(label: str) -> None:

@@ -34,6 +34,7 @@ from load.config import (
     LayerOptions,
     LoadConfig,
     StackConfig,
+    check_run_folder,
     parse_asgi_threads,
 )
 from load.controller import HookTarget, LocalStackTarget
@@ -182,6 +183,7 @@ class SuitePlugin:
             die(f"--stack {options.stack!r}: use --stack local, or leave it out to test --host")
         results_dir = Path(options.results_dir)
         try:
+            check_run_folder(results_dir, options.run_id)
             parse_thresholds(options.fail_on)
             if options.stack == "local":
                 config_from_options(options, "ws://127.0.0.1:1")  # all but the URLs, before starting anything

@@ -43,6 +43,8 @@ ROWS = [
     (LOCUST, ["--stack", "remote"], "--stack 'remote': use --stack local"),
     (LOCUST, ["--stack", "local", "--asgi-threads", "0"], "--asgi-threads '0': use a positive number, or leave it out for Daphne's default"),
     (LOCUST, ["--stack", "local", "--stack-daphne", "0"], "--stack-daphne 0: run between 1 and 64 instances"),
+    (LOCUST, ["--stack", "local", "--run-id", "a/b"], "--run-id 'a/b': one folder name, without '/'"),
+    (LOCUST, ["--stack", "local", "--results-dir", "{plain}"], "--results-dir '{plain}': {plain} is a file"),
     # the chaos plan
     (LOCUST, ["--stack", "local", "--restart-which", "5", "--restart-at", "5"], "--restart-which '5': there are 2 instance(s), numbered 0 to 1"),
     (LOCUST, ["--host", NO_SERVER, "--restart-cmd", "true", "--hook-instances", "2", "--restart-which", "2", "--restart-at", "5"],
