@@ -130,7 +130,7 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--restart-every", type=float, default=20.0, help="seconds between restarts of every Daphne, 0 for none (default %(default)s)")
     parser.add_argument("--restart-mode", choices=("graceful", "hard"), default="graceful", help="SIGTERM then SIGKILL, or SIGKILL (default %(default)s)")
     parser.add_argument("--daphne", type=int, default=2, help="Daphne instances (default %(default)s)")
-    parser.add_argument("--asgi-threads", type=int, default=0, help="ASGI_THREADS for Daphne (default: unset)")
+    parser.add_argument("--asgi-threads", type=int, default=None, help="ASGI_THREADS for Daphne (default: unset, Daphne's own)")
     parser.add_argument("--redis-socket-timeout", default="", help="the target app's redis-py socket_timeout (default: library's)")
     parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
 
@@ -142,7 +142,7 @@ def check_demo_args(args: argparse.Namespace) -> argparse.Namespace:
     if args.restart_every < 0:
         raise ConfigError("restart_every", args.restart_every, "seconds between restarts, or 0 for none")
     StackConfig(
-        daphne_count=args.daphne, asgi_threads=args.asgi_threads or None,
+        daphne_count=args.daphne, asgi_threads=args.asgi_threads,
         app=LayerOptions(redis_socket_timeout=args.redis_socket_timeout or None),
     ).validate()
     return args
@@ -198,7 +198,7 @@ def build_parser() -> OneLineParser:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one option of the scenario, e.g. ping-rate=5")
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
+    parser.add_argument("--results-dir", type=Path, default=None, help="where run folders go (default: the scenario's results-dir, else results)")
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ A bad value raises ConfigError with one line that names the value and how to fix
 the CLI prints that line and exits with code 2.
 """
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +24,22 @@ class ConfigError(ValueError):
         super().__init__(f"{name}={value!r}: {fix}")
         self.name, self.value, self.fix = name, value, fix
 
-    def as_option(self) -> str:
-        """The message as a command-line user sees it: `--ping-rate 0.0: must be ...`."""
-        option = OPTION_NAMES.get(self.name, "--" + self.name.replace("_", "-"))
+    def as_option(self, names: dict[str, str] | None = None) -> str:
+        """The message as a command-line user sees it: `--ping-rate 0.0: must be ...`.
+
+        `names` spells settings as the command at hand does (Locust's options differ from
+        `python -m load stack`'s: --stack-daphne there, --daphne here).
+        """
+        names = OPTION_NAMES if names is None else {**OPTION_NAMES, **names}
+        option = names.get(self.name, "--" + self.name.replace("_", "-"))
         return f"{option} {self.value!r}: {self.fix}"
 
 
 # Settings whose command-line option is not simply --the-name-with-dashes.
 OPTION_NAMES = {"daphne_count": "--daphne", "stack_daphne": "--daphne", "stack_layer": "--layer", "scenario": "scenario", "run_dir": "run folder", "knob": "--knob"}
+# The same settings as Locust's options (the plugin's) spell them.
+LOCUST_OPTION_NAMES = {"daphne_count": "--stack-daphne", "stack_daphne": "--stack-daphne", "layer": "--stack-layer", "stack_layer": "--stack-layer"}
+ASGI_THREADS_FIX = "use a positive number, or leave it out for Daphne's default"
 
 
 def _positive(name: str, value: float | int | None, allow_none: bool = False) -> None:
@@ -120,7 +129,8 @@ class StackConfig:
     def validate(self) -> "StackConfig":
         if isinstance(self.daphne_count, bool) or not 1 <= self.daphne_count <= 64:
             raise ConfigError("daphne_count", self.daphne_count, "run between 1 and 64 instances")
-        _positive("asgi_threads", self.asgi_threads, allow_none=True)
+        if self.asgi_threads is not None and (isinstance(self.asgi_threads, bool) or self.asgi_threads <= 0):
+            raise ConfigError("asgi_threads", self.asgi_threads, ASGI_THREADS_FIX)
         _positive("kill_after", self.kill_after)
         _positive("ready_timeout", self.ready_timeout)
         if not 0 <= self.base_port <= 65535 - self.daphne_count:
@@ -130,6 +140,16 @@ class StackConfig:
         self.daphne.validate()
         self.app.validate()
         return self
+
+
+def parse_asgi_threads(text: str) -> int | None:
+    """An --asgi-threads value: '' or 'unset' is Daphne's default (None), else a positive count."""
+    text = str(text).strip()
+    if text in ("", "unset"):
+        return None
+    if not text.isdecimal() or not text.isascii() or int(text) <= 0:
+        raise ConfigError("asgi_threads", text, ASGI_THREADS_FIX)
+    return int(text)
 
 
 def validate_redis_url(url: str) -> None:
@@ -164,10 +184,12 @@ def parse_paths(text: str) -> tuple[tuple[str, int], ...]:
     """
     paths = []
     for item in filter(None, (part.strip() for part in text.split(","))):
-        path, _, weight = item.rpartition(":") if re.search(r":\d*$", item) else (item, "", "")
+        path, weight = split_weight(item)
+        if weight is not None and not (weight.isdecimal() and weight.isascii() and int(weight) > 0):
+            raise ConfigError("paths", item, f"the weight {weight!r} of {path} must be a whole number above 0, e.g. {path}:2")
+        if not path.startswith("/"):
+            raise ConfigError("paths", item, "write PATH or PATH:WEIGHT; paths start with /")
         count = int(weight) if weight else 1
-        if count <= 0 or not path.startswith("/"):
-            raise ConfigError("paths", item, "write PATH or PATH:WEIGHT; paths start with / and weights are positive")
         for key, value in path_knobs(path).items():
             if value < 0:
                 raise ConfigError("paths", item, f"{key} must be zero or more")
@@ -175,6 +197,21 @@ def parse_paths(text: str) -> tuple[tuple[str, int], ...]:
     if not paths:
         raise ConfigError("paths", text, f"name at least one websocket path, e.g. {TARGET_ROUTE_HELP}")
     return tuple(paths)
+
+
+def split_weight(item: str) -> tuple[str, str | None]:
+    """'/ws/ping/:3' -> ('/ws/ping/', '3'); '/ws/ping/' -> ('/ws/ping/', None).
+
+    What follows the last ':' is a weight when it looks like a number, or, in a path
+    without a query string, when it holds no '/' (websocket routes rarely contain ':');
+    a query value with a ':' in it ('?t=a:b') stays part of the path.
+    """
+    path, sep, tail = item.rpartition(":")
+    if not sep:
+        return item, None
+    if re.fullmatch(r"[-+]?[\d.]*", tail) or ("?" not in path and "/" not in tail and "=" not in tail):
+        return path, tail
+    return item, None
 
 
 def path_knobs(path: str) -> dict[str, float]:
@@ -249,9 +286,26 @@ class LoadConfig:
             for path, _weight in self.paths:
                 if not any(route.match(urlparse(path).path) for route in TARGET_ROUTES):
                     raise ConfigError("paths", path, f"the target app serves {TARGET_ROUTE_HELP}")
-        if self.run_label and not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}", self.run_label):
-            raise ConfigError("run_label", self.run_label, "use letters, digits, '.', '_' or '-' (it names a folder)")
+        check_run_label(self.run_label)
         return self
+
+
+def check_run_folder(results_dir: Path, run_id: str) -> None:
+    """The run folder can be made: results_dir is (or can become) a folder; run_id is one name."""
+    if run_id and ("/" in run_id or "\\" in run_id or run_id in (".", "..")):
+        raise ConfigError("run_id", run_id, "one folder name, without '/' (it goes inside --results-dir)")
+    existing = Path(results_dir)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError("results_dir", str(results_dir), f"{existing} is a file; give a folder (it is made if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError("results_dir", str(results_dir), f"cannot write in {existing}; give a folder you can write in")
+
+
+def check_run_label(label: str) -> None:
+    if label and not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}", label):
+        raise ConfigError("run_label", label, "use letters, digits, '.', '_' or '-' (it names a folder)")
 
 
 # -- chaos: what the controller does to the server during a run --------------------------
@@ -307,7 +361,7 @@ class ChaosPlan:
         if which not in ("all", "rolling") and not which.isdigit():
             raise ConfigError("restart_which", which, f"choose {RESTART_WHICH_HELP}")
         if which.isdigit() and instance_count is not None and int(which) >= instance_count:
-            raise ConfigError("restart_which", which, f"there are {instance_count} instance(s), numbered from 0")
+            raise ConfigError("restart_which", which, f"there are {instance_count} instance(s), numbered 0 to {instance_count - 1}; or choose all or rolling")
         if self.restart_every < 0:
             raise ConfigError("restart_every", self.restart_every, "seconds between restarts, or 0 for none")
         if self.asgi_threads_steps and self.step_seconds <= 0:

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from load.headless import locust_error, run_folder_options, run_locust
+from load.headless import discard_refused_run, locust_error, refusal, run_folder_options, run_locust
 from load.runids import new_run_id
 from load.summary_table import format_summary
 
@@ -29,7 +29,7 @@ def locust_options(args: argparse.Namespace, run_id: str) -> list[str]:
         "--paths", DEMO_PATHS, "--ping-rate", str(args.ping_rate), "--pong-timeout", "5", "--reconnect-on-timeout",
         "--restart-every", str(args.restart_every), "--restart-mode", args.restart_mode,
     ]
-    if args.asgi_threads:
+    if args.asgi_threads is not None:
         argv += ["--asgi-threads", str(args.asgi_threads)]
     if args.redis_socket_timeout:
         argv += ["--redis-socket-timeout", args.redis_socket_timeout]
@@ -47,11 +47,16 @@ def run_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        finished = run_locust(locust_options(args, run_id), run_dir, args.run_time + 120) is not None
+        code = run_locust(locust_options(args, run_id), run_dir, args.run_time + 120)
+        finished = code is not None
     except KeyboardInterrupt:
         print("interrupted: Locust and the stack were stopped", file=sys.stderr, flush=True)
-        finished = False
+        code, finished = None, False
     summary_path = run_dir / "summary.json"
+    if not summary_path.exists() and code == 2:
+        print(f"python -m load: error: {refusal(run_dir)}", file=sys.stderr)
+        discard_refused_run(run_dir)
+        return 2
     if not summary_path.exists():
         print(f"no summary was written: {locust_error(run_dir)} (log: {run_dir / 'locust.log'})", file=sys.stderr)
         return 2

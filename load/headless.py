@@ -5,6 +5,7 @@ enters their own process; Locust's output goes to locust.log in the run folder, 
 child dies with its owner.
 """
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -46,3 +47,20 @@ def locust_error(run_dir: Path) -> str:
         return "Locust wrote no log"
     errors = [line for line in lines if "error:" in line]
     return (errors or lines or ["Locust wrote nothing"])[-1]
+
+
+# What a run of the suite writes once Locust accepted its options and the run began.
+RUN_FILES = ("events.jsonl", "manifest.json", "timeseries.csv", "summary.json")
+
+
+def discard_refused_run(run_dir: Path) -> bool:
+    """Remove the folder of a run Locust refused before it began; False when it holds a run."""
+    if any((run_dir / name).exists() for name in RUN_FILES):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
+
+
+def refusal(run_dir: Path) -> str:
+    """Locust's or the plugin's one line about what was wrong, without their `locust: error:`."""
+    return locust_error(run_dir).removeprefix("locust: error: ")

@@ -47,7 +47,7 @@ OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
     ("--run-id", "", "name of the run folder (default: UTC time and label)", False),
     ("--stack", "", "'local' starts Redis and Daphne here for the test and points the users at them", False),
     ("--stack-daphne", 2, "with --stack local: number of Daphne instances", False),
-    ("--asgi-threads", 0, "with --stack local: ASGI_THREADS for Daphne (0: unset)", False),
+    ("--asgi-threads", "", "with --stack local: ASGI_THREADS for Daphne, a positive number (default: unset, Daphne's own)", False),
     ("--redis-socket-timeout", "", "with --stack local: redis-py socket_timeout of the target app ('' library default, 'none', or seconds)", False),
     ("--kill-after", 10.0, "with --stack local: seconds from SIGTERM to SIGKILL in a graceful restart", False),
     ("--stack-layer", "redis", "with --stack local: the channel layer, redis, redis-pubsub or memory", False),

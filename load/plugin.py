@@ -15,21 +15,40 @@ import shlex
 import socket
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
 import gevent
 import locust.stats
 import psutil
+import websocket
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from load.agent import AgentClient, AgentError
-from load.config import ChaosPlan, ConfigError, DaphneOptions, LayerOptions, StackConfig
+from load.config import (
+    LOCUST_OPTION_NAMES,
+    ChaosPlan,
+    ConfigError,
+    DaphneOptions,
+    LayerOptions,
+    LoadConfig,
+    StackConfig,
+    check_run_folder,
+    parse_asgi_threads,
+)
 from load.controller import HookTarget, LocalStackTarget
 from load.manifest import build_manifest
-from load.options import RunConfig, add_options, config_from_options, plan_from_options, set_run_config
+from load.options import (
+    OPTIONS,
+    PLAN_KEYS,
+    RunConfig,
+    add_options,
+    config_from_options,
+    plan_from_options,
+    set_run_config,
+)
 from load.recorder import RunRecorder, ServerSide, until_next_second
 from load.redisserver import StackError
 from load.remote import AgentMirror, AgentTarget
@@ -88,6 +107,47 @@ def checked_agent(options) -> AgentClient:
     return client
 
 
+def missing_target(options) -> ConfigError:
+    """A plan with nothing to act on, named by the option that asked for it (--restart-at 20)."""
+    defaults = {option[2:].replace("-", "_"): default for option, default, _help, _ui in OPTIONS}
+    given = [key for key in PLAN_KEYS if getattr(options, key) != defaults[key] and key not in ("restart_mode", "restart_which")]
+    name = given[0] if given else "chaos_plan"
+    return ConfigError(name, getattr(options, name), NO_TARGET)
+
+
+def checked_hooks(options) -> None:
+    if isinstance(options.hook_instances, bool) or options.hook_instances < 1:
+        raise ConfigError("hook_instances", options.hook_instances, "how many instances --restart-cmd addresses, 1 or more")
+    if options.hook_timeout <= 0:
+        raise ConfigError("hook_timeout", options.hook_timeout, "seconds a --restart-cmd may take, above 0")
+
+
+HANDSHAKE_HINTS = {
+    403: "the server may check the Origin, or want a header or cookie",
+    401: "the server wants credentials (a header, cookie or token in the URL)",
+    404: "the server has no websocket at that path; check --paths",
+}
+
+
+def refused_handshake(config: LoadConfig) -> str | None:
+    """The first (target, path) whose websocket handshake fails, as a message; None when all open.
+
+    A TCP check passes a server that answers the upgrade with 403 (an origin check), and
+    every user would then fail for the whole run.
+    """
+    for target in config.targets:
+        for path, _weight in config.paths:
+            url = target + path
+            try:
+                websocket.create_connection(url, timeout=min(config.connect_timeout, 5)).close()
+            except websocket.WebSocketBadStatusException as exc:
+                hint = HANDSHAKE_HINTS.get(exc.status_code, "check the URL and --paths")
+                return f"--host {target}: the websocket handshake to {url} got HTTP {exc.status_code}; {hint}"
+            except (websocket.WebSocketException, OSError) as exc:
+                return f"--host {target}: the websocket handshake to {url} failed ({exc or type(exc).__name__}); check the URL and --paths"
+    return None
+
+
 def unreachable(targets: tuple[str, ...]) -> str | None:
     """The first target nothing listens on, as a message; None when all accept TCP."""
     for target in targets:
@@ -128,39 +188,56 @@ class SuitePlugin:
     # -- start-up on the master or local runner -------------------------------------------
 
     def prepare(self) -> None:
+        """Every check of the options before anything starts: a bad value dies with exit 2.
+
+        Headless runs also check what the plan acts on (instance numbers) and that every
+        (target, path) accepts a websocket; the web UI checks its form at test_start.
+        """
         options = self.options
-        headless = bool(options.headless)
         if options.stack not in ("", "local"):
             die(f"--stack {options.stack!r}: use --stack local, or leave it out to test --host")
         results_dir = Path(options.results_dir)
-        self.first_run_id = options.run_id or new_run_id(results_dir, label=options.run_label)
         try:
+            check_run_folder(results_dir, options.run_id)
             parse_thresholds(options.fail_on)
             if options.stack == "local":
                 config_from_options(options, "ws://127.0.0.1:1")  # all but the URLs, before starting anything
-                plan_from_options(options)
-                self.start_stack(results_dir / self.first_run_id / "server")
-            elif headless:
-                plan = plan_from_options(options)
-                if options.agent_url:
-                    checked_agent(options)
-                elif plan.active and not options.restart_cmd:
-                    raise ConfigError("restart_at", "", NO_TARGET)
-                problem = unreachable(config_from_options(options, self.env.host).targets)
-                if problem:
-                    die(problem)
+                stack_config = self.stack_config(Path("server")).validate()
+                plan_from_options(options).validate(stack_config.daphne_count)
+                self.first_run_id = options.run_id or new_run_id(results_dir, label=options.run_label)
+                self.start_stack(replace(stack_config, log_dir=results_dir / self.first_run_id / "server"))
+            elif options.headless:
+                self.check_remote_start(options)
         except ConfigError as exc:
-            die(exc.as_option())
+            die(exc.as_option(LOCUST_OPTION_NAMES))
         except StackError as exc:
             die(str(exc).splitlines()[0])
+        self.first_run_id = self.first_run_id or options.run_id or new_run_id(results_dir, label=options.run_label)
         if options.csv_prefix is None:
             self.start_locust_csv(results_dir / self.first_run_id)
 
-    def start_stack(self, server_dir: Path) -> None:
+    def check_remote_start(self, options) -> None:
+        """A headless run against servers we did not start: its plan's target, then the servers."""
+        plan = plan_from_options(options)
+        config = config_from_options(options, self.env.host)
+        if options.agent_url:
+            status = checked_agent(options).status()
+            if plan.active:
+                plan.validate(len(status["instances"]))
+        elif options.restart_cmd:
+            checked_hooks(options)
+            plan.validate(options.hook_instances)
+        elif plan.active:
+            raise missing_target(options)
+        problem = unreachable(config.targets) or refused_handshake(config)
+        if problem:
+            die(problem)
+
+    def stack_config(self, server_dir: Path) -> StackConfig:
         options = self.options
-        config = StackConfig(
+        return StackConfig(
             daphne_count=options.stack_daphne,
-            asgi_threads=options.asgi_threads or None,
+            asgi_threads=parse_asgi_threads(options.asgi_threads),
             app=LayerOptions(layer=options.stack_layer, redis_socket_timeout=options.redis_socket_timeout or None),
             daphne=DaphneOptions(
                 application_close_timeout=options.application_close_timeout,
@@ -169,8 +246,11 @@ class SuitePlugin:
             kill_after=options.kill_after,
             log_dir=server_dir,
         )
+
+    def start_stack(self, config: StackConfig) -> None:
         logger.info("starting the local stack: Redis and %d Daphne instance(s)", config.daphne_count)
         self.stack = Stack(config, on_event=self.on_stack_event).start()
+        options = self.options
         options.targets = ",".join(i.ws_url("") for i in self.stack.instances)
         self.env.host = self.env.host or self.stack.instances[0].ws_url("")
         logger.info("local stack ready: %s (Redis %s)", options.targets, self.stack.redis_url)
@@ -269,7 +349,7 @@ class SuitePlugin:
             pattern = options.server_log
             server.log_follower = ServerLogFollower(lambda: [Path(p) for p in sorted(glob.glob(pattern))])
         if plan.active and server.target is None:
-            raise ConfigError("restart_at", "", NO_TARGET)
+            raise missing_target(options)
         if plan.active:
             plan.validate(server.target.instance_count())
         return server

@@ -8,18 +8,69 @@ overrides one option for this run. The run ends with its summary, threshold brea
 and a report; the exit code is 1 when a --fail-on threshold was breached.
 """
 
+import difflib
+import functools
 import json
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
-from load.config import ConfigError
-from load.headless import locust_error, run_folder_options, run_locust
+from load.config import ConfigError, check_run_label
+from load.headless import discard_refused_run, refusal, run_folder_options, run_locust
 from load.report import write_report
 from load.runids import new_run_id
 from load.summary_table import format_summary
 
 TIME_LIMIT = 3600 * 6  # a scenario longer than this is a soak; run it with locust itself
+# Chosen by the CLI for each run (the folder it watches), so not passed on from --set.
+RUN_FOLDER_KEYS = ("results-dir", "run-label", "run-id")
+
+# Prints the long option names Locust and this suite's plugin know. It runs in a child
+# process: importing locust monkey-patches this process with gevent.
+_OPTION_NAMES = """
+import json
+from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
+from load.options import add_options
+parser = get_empty_argument_parser(add_help=False, default_config_files=[])
+setup_parser_arguments(parser)
+add_options(parser)
+print(json.dumps(sorted({o[2:] for a in parser._actions for o in a.option_strings if o.startswith("--")})))
+"""
+
+
+@functools.cache
+def option_names() -> frozenset[str]:
+    """Every long option of `locust -f locustfile.py`, by its name in a config file (ping-rate)."""
+    from load.headless import REPO_ROOT
+
+    result = subprocess.run([sys.executable, "-c", _OPTION_NAMES], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise ConfigError("scenario", "", f"cannot list Locust's options: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+    return frozenset(json.loads(result.stdout))
+
+
+def unknown_option(key: str) -> str | None:
+    """Why `key` is no option (with the nearest one), or None when Locust or the suite knows it."""
+    names = option_names()
+    if key in names:
+        return None
+    near = difflib.get_close_matches(key, sorted(names), n=1)
+    return f"did you mean {near[0]!r}?" if near else "`locust -f locustfile.py --help` lists the options"
+
+
+def check_table(path: Path, table: dict) -> None:
+    """Every key of [tool.locust] is an option with a plain value, before Locust sees them."""
+    for key, value in table.items():
+        if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)):
+            raise ConfigError(
+                "scenario", str(path),
+                f"key {key!r} in [tool.locust] holds a table; scenario options take plain values "
+                "(a list where the option takes several), e.g. ping-rate = 5",
+            )
+        problem = unknown_option(str(key).removeprefix("--"))
+        if problem:
+            raise ConfigError("scenario", str(path), f"unknown key {key!r} in [tool.locust]; {problem}")
 
 
 def read_scenario(path: Path) -> dict:
@@ -31,20 +82,35 @@ def read_scenario(path: Path) -> dict:
         raise ConfigError("scenario", str(path), f"cannot read it ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("scenario", str(path), f"not valid TOML: {exc}") from None
-    table = document.get("tool", {}).get("locust")
+    tool = document.get("tool")
+    table = tool.get("locust") if isinstance(tool, dict) else None
     if not isinstance(table, dict):
         raise ConfigError("scenario", str(path), "a scenario keeps its options in a [tool.locust] table (see scenarios/)")
+    check_table(path, table)
     return {**table, "description": document.get("scenario", {}).get("description", "")}
 
 
-def override_options(pairs: list[str]) -> list[str]:
-    """['ping-rate=5', 'reconnect-on-timeout=true'] -> ['--ping-rate', '5', '--reconnect-on-timeout']."""
-    options = []
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    """['ping-rate=5', '--run_label=x'] -> {'ping-rate': '5', 'run-label': 'x'}; unknown keys refused."""
+    sets = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip().lstrip("-").replace("_", "-")
         if not sep or not key:
             raise ConfigError("set", pair, "write KEY=VALUE with an option's name, e.g. --set ping-rate=5")
+        problem = unknown_option(key)
+        if problem:
+            raise ConfigError("set", pair, f"unknown option {key!r}; {problem}")
+        sets[key] = value
+    return sets
+
+
+def override_options(pairs: list[str]) -> list[str]:
+    """['ping-rate=5', 'reconnect-on-timeout=true'] -> ['--ping-rate', '5', '--reconnect-on-timeout']."""
+    options = []
+    for key, value in parse_sets(pairs).items():
+        if key in RUN_FOLDER_KEYS:
+            continue
         if value.lower() in ("true", "false"):
             if value.lower() == "true":
                 options.append(f"--{key}")
@@ -66,21 +132,36 @@ def scenario_seconds(table: dict) -> float:
     return total + (float(number) if number else 0)
 
 
-def run_scenario(path: Path, sets: list[str], results_dir: Path) -> int:
+def run_place(table: dict, sets: list[str], results_dir: Path | None) -> tuple[Path, str]:
+    """Where the run's folder goes and its label: --results-dir, else --set, else the scenario's."""
+    chosen = {**table, **parse_sets(sets)}
+    label = str(chosen.get("run-label", ""))
+    check_run_label(label)
+    return results_dir or Path(str(chosen.get("results-dir") or "results")), label
+
+
+def run_scenario(path: Path, sets: list[str], results_dir: Path | None) -> int:
     table = read_scenario(path)
-    run_id = new_run_id(results_dir, path.stem)
+    results_dir, label = run_place(table, sets, results_dir)
+    options = override_options(sets)
+    run_id = str(parse_sets(sets).get("run-id") or table.get("run-id") or new_run_id(results_dir, path.stem, label))
     run_dir = results_dir / run_id
-    options = ["--config", str(path), *run_folder_options(results_dir, run_id), "--exit-code-on-error", "0", *override_options(sets)]
+    options = ["--config", str(path), *run_folder_options(results_dir, run_id), "--exit-code-on-error", "0", *options]
     print(f"scenario {path}: {table.get('description', '')}\nresults: {run_dir}", flush=True)
     code = run_locust(options, run_dir, min(scenario_seconds(table), TIME_LIMIT) + 180)
     return finish_run(run_dir, code)
 
 
 def finish_run(run_dir: Path, code: int | None, quiet: bool = False) -> int:
-    """Summary, breaches and report of a finished run; 2 when Locust refused to run at all."""
+    """Summary, breaches and report of a finished run; 2 when Locust refused to run at all.
+
+    A run Locust refused (exit 2 before the run began) leaves no folder behind.
+    """
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
-        print(f"python -m load: error: {locust_error(run_dir)}", file=sys.stderr, flush=True)
+        print(f"python -m load: error: {refusal(run_dir)}", file=sys.stderr, flush=True)
+        if code == 2:
+            discard_refused_run(run_dir)
         return 2
     summary = json.loads(summary_path.read_text())
     if not quiet:

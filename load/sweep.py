@@ -15,7 +15,7 @@ from load.compare import write_comparison
 from load.config import LAYERS, ConfigError
 from load.headless import run_folder_options, run_locust
 from load.runids import new_run_id
-from load.scenario import finish_run, override_options, read_scenario, scenario_seconds
+from load.scenario import finish_run, override_options, read_scenario, run_place, scenario_seconds
 from load.summary_table import format_comparison
 
 # knob (the Locust option's name in manifest.json) -> (its command-line option, how a value is checked)
@@ -41,7 +41,7 @@ class Point:
         options = []
         for knob, value in self.knobs:
             if knob == "asgi_threads" and value == "unset":
-                continue  # 0 is the plugin's "unset", the default
+                continue  # left out: Daphne's default
             options += [DIMENSIONS[knob][0], value]
         return options
 
@@ -77,11 +77,12 @@ def sweep_points(dimensions: dict[str, str]) -> list[Point]:
     return [Point(tuple(combo)) for combo in itertools.product(*axes)]
 
 
-def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], results_dir: Path, seed: int) -> int:
+def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], results_dir: Path | None, seed: int) -> int:
     table = read_scenario(scenario)
     points = sweep_points(dimensions)
     override_options(sets)  # a bad --set fails before the first point, not after it
-    sweep_id = new_run_id(results_dir, f"sweep-{scenario.stem}")
+    results_dir, label = run_place(table, sets, results_dir)
+    sweep_id = new_run_id(results_dir, f"sweep-{scenario.stem}", label)
     sweep_dir = results_dir / sweep_id
     each = scenario_seconds(table)
     print(f"sweep of {len(points)} points x {each:g} s over {', '.join(k for k, v in dimensions.items() if v)}; results: {sweep_dir}", flush=True)
@@ -94,14 +95,24 @@ def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], resul
         print(f"[{number}/{len(points)}] {point.name}: running", flush=True)
         started = time.monotonic()
         code = run_locust(options, sweep_dir / point.name, each + 180)
-        folders.append(sweep_dir / point.name)
         codes.append(finish_run(sweep_dir / point.name, code, quiet=True))
+        if not (sweep_dir / point.name).exists():  # Locust refused the options, as it would at every point
+            _remove_if_empty(sweep_dir)
+            return 2
+        folders.append(sweep_dir / point.name)
         left = (time.monotonic() - began) / number * (len(points) - number)
         print(f"[{number}/{len(points)}] {point.name}: done in {time.monotonic() - started:.0f} s; about {left:.0f} s to go", flush=True)
     page = write_sweep_comparison(folders, sweep_dir, [k for k, v in dimensions.items() if v])
     print("\n" + format_comparison(sweep_dir))
     print(f"\ncomparison: {page} (and comparison.csv beside it)")
     return max(codes, default=0)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # earlier points' folders are results
 
 
 def write_sweep_comparison(folders: list[Path], sweep_dir: Path, knobs: list[str]) -> Path:

@@ -12,10 +12,14 @@ Every answer is a JSON object with a ``type``: ``pong`` (echoes ``seq`` and ``pa
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
 MAX_FRAME_CHARS = 64 * 1024
+# A ping nests one level; json.loads recurses per level and a 40 KB "[[[[..." would
+# raise RecursionError (a traceback and close 1011) instead of an error frame.
+MAX_DEPTH = 16
 MAX_SLEEP_MS = 120_000
 MAX_WORK_MS = 60_000
 INSTANCE = os.environ.get("TARGET_INSTANCE") or f"pid{os.getpid()}"
@@ -48,10 +52,7 @@ def parse_ping(text_data: str | None, bytes_data: bytes | None = None) -> Ping:
         raise BadFrame("binary frames are not supported; send JSON text")
     if len(text_data) > MAX_FRAME_CHARS:
         raise BadFrame(f"frame of {len(text_data)} characters exceeds {MAX_FRAME_CHARS}")
-    try:
-        data = json.loads(text_data)
-    except ValueError:
-        raise BadFrame("frame is not valid JSON") from None
+    data = _loads(text_data)
     if not isinstance(data, dict):
         raise BadFrame("frame must be a JSON object")
     if data.get("type") != "ping":
@@ -70,11 +71,40 @@ def parse_ping(text_data: str | None, bytes_data: bytes | None = None) -> Ping:
     )
 
 
-def seq_of(text_data: str | None) -> int | None:
-    """Best-effort seq of a rejected frame, so a client can match the error to its ping."""
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]")
+
+
+def nesting_depth(text: str) -> int:
+    """How deep the JSON text's arrays and objects nest, brackets inside strings not counted."""
+    depth = deepest = 0
+    for char in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+        depth += 1 if char in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _loads(text: str) -> Any:
+    """json.loads, but only of frames it can parse without running out of stack."""
+    depth = nesting_depth(text)
+    if depth > MAX_DEPTH:
+        raise BadFrame(f"frame nests {depth} levels deep; at most {MAX_DEPTH}")
     try:
-        seq = json.loads(text_data or "").get("seq")
-    except (ValueError, AttributeError):
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadFrame("frame is not valid JSON") from None
+
+
+def seq_of(text_data: str | None) -> int | None:
+    """Best-effort seq of a rejected frame, so a client can match the error to its ping.
+
+    A frame over the size limit is not parsed at all: it costs CPU, and it was refused unread.
+    """
+    if len(text_data or "") > MAX_FRAME_CHARS:
+        return None
+    try:
+        seq = _loads(text_data or "").get("seq")
+    except (BadFrame, AttributeError):
         return None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 

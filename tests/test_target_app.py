@@ -65,6 +65,8 @@ MALFORMED = [
     ('{"type": "ping", "seq": 1, "work_ms": "lots"}', "work_ms must be a number"),
     ('{"type": "ping", "seq": 1, "pad": 5}', "pad must be a string"),
     (json.dumps({"type": "ping", "seq": 1, "pad": "x" * 70_000}), "exceeds"),
+    ("[" * 50_000, "frame nests 50000 levels deep; at most 16"),  # json.loads' RecursionError before
+    ('{"type": "ping", "seq": 1, "pad": ' + "[" * 17 + "]" * 17 + "}", "nests 18 levels"),
 ]
 
 
@@ -110,3 +112,18 @@ def test_sigusr1_dumps_every_thread_into_the_log(served_stack):
     os.kill(instance.child.pid, signal.SIGUSR1)
     wait_until(lambda: "most recent call first" in instance.child.log_path.read_text(), 10, "the thread dump")
     assert healthz(instance.port)["status"] == "ok"  # and the server goes on
+
+
+def test_a_frame_over_daphnes_1_mib_limit_ends_the_socket_without_an_error_frame(served_stack):
+    """Daphne refuses it before the app sees it (README: size limits); other sockets go on."""
+    instance = served_stack.instances[0]
+    ws = websocket.create_connection(instance.ws_url("/ws/ping/"), timeout=5)
+    try:
+        ws.send(json.dumps({"type": "ping", "seq": 1, "pad": "x" * (1024 * 1024 + 1)}))
+        with pytest.raises((websocket.WebSocketException, OSError)):  # here: ConnectionResetError
+            while True:
+                assert json.loads(ws.recv())["type"] != "error"
+    finally:
+        ws.close()
+    with PingSocket(instance.ws_url("/ws/ping/")) as sock:
+        assert sock.ping(2)["seq"] == 2
