@@ -1,9 +1,10 @@
 """Runs a chaos plan against a target while the load runs, and records every action.
 
 The controller lives on the master or local runner, from test_start to test_stop. Every
-action is an event (`action_begin`, then `action_done` with its outcome or
-`action_failed` with the reason); the ASGI_THREADS staircase also sets the run's phase
-(`asgi_threads=4`), which the timeline writes next to every second.
+action is an event (`action_begin`, then `action_done` with its outcome, `action_failed`
+with the error, or `action_aborted` with the reason when the run ended while it was under
+way); the ASGI_THREADS staircase also sets the run's phase (`asgi_threads=4`), which the
+timeline writes next to every second.
 
 Targets share one small interface: the in-process local stack, an agent on the server
 host (load.agent), or shell commands for staging hosts (restart hooks).
@@ -13,7 +14,7 @@ import heapq
 import itertools
 import logging
 import shlex
-import subprocess
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -23,14 +24,21 @@ from typing import Protocol
 import redis
 
 from load.config import ChaosPlan
+from load.procs import Child, stop_all
 
 logger = logging.getLogger("load.controller")
+
+HOOK_GRACE = 2.0  # seconds from SIGTERM to SIGKILL when a hook's process group is stopped
 
 Record = Callable[[dict], None]
 
 
 class TargetError(RuntimeError):
     """An action the target could not carry out; the run goes on and the event says why."""
+
+
+class ActionAborted(TargetError):
+    """The run ended while the action was under way, and the action was stopped unfinished."""
 
 
 class Target(Protocol):
@@ -80,8 +88,12 @@ class HookTarget:
     """Shell commands for hosts the suite does not run, e.g.
     `--restart-cmd 'ssh app{instance} sudo systemctl restart daphne'`.
 
-    `{instance}` becomes the instance number; the exit code is checked, the output kept
-    in hooks/ of the run folder, and a command past its timeout is killed.
+    `{instance}` becomes the instance number; the exit code is checked and the output kept
+    in hooks/ of the run folder. Each hook runs as a supervised process group (load.procs:
+    its own session, dead with this process): past its timeout, or when the run ends
+    while it runs, the whole group is stopped, so a hook that forks (`sh -c`, a script,
+    ssh) leaves nothing running. What a hook that exited by itself left in the background
+    is its business (it may have started the server).
     """
 
     def __init__(self, restart_cmd: str, instances: int, timeout: float, output_dir: Path, redis_url: str = ""):
@@ -91,6 +103,8 @@ class HookTarget:
         self.output_dir = output_dir
         self.redis_url = redis_url
         self.counter = itertools.count(1)
+        self.running: Child | None = None
+        self.abort_reason: str | None = None
 
     def instance_count(self) -> int:
         return self.instances
@@ -99,23 +113,35 @@ class HookTarget:
         return [self.run_hook(self.restart_cmd.replace("{instance}", str(i)).replace("{mode}", mode)) for i in indices]
 
     def run_hook(self, command: str) -> dict:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.abort_reason is not None:
+            raise ActionAborted(f"`{command}` not started: {self.abort_reason}")
         output = self.output_dir / f"hook-{next(self.counter):03d}.log"
         began = time.time()
-        with open(output, "wb") as sink:
-            try:
-                result = subprocess.run(
-                    shlex.split(command), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    timeout=self.timeout, start_new_session=True,
-                )
-            except subprocess.TimeoutExpired:
-                raise TargetError(f"`{command}` did not finish within {self.timeout:g} s (killed); output in {output}") from None
-            except OSError as exc:
-                raise TargetError(f"`{command}` could not run: {exc.strerror or exc}") from None
+        try:
+            child = Child(output.stem, shlex.split(command), None, output, Path.cwd()).start()
+        except OSError as exc:
+            raise TargetError(f"`{command}` could not run: {exc.strerror or exc}") from None
+        self.running = child
+        try:
+            finished = child.wait(self.timeout)
+        finally:
+            self.running = None
         seconds = round(time.time() - began, 3)
-        if result.returncode != 0:
-            raise TargetError(f"`{command}` exited with {result.returncode} after {seconds} s; output in {output}")
+        if self.abort_reason is not None:
+            _stop_group(child)
+            raise ActionAborted(f"`{command}` stopped after {seconds} s with its process group: {self.abort_reason}; output in {output}")
+        if not finished:
+            _stop_group(child)
+            raise TargetError(f"`{command}` did not finish within {self.timeout:g} s (its process group was killed); output in {output}")
+        if child.process.returncode != 0:
+            raise TargetError(f"`{command}` exited with {child.process.returncode} after {seconds} s; output in {output}")
         return {"command": command, "exit_code": 0, "seconds": seconds, "output": str(output)}
+
+    def abort(self, reason: str) -> None:
+        """The run is ending: stop the hook under way, whole group, within HOOK_GRACE seconds."""
+        self.abort_reason = reason
+        if self.running is not None:
+            _stop_group(self.running)
 
     def set_asgi_threads(self, threads: int | None) -> None:
         raise TargetError("shell hooks cannot set ASGI_THREADS; use the local stack or an agent")
@@ -127,6 +153,13 @@ class HookTarget:
         if not self.redis_url:
             raise TargetError("FLUSHDB needs --redis-probe-url (the channel layer's Redis)")
         return flush_redis(self.redis_url)
+
+
+def _stop_group(child: Child) -> None:
+    """SIGTERM to the hook's process group, SIGKILL after HOOK_GRACE; then SIGKILL to any
+    member that outlived the leader (the group's id stays reserved while a member lives)."""
+    stop_all([child], "graceful", HOOK_GRACE)
+    child.signal_group(signal.SIGKILL)
 
 
 @dataclass(frozen=True, order=True)
@@ -162,10 +195,10 @@ class Controller:
         self.record = record
         self.started = started
         self.phases: list[tuple[float, str]] = [(started, "run")]
-        self.failures = 0
         self.stopped = False  # set at test_stop: no new action starts
         self.busy = False  # an action is under way
-        self.completed: list[tuple[dict, dict]] = []  # (action_begin, action_done or action_failed)
+        self.current: tuple[dict, dict] | None = None  # (action_begin, its fields) of the action under way
+        self.completed: list[tuple[dict, dict]] = []  # (action_begin, action_done, action_failed or action_aborted)
 
     def phase_at(self, second: int) -> str:
         """The phase in force for most of that second (the last one begun before its middle)."""
@@ -198,15 +231,44 @@ class Controller:
             self.phases.append((time.time(), phase_name(action.value)))
         begin = {"ts": time.time(), "event": "action_begin", **fields}
         self.record(begin)
+        self.current = (begin, fields)
         try:
             end = {"event": "action_done", **fields, "outcome": self._carry_out(action)}
+        except ActionAborted as exc:
+            logger.warning("chaos action %s at %gs aborted: %s", action.kind, action.at, exc)
+            end = {"event": "action_aborted", **fields, "reason": str(exc)}
         except Exception as exc:  # a failed action is data, not the end of the run
-            self.failures += 1
             logger.warning("chaos action %s at %gs failed: %s", action.kind, action.at, exc)
             end = {"event": "action_failed", **fields, "error": str(exc)}
+        self._end(begin, end)
+
+    def _end(self, begin: dict, end: dict) -> None:
+        self.current = None
         end["ts"] = time.time()
         self.record(end)
         self.completed.append((begin, end))
+
+    def abort(self, reason: str) -> None:
+        """The run is ending: start nothing new, and stop the action under way where the
+        target can (a hook's process group); a local or agent restart is left to finish."""
+        self.stopped = True
+        stop = getattr(self.target, "abort", None)
+        if self.busy and stop is not None:
+            stop(reason)
+
+    def abandon(self, reason: str) -> None:
+        """The action under way was cut off (its greenlet killed): end it in the record."""
+        if self.current is not None:
+            begin, fields = self.current
+            logger.warning("chaos action %s at %gs aborted: %s", fields["action"], fields["at_s"], reason)
+            self._end(begin, {"event": "action_aborted", **fields, "reason": reason})
+
+    def failed_actions(self) -> list[dict]:
+        """Every action that failed or was aborted: {action, at_s, event, error}."""
+        return [
+            {"action": end["action"], "at_s": end["at_s"], "event": end["event"], "error": end.get("error") or end.get("reason", "")}
+            for _begin, end in self.completed if end["event"] != "action_done"
+        ]
 
     def _carry_out(self, action: Action):
         if action.kind == "restart":
@@ -224,3 +286,10 @@ class Controller:
             return [outcome for i in range(count) for outcome in self.target.restart([i], mode)]
         indices = list(range(count)) if which == "all" else [int(which)]
         return self.target.restart(indices, mode)
+
+
+def failure_line(failure: dict, accepted: bool = False) -> str:
+    """One chaos_failures entry of summary.json as the line the run ends with."""
+    how = "was aborted" if failure["event"] == "action_aborted" else "failed"
+    consequence = "accepted (--chaos-failures-ok)" if accepted else "the run did not test what it meant to (--chaos-failures-ok to accept)"
+    return f"chaos action {failure['action']} at {failure['at_s']:g}s {how}: {failure['error']}; {consequence}"

@@ -69,6 +69,7 @@ OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
     ("--restart-cmd", "", "a shell command that restarts instance {instance} (mode {mode}), e.g. 'ssh app1 sudo systemctl restart daphne@{instance}'", False),
     ("--hook-instances", 1, "how many instances --restart-cmd addresses (0 .. N-1)", True),
     ("--hook-timeout", 60.0, "seconds a --restart-cmd may take before it is killed and counted as failed", True),
+    ("--chaos-failures-ok", False, "a chaos action that failed or was aborted leaves the exit code alone (default: exit code 1, as the run did not test what it meant to)", True),
     # what the server says, for servers the suite did not start
     ("--redis-probe-url", "", "the channel layer's Redis to sample each second (default: the local stack's)", False),
     ("--server-log", "", "Daphne log file(s) to follow, a glob (default: the local stack's logs)", False),

@@ -12,6 +12,7 @@ import glob
 import logging
 import os
 import shlex
+import signal
 import socket
 import sys
 import time
@@ -38,7 +39,7 @@ from load.config import (
     check_run_folder,
     parse_asgi_threads,
 )
-from load.controller import HookTarget, LocalStackTarget
+from load.controller import HookTarget, LocalStackTarget, failure_line
 from load.manifest import build_manifest
 from load.options import (
     OPTIONS,
@@ -85,8 +86,17 @@ def _forget_the_agent_token(environment, **_kwargs) -> None:
 
 @events.init.add_listener
 def _on_init(environment, **_kwargs) -> None:
+    restore_sigint()
     if environment.parsed_options is not None and hasattr(environment.parsed_options, "ping_rate"):
         SuitePlugin(environment)
+
+
+def restore_sigint() -> None:
+    """A `locust` started in the background by a non-interactive shell inherits SIGINT
+    ignored; Locust installs no SIGINT handler of its own (but in the parent of
+    --processes), so without this it would not stop on SIGINT, nor its --processes workers."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def die(message: str) -> None:
@@ -181,6 +191,7 @@ class SuitePlugin:
             env_events.report_to_master.add_listener(self.on_report_to_master)
         else:
             self.prepare()
+            gevent.signal_handler(signal.SIGHUP, self.on_sighup)
         if self.is_master:
             env_events.worker_report.add_listener(self.on_worker_report)
             environment.runner.register_message(FINAL_MESSAGE, self.on_final_message)
@@ -316,7 +327,22 @@ class SuitePlugin:
         manifest = build_manifest(run_id, run_dir, vars(self.options), asdict(run.config), stack_info, server.redis_url)
         manifest["chaos_plan"] = asdict(plan)
         self.run = RunRecorder(self.env, run_dir, run.config, plan, server, not self.is_master, manifest, self.options.run_time)
-        self.run.on_summary = self.check_thresholds
+        self.run.on_summary = self.check_run
+
+    def check_run(self, summary: dict) -> None:
+        self.check_chaos(summary)
+        self.check_thresholds(summary)
+
+    def check_chaos(self, summary: dict) -> None:
+        """A chaos action that failed or was aborted: summary["chaos_failures"], and exit code 1
+        unless --chaos-failures-ok (a restart run in which nothing restarted is no pass)."""
+        controller = self.run.controller if self.run is not None else None
+        failures = controller.failed_actions() if controller is not None else []
+        summary["chaos_failures"] = failures
+        if failures and not self.options.chaos_failures_ok:
+            more = f" ({len(failures) - 1} more in events.jsonl)" if len(failures) > 1 else ""
+            logger.error(failure_line(failures[0]) + more)
+            self.env.process_exit_code = 1
 
     def check_thresholds(self, summary: dict) -> None:
         """--fail-on: one line per breach, and exit code 1 (Locust's own code otherwise)."""
@@ -386,6 +412,12 @@ class SuitePlugin:
     def on_final_message(self, environment, msg, **_kwargs) -> None:
         if self.run is not None:
             self.run.final(msg.data["client_id"], msg.data["windows"], msg.data["totals"])
+
+    def on_sighup(self) -> None:
+        """A closed terminal or a supervisor's SIGHUP stops the run as SIGTERM does (Locust
+        handles only that one): the users stop and the run is written."""
+        logger.info("Got SIGHUP signal: stopping as for SIGTERM")
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def on_quitting(self, environment, **_kwargs) -> None:
         if self.run is not None and not self.run.done:

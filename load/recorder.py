@@ -27,6 +27,9 @@ logger = logging.getLogger("load")
 WORKER_REPORT_INTERVAL = 3.0  # locust.runners.WORKER_REPORT_INTERVAL
 SATURATION_SHARE = 0.01  # warn when more than this share of a second's pings went out late
 RESTART_ACTIONS = ("restart", "asgi_threads")
+# A restart under way at the end may finish (a half-restarted stack helps no one), this long:
+# a graceful local restart takes up to --kill-after (10 s) plus the new process's start.
+ACTION_GRACE = 20.0
 
 
 @dataclass
@@ -105,12 +108,17 @@ class RunRecorder:
             gevent.spawn_later(WORKER_REPORT_INTERVAL + 7, self.finish)
 
     def _stop_chaos(self) -> None:
+        """No action starts after the run; a hook under way is stopped (its whole process
+        group), a local or agent restart under way may finish within ACTION_GRACE seconds,
+        and whatever is still under way then ends as action_aborted."""
         if self.chaos is None:
             return
+        if self.controller.busy:
+            self.controller.abort("the run ended")
+            self.chaos.join(timeout=ACTION_GRACE)
         self.controller.stopped = True
-        if self.controller.busy:  # let a restart under way finish: a half-restarted stack helps no one
-            self.chaos.join(timeout=60)
         self.chaos.kill()
+        self.controller.abandon(f"the run ended and the action was not done {ACTION_GRACE:g} s later")
 
     # -- each second -------------------------------------------------------------------
 
