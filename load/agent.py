@@ -637,7 +637,7 @@ class AgentClient:
 def run_agent(stack_config: StackConfig, agent_config: AgentConfig, announce: Log = print) -> int:
     """Start the stack and the agent, serve until interrupted, then stop both.
 
-    SIGINT/SIGTERM arrive as KeyboardInterrupt/SystemExit (the CLI installs that); they
+    SIGINT, SIGTERM and SIGHUP arrive as KeyboardInterrupt (the CLI installs that); they
     propagate after every process is stopped and reaped, as with `stack up`. The stack's
     events go to events.jsonl beside its log folder and, one line each, to announce.
     """

@@ -1,12 +1,14 @@
 """`python -m load ...`: parse, validate once into a StackConfig, call one function.
 
-Exit codes follow Locust's: 0 fine, 1 the system under test failed, 2 the user's input
-or our tooling is wrong (always one line on stderr, never a traceback).
+Exit codes follow Locust's: 0 fine, 1 the system under test failed (or a chaos action
+did), 2 the user's input or our tooling is wrong (always one line on stderr, never a
+traceback); a run that a signal interrupted ends with 128 + its number (130 Ctrl-C, 143
+SIGTERM, 129 SIGHUP) after its summary and report are written. `stack up` and `agent`
+serve until stopped, so a signal is their normal end: 0.
 """
 
 import argparse
 import os
-import signal
 import sys
 import time
 from dataclasses import fields
@@ -17,6 +19,7 @@ from load.compare import write_comparison
 from load.config import LAYERS, ConfigError, DaphneOptions, LayerOptions, StackConfig
 from load.demo import run_demo
 from load.eventlog import EventLog, format_event
+from load.headless import interrupted_exit_code, unwind_on_signals
 from load.pingclient import ROUTES
 from load.redisserver import StackError
 from load.report import write_report
@@ -27,6 +30,8 @@ from load.sweep import run_sweep
 
 PROG = "python -m load"
 AGENT_TOKEN_VARIABLE = "LOAD_AGENT_TOKEN"
+# Commands whose normal end is a signal (Ctrl-C, `docker stop`): that ends them with 0.
+SERVES_UNTIL_STOPPED = ("stack", "agent")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -229,15 +234,11 @@ def run_agent_command(args: argparse.Namespace) -> int:
     return run_agent(config, AgentConfig(token, args.bind, args.port))
 
 
-def _exit_on_signal(signum: int, _frame) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every `with Stack` stops its processes and
+    # a run is written; SIGINT is restored in case this started with it ignored.
+    unwind_on_signals()
     args = build_parser().parse_args(argv)
-    # SIGTERM and SIGHUP unwind like Ctrl-C, so every `with Stack` stops its processes.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGHUP, _exit_on_signal)
     try:
         return args.run(args)
     except ConfigError as exc:
@@ -250,5 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-        return 0
+        if args.command in SERVES_UNTIL_STOPPED:
+            print("stopped", file=sys.stderr)
+            return 0
+        print("interrupted", file=sys.stderr)
+        return interrupted_exit_code()

@@ -14,7 +14,15 @@ import json
 import sys
 from pathlib import Path
 
-from load.headless import discard_refused_run, locust_error, refusal, run_folder_options, run_locust
+from load.controller import failure_line
+from load.headless import (
+    discard_refused_run,
+    interrupted_exit_code,
+    locust_error,
+    refusal,
+    run_folder_options,
+    run_locust,
+)
 from load.runids import new_run_id
 from load.summary_table import format_summary
 
@@ -48,10 +56,10 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     try:
         code = run_locust(locust_options(args, run_id), run_dir, args.run_time + 120)
-        finished = code is not None
+        finished, interrupted = code is not None, False
     except KeyboardInterrupt:
         print("interrupted: Locust and the stack were stopped", file=sys.stderr, flush=True)
-        code, finished = None, False
+        code, finished, interrupted = None, False, True
     summary_path = run_dir / "summary.json"
     if not summary_path.exists() and code == 2:
         print(f"python -m load: error: {refusal(run_dir)}", file=sys.stderr)
@@ -59,11 +67,17 @@ def run_demo(args: argparse.Namespace) -> int:
         return 2
     if not summary_path.exists():
         print(f"no summary was written: {locust_error(run_dir)} (log: {run_dir / 'locust.log'})", file=sys.stderr)
-        return 2
+        return interrupted_exit_code() if interrupted else 2
+    summary = json.loads(summary_path.read_text())
     print()
-    print(format_summary(json.loads(summary_path.read_text())))
+    print(format_summary(summary))
+    for failure in summary.get("chaos_failures", []):
+        print(failure_line(failure))
     print(f"\nper-second series: {run_dir / 'timeseries.csv'} (all endpoints), {run_dir / 'endpoints.csv'} (each)")
     print(f"report with plots: {run_dir / 'report.html'}")
     print(f"Locust's own report: {run_dir / 'locust_report.html'}; its log: {run_dir / 'locust.log'}")
-    # The demo exists to show failures: finished with a summary is success here.
-    return 0 if finished else 1
+    if interrupted:
+        return interrupted_exit_code()
+    # The demo exists to show failures: finished with a summary is success here, unless a
+    # restart it meant to show did not happen.
+    return 0 if finished and not summary.get("chaos_failures") else 1

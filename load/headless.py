@@ -3,9 +3,15 @@
 The CLI commands that run load (demo, run, sweep) start Locust this way, so gevent never
 enters their own process; Locust's output goes to locust.log in the run folder, and the
 child dies with its owner.
+
+Every stop is a clean stop: Ctrl-C, SIGTERM (a CI timeout, `docker stop`) and SIGHUP (a
+closed terminal) all raise KeyboardInterrupt in the CLI, which gives Locust its graceful
+stop, so the run's summary and report are written whatever ended it; the command then
+exits with 128 + the signal's number, as a shell reports a job a signal ended.
 """
 
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +19,30 @@ from load.procs import Child
 from load.stack import REPO_ROOT
 
 LOCUSTFILE = REPO_ROOT / "locustfile.py"
+# Locust's graceful stop: its users stop, the plugin writes summary.json and report.html and
+# stops a local stack (each Daphne within --kill-after). Past this, it is killed.
+LOCUST_STOP_TIMEOUT = 30.0
+
+_signals: list[int] = []  # the signals that interrupted this process, in order
+
+
+def unwind_on_signals() -> None:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt like Ctrl-C; SIGINT gets Python's own
+    handler back, as a job started in the background by a non-interactive shell inherits
+    it ignored."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+
+
+def _interrupt(signum: int, _frame) -> None:
+    _signals.append(signum)
+    raise KeyboardInterrupt
+
+
+def interrupted_exit_code() -> int:
+    """128 + the signal that interrupted us: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP."""
+    return 128 + (_signals[0] if _signals else signal.SIGINT)
 
 
 def run_folder_options(results_dir: Path, run_id: str) -> list[str]:
@@ -25,7 +55,8 @@ def run_folder_options(results_dir: Path, run_id: str) -> list[str]:
 
 
 def run_locust(options: list[str], run_dir: Path, timeout: float) -> int | None:
-    """Run Locust to its end; None when it had to be stopped (Ctrl-C here, or past timeout)."""
+    """Run Locust to its end; None when it had to be stopped past timeout. An interrupt
+    (KeyboardInterrupt) stops Locust gracefully, then goes on up to the caller."""
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *options]
     locust = Child("locust", argv, None, run_dir / "locust.log", REPO_ROOT).start()
@@ -33,10 +64,20 @@ def run_locust(options: list[str], run_dir: Path, timeout: float) -> int | None:
         if locust.wait(timeout):
             return locust.process.returncode
     except KeyboardInterrupt:
-        locust.stop("graceful", kill_after=30)  # Locust's SIGTERM handler writes what it has
+        stop_locust(locust)
         raise
-    locust.stop("graceful", kill_after=30)
+    stop_locust(locust)
     return None
+
+
+def stop_locust(locust: Child) -> None:
+    """SIGTERM, on which Locust stops its users and the plugin writes the run; a second
+    interrupt meanwhile kills it at once (what was written so far stays)."""
+    try:
+        locust.stop("graceful", kill_after=LOCUST_STOP_TIMEOUT)
+    except KeyboardInterrupt:
+        print("interrupted again: Locust killed", file=sys.stderr, flush=True)
+        locust.stop("hard")
 
 
 def locust_error(run_dir: Path) -> str:

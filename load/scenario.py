@@ -17,7 +17,8 @@ import tomllib
 from pathlib import Path
 
 from load.config import ConfigError, check_run_label
-from load.headless import discard_refused_run, refusal, run_folder_options, run_locust
+from load.controller import failure_line
+from load.headless import discard_refused_run, interrupted_exit_code, refusal, run_folder_options, run_locust
 from load.report import write_report
 from load.runids import new_run_id
 from load.summary_table import format_summary
@@ -148,8 +149,18 @@ def run_scenario(path: Path, sets: list[str], results_dir: Path | None) -> int:
     run_dir = results_dir / run_id
     options = ["--config", str(path), *run_folder_options(results_dir, run_id), "--exit-code-on-error", "0", *options]
     print(f"scenario {path}: {table.get('description', '')}\nresults: {run_dir}", flush=True)
-    code = run_locust(options, run_dir, min(scenario_seconds(table), TIME_LIMIT) + 180)
+    try:
+        code = run_locust(options, run_dir, min(scenario_seconds(table), TIME_LIMIT) + 180)
+    except KeyboardInterrupt:
+        return finish_interrupted(run_dir)
     return finish_run(run_dir, code)
+
+
+def finish_interrupted(run_dir: Path, quiet: bool = False) -> int:
+    """An interrupted run: what Locust wrote as it stopped, and 128 + the signal's number."""
+    print(f"interrupted: Locust was stopped; what it measured is in {run_dir}", file=sys.stderr, flush=True)
+    finish_run(run_dir, None, quiet)
+    return interrupted_exit_code()
 
 
 def finish_run(run_dir: Path, code: int | None, quiet: bool = False) -> int:
@@ -168,6 +179,8 @@ def finish_run(run_dir: Path, code: int | None, quiet: bool = False) -> int:
         print("\n" + format_summary(summary))
     for line in summary.get("threshold_breaches", []):
         print(line)
+    for failure in summary.get("chaos_failures", []):
+        print(failure_line(failure, accepted=code == 0))  # not accepted, they make Locust's code 1
     report = write_run_report(run_dir)
     if not quiet:
         print(f"\nreport: {report}")

@@ -15,7 +15,14 @@ from load.compare import write_comparison
 from load.config import LAYERS, ConfigError
 from load.headless import run_folder_options, run_locust
 from load.runids import new_run_id
-from load.scenario import finish_run, override_options, read_scenario, run_place, scenario_seconds
+from load.scenario import (
+    finish_interrupted,
+    finish_run,
+    override_options,
+    read_scenario,
+    run_place,
+    scenario_seconds,
+)
 from load.summary_table import format_comparison
 
 # knob (the Locust option's name in manifest.json) -> (its command-line option, how a value is checked)
@@ -94,7 +101,13 @@ def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], resul
         ]
         print(f"[{number}/{len(points)}] {point.name}: running", flush=True)
         started = time.monotonic()
-        code = run_locust(options, sweep_dir / point.name, each + 180)
+        try:
+            code = run_locust(options, sweep_dir / point.name, each + 180)
+        except KeyboardInterrupt:  # the points so far are compared; the rest do not run
+            codes.append(finish_interrupted(sweep_dir / point.name, quiet=True))
+            folders.append(sweep_dir / point.name)
+            print(f"[{number}/{len(points)}] {point.name}: interrupted; {len(points) - number} point(s) not run", flush=True)
+            break
         codes.append(finish_run(sweep_dir / point.name, code, quiet=True))
         if not (sweep_dir / point.name).exists():  # Locust refused the options, as it would at every point
             _remove_if_empty(sweep_dir)
@@ -102,10 +115,12 @@ def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], resul
         folders.append(sweep_dir / point.name)
         left = (time.monotonic() - began) / number * (len(points) - number)
         print(f"[{number}/{len(points)}] {point.name}: done in {time.monotonic() - started:.0f} s; about {left:.0f} s to go", flush=True)
-    page = write_sweep_comparison(folders, sweep_dir, [k for k, v in dimensions.items() if v])
-    print("\n" + format_comparison(sweep_dir))
-    print(f"\ncomparison: {page} (and comparison.csv beside it)")
-    return max(codes, default=0)
+    written = [folder for folder in folders if (folder / "summary.json").exists()]
+    if written:
+        page = write_sweep_comparison(written, sweep_dir, [k for k, v in dimensions.items() if v])
+        print("\n" + format_comparison(sweep_dir))
+        print(f"\ncomparison: {page} (and comparison.csv beside it)")
+    return max(codes, default=0)  # an interrupt's 128 + signal outranks 1 and 2
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -91,7 +91,7 @@ def test_stack_up_stops_everything_on_sigterm_and_sighup(owner, signum):
     up.wait_for_line("Ctrl-C stops everything.")
     pids = up.pids()
     up.process.send_signal(signum)
-    assert up.process.wait(30) == 128 + signum
+    assert up.process.wait(30) == 0  # a signal is how a server stops: its normal end
     assert still_running(pids) == []
 
 
