@@ -75,7 +75,9 @@ def run_demo(args: argparse.Namespace) -> int:
         print(failure_line(failure))
     print(f"\nper-second series: {run_dir / 'timeseries.csv'} (all endpoints), {run_dir / 'endpoints.csv'} (each)")
     print(f"report with plots: {run_dir / 'report.html'}")
-    print(f"Locust's own report: {run_dir / 'locust_report.html'}; its log: {run_dir / 'locust.log'}")
+    if (run_dir / "locust_report.html").exists():  # Locust writes it at its end, not when stopped by SIGTERM
+        print(f"Locust's own report: {run_dir / 'locust_report.html'}")
+    print(f"Locust's log: {run_dir / 'locust.log'}")
     if interrupted:
         return interrupted_exit_code()
     # The demo exists to show failures: finished with a summary is success here, unless a

@@ -622,7 +622,7 @@ class Mark:
 def chaos_marks(run: Run) -> list[Mark]:
     """Every restart (controller actions; a restart_begin no action explains) and Redis action."""
     marks, windows = [], []
-    done = {(e.get("action"), e.get("at_s")): e["ts"] for e in run.events if e.get("event") in ("action_done", "action_failed")}
+    done = {(e.get("action"), e.get("at_s")): e["ts"] for e in run.events if e.get("event") in ("action_done", "action_failed", "action_aborted")}
     for event in run.events:
         if event.get("event") != "action_begin":
             continue

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from load.procs import Child
-from locustrun import REPO, read_json, rows_so_far, run_folder
+from locustrun import REPO, read_csv, read_json, rows_so_far, run_folder
 from support import still_running, wait_until
 
 # Starts the rest of argv with SIGINT ignored, as `cmd &` in a non-interactive shell does.
@@ -70,6 +70,22 @@ def test_a_signal_stops_a_run_as_ctrl_c_does(started, tmp_path, kind, signum, si
     output = cli.log_path.read_text()
     assert "interrupted" in output and "report" in output
     assert still_running(pids) == []
+
+
+def test_a_sweep_stopped_by_sigterm_compares_the_points_so_far_and_runs_no_more(started, tmp_path):
+    cli = started(["-m", "load", "sweep", "--scenario", str(scenario(tmp_path)), "--asgi-threads", "1,2",
+                   "--results-dir", str(tmp_path / "results")])
+    first_point = lambda: [r for path in (tmp_path / "results").glob("*/*/timeseries.csv") for r in read_csv(path)]  # noqa: E731
+    wait_until(lambda: len(first_point()) >= 3, 90, "three seconds of the first point written")
+
+    cli.process.send_signal(signal.SIGTERM)
+
+    assert cli.wait(60), f"the sweep did not stop:\n{cli.log_tail(30)}"
+    assert cli.process.returncode == 128 + signal.SIGTERM, cli.log_tail(30)
+    (sweep_dir,) = (tmp_path / "results").iterdir()
+    assert [p.parent.name for p in sweep_dir.glob("*/manifest.json")] == ["asgi_threads=1"]  # the second never ran
+    assert [row["run_id"] for row in read_csv(sweep_dir / "comparison.csv")] == ["asgi_threads=1"]
+    assert "asgi_threads=1: interrupted; 1 point(s) not run" in cli.log_path.read_text()
 
 
 @pytest.mark.parametrize(("signum", "sigint_ignored"), [(signal.SIGHUP, False), (signal.SIGINT, True)])
