@@ -19,9 +19,10 @@ from load.procs import Child
 from load.stack import REPO_ROOT
 
 LOCUSTFILE = REPO_ROOT / "locustfile.py"
-# Locust's graceful stop: its users stop, the plugin writes summary.json and report.html and
-# stops a local stack (each Daphne within --kill-after). Past this, it is killed.
-LOCUST_STOP_TIMEOUT = 30.0
+# Locust's graceful stop: its users stop, a restart under way may finish (recorder's
+# ACTION_GRACE, 20 s), the plugin writes summary.json and report.html and stops a local
+# stack (each Daphne within --kill-after, 10 s). Past this, Locust is killed.
+LOCUST_STOP_TIMEOUT = 45.0
 
 _signals: list[int] = []  # the signals that interrupted this process, in order
 
