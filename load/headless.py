@@ -30,10 +30,11 @@ _signals: list[int] = []  # the signals that interrupted this process, in order
 def unwind_on_signals() -> None:
     """SIGTERM and SIGHUP raise KeyboardInterrupt like Ctrl-C; SIGINT gets Python's own
     handler back, as a job started in the background by a non-interactive shell inherits
-    it ignored."""
+    it ignored. A SIGHUP ignored at start stays ignored: that is `nohup`, on purpose."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, _interrupt)
 
 
 def _interrupt(signum: int, _frame) -> None:

@@ -191,7 +191,8 @@ class SuitePlugin:
             env_events.report_to_master.add_listener(self.on_report_to_master)
         else:
             self.prepare()
-            gevent.signal_handler(signal.SIGHUP, self.on_sighup)
+            if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # ignored: `nohup locust ...`, on purpose
+                gevent.signal_handler(signal.SIGHUP, self.on_sighup)
         if self.is_master:
             env_events.worker_report.add_listener(self.on_worker_report)
             environment.runner.register_message(FINAL_MESSAGE, self.on_final_message)

@@ -2,6 +2,7 @@
 run as Ctrl-C does, with its summary and report written and nothing left running."""
 
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -104,3 +105,13 @@ def test_plain_locust_stops_gracefully_on_sighup_and_on_a_sigint_it_started_igno
     assert (folder / "report.html").exists() and read_json(folder / "manifest.json").get("ended_at")
     assert read_json(folder / "summary.json")["duration_s"] < 30  # stopped by the signal, not by -t 60s
     assert still_running(pids) == []
+
+
+def test_signals_are_set_at_start_but_a_nohup_is_kept():
+    code = ("import signal\n"
+            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "from load.headless import unwind_on_signals\n"
+            "unwind_on_signals()\n"
+            "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGHUP) == signal.SIG_IGN)\n")
+    result = subprocess.run(["nohup", sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["True", "True"], result.stdout + result.stderr
