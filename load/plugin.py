@@ -35,7 +35,8 @@ from load.remote import AgentMirror, AgentTarget
 from load.runids import new_run_id
 from load.serverlog import CommandFollower, ServerLogFollower, daphne_logs
 from load.stack import Stack
-from load.thresholds import breaches, parse_thresholds
+from load.thresholds import check as thresholds_check
+from load.thresholds import parse_thresholds
 from load.timeline import timeline_for
 
 logger = logging.getLogger("load")
@@ -225,15 +226,18 @@ class SuitePlugin:
     def check_thresholds(self, summary: dict) -> None:
         """--fail-on: one line per breach, and exit code 1 (Locust's own code otherwise)."""
         try:
-            lines = breaches(parse_thresholds(self.options.fail_on), summary)
+            lines, notes = thresholds_check(parse_thresholds(self.options.fail_on), summary)
         except ConfigError as exc:
             logger.error("thresholds not checked: %s", exc.as_option())
             return
         for line in lines:
             logger.error(line)
+        for note in notes:  # a figure the run could not measure: no breach, but say so
+            logger.warning(note)
         if lines:
             self.env.process_exit_code = 1
         summary["threshold_breaches"] = lines
+        summary["threshold_notes"] = notes
 
     def server_side(self, plan: ChaosPlan, run_dir: Path) -> ServerSide:
         """The target of the chaos plan and the sources of server signals for this run."""

@@ -85,7 +85,7 @@ def finish_run(run_dir: Path, code: int | None, quiet: bool = False) -> int:
     summary = json.loads(summary_path.read_text())
     if not quiet:
         print("\n" + format_summary(summary))
-    for line in summary.get("threshold_breaches", []):
+    for line in summary.get("threshold_breaches", []) + summary.get("threshold_notes", []):
         print(line)
     report = write_run_report(run_dir)
     if not quiet:
