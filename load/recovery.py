@@ -162,4 +162,4 @@ def restart_costs(rows: list[dict], restarts: Iterable[dict]) -> list[dict]:
     """One entry per restart ({"ts", "mode", "which", "instances", "down_s"}), in time order."""
     ordered = sorted(restarts, key=lambda r: r["ts"])
     nexts = [r["ts"] for r in ordered[1:]] + [None]
-    return [restart_cost(rows, restart, next_begin) for restart, next_begin in zip(ordered, nexts, strict=True)]
+    return [restart_cost(rows, restart, next_begin) for restart, next_begin in zip(ordered, nexts, strict=False)]

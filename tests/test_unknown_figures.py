@@ -1,13 +1,25 @@
 """Unknown is not zero: a figure the run could not measure is no breach and no 0, but one
 note that says why; a restart not recovered by the end is a lower bound, not the run's length."""
 
+import html
+import json
+import sys
+from dataclasses import replace
+
 import pytest
 
-from load.redisprobe import prefixes_of
+from conftest import STEADY_APP
+from load.agent import Agent, AgentConfig
+from load.pingclient import PingSocket
+from load.redisprobe import LAYER_COLUMNS, NO_LIVE_LIST, PUBSUB, RedisProbe, prefixes_of
+from load.serverlog import COLUMNS as SERVER_COLUMNS
+from load.serverlog import NO_SERVER_LOG as WHY
 from load.summary_table import format_restarts, format_server
 from load.thresholds import check, parse_thresholds
+from locustrun import LocustProcess, read_csv, read_json, run_folder
 
-WHY = "no server log given: --server-log or --server-log-cmd (or --stack local, or --agent-url)"
+TOKEN = "a-test-token-of-enough-length"
+
 BASE = {
     "all": {"pings": 100, "pongs": 100, "errors": 0, "p99_ms": 5.0, "connects": 4},
     "endpoints": {"/ws/ping/": {"pings": 0, "pongs": 0, "errors": 0, "p99_ms": None, "connects": 0}},
@@ -70,3 +82,76 @@ def test_the_terminal_table_says_not_measured():
     table = format_restarts([restart])
     assert "not recovered in 4 s left" in table and "not measured" in table and " 0 " not in table.splitlines()[1]
     assert format_server({"server": {"sig_exception": None}, "not_measured": {"server_signatures": WHY}}) == f"  not measured ({WHY})"
+
+
+# -- real runs ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def locust(tmp_path):
+    started: list[LocustProcess] = []
+
+    def start(*args: str) -> LocustProcess:
+        started.append(LocustProcess(tmp_path, *args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def test_without_a_server_log_or_a_live_list_those_figures_are_empty_null_and_said(start_stack, locust, tmp_path):
+    """A Daphne the suite did not start, no --server-log: Daphne's signatures cannot be seen;
+    a Redis probe without a live-process list cannot tell stale members from live ones."""
+    stack = start_stack(daphne_count=1)
+    run = locust("--headless", "--host", stack.instances[0].ws_url(""), "-u", "2", "-r", "2", "-t", "4s",
+                 "--paths", "/ws/room/unseen/", "--pong-timeout", "1", "--redis-probe-url", stack.redis_url,
+                 "--fail-on", "killed>0", "--results-dir", str(tmp_path / "results"))
+    assert run.wait(60) == 0, run.output()[-3000:]  # a threshold it cannot check is no breach
+    folder = run_folder(tmp_path / "results")
+    rows = read_csv(folder / "timeseries.csv")
+    assert rows and all(r[column] == "" for r in rows for column in SERVER_COLUMNS)
+    assert all(r["stale_members"] == r["dead_process_keys"] == "" for r in rows)
+    assert max(int(r["group_members"] or 0) for r in rows) == 2  # what the probe can see, it shows
+    assert {g["stale_members"] for g in read_csv(folder / "groups.csv")} == {""}
+
+    summary = read_json(folder / "summary.json")
+    assert set(summary["server"].values()) == {None}
+    assert summary["not_measured"]["server_signatures"] == WHY and summary["not_measured"]["stale_members"] == NO_LIVE_LIST
+    note = f"threshold killed>0 not checked: killed not measured ({WHY})"
+    assert summary["threshold_notes"] == [note] and summary["threshold_breaches"] == [] and note in run.output()
+    page = (folder / "report.html").read_text()
+    assert html.escape(f"Not measured ({WHY})") in page and html.escape(f"not measured ({NO_LIVE_LIST})") in page
+
+
+def test_the_pubsub_layer_keeps_no_group_keys_so_its_group_figures_are_unknown(start_stack):
+    stack = start_stack(daphne_count=1, app=replace(STEADY_APP, layer="redis-pubsub"))
+    probe = RedisProbe(stack.redis_url, stack.live_prefixes)
+    with PingSocket(stack.instances[0].ws_url("/ws/room/pubsub/")):
+        sample = probe.sample()
+    assert sample.figures["redis_clients"] >= 1 and sample.figures["redis_keys"] >= 0
+    assert {sample.figures[column] for column in LAYER_COLUMNS} == {""}
+    assert probe.not_measured() == dict.fromkeys(LAYER_COLUMNS, PUBSUB)
+
+
+def test_a_hook_restart_is_down_for_as_long_as_the_clients_saw(start_stack, locust, tmp_path):
+    """The hook restarts Daphne through an agent (as `ssh host systemctl restart` would);
+    the hook itself says nothing of the outage, the clients' connects do."""
+    stack = start_stack(daphne_count=1)
+    hook = tmp_path / "hook.py"
+    hook.write_text("import json, sys\nfrom load.agent import AgentClient\n"
+                    "print(json.dumps(AgentClient(sys.argv[1], sys.argv[2]).restart(0, 'hard')))\n")
+    with Agent(stack, AgentConfig(TOKEN)) as agent:
+        run = locust("--headless", "--host", stack.instances[0].ws_url(""), "-u", "4", "-r", "4", "-t", "8s",
+                     "--paths", "/ws/ping/", "--ping-rate", "4", "--pong-timeout", "1", "--reconnect-min", "0.1",
+                     "--reconnect-max", "0.3", "--restart-at", "2", "--restart-cmd", f"{sys.executable} {hook} {agent.url} {TOKEN}",
+                     "--results-dir", str(tmp_path / "results"))
+        run.wait(90)
+    folder = run_folder(tmp_path / "results")
+    (restart,) = read_json(folder / "summary.json")["restarts"]
+    (outcome,) = json.loads((folder / "hooks" / "hook-001.log").read_text())
+    real = outcome["down_seconds"]  # from SIGKILL to the new process answering /healthz
+    assert restart["down_source"] == "clients" and restart["down_s"] is not None
+    # The clients notice the kill within their backoff and see the new process within a second's resolution.
+    assert 0 < restart["down_s"] <= real + 1.2 and restart["down_s"] >= real / 3, (restart["down_s"], real)
+    assert "The clients saw Daphne down" in (folder / "report.html").read_text()
