@@ -853,7 +853,7 @@ def plot_redis(run: Run, marks, bands) -> Figure:
             ax.plot(x, values, **_dots(run), lw=1.5, label=label)
             drawn = True
     if not drawn:
-        _empty(ax, "no Redis probe in this run")
+        _empty(ax, "not measured: no Redis probe in this run (--redis-probe-url)")
     ax.set_title("Redis: keys, group members and stale members, each second")
     ax.set_ylabel("count")
     ax.set_xlabel("seconds since the start of the run")
