@@ -10,6 +10,7 @@ import pytest
 
 from conftest import STEADY_APP
 from load.agent import Agent, AgentConfig
+from load.errors import CONNECT_ERRORS
 from load.pingclient import PingSocket
 from load.redisprobe import LAYER_COLUMNS, NO_LIVE_LIST, PUBSUB, RedisProbe, prefixes_of
 from load.serverlog import COLUMNS as SERVER_COLUMNS
@@ -142,16 +143,23 @@ def test_a_hook_restart_is_down_for_as_long_as_the_clients_saw(start_stack, locu
     hook.write_text("import json, sys\nfrom load.agent import AgentClient\n"
                     "print(json.dumps(AgentClient(sys.argv[1], sys.argv[2]).restart(0, 'hard')))\n")
     with Agent(stack, AgentConfig(TOKEN)) as agent:
-        run = locust("--headless", "--host", stack.instances[0].ws_url(""), "-u", "4", "-r", "4", "-t", "8s",
+        run = locust("--headless", "--host", stack.instances[0].ws_url(""), "-u", "4", "-r", "4", "-t", "10s",
                      "--paths", "/ws/ping/", "--ping-rate", "4", "--pong-timeout", "1", "--reconnect-min", "0.1",
-                     "--reconnect-max", "0.3", "--restart-at", "2", "--restart-cmd", f"{sys.executable} {hook} {agent.url} {TOKEN}",
+                     "--reconnect-max", "0.3", "--restart-at", "2,5", "--restart-cmd", f"{sys.executable} {hook} {agent.url} {TOKEN}",
                      "--results-dir", str(tmp_path / "results"))
         run.wait(90)
     folder = run_folder(tmp_path / "results")
-    (restart,) = read_json(folder / "summary.json")["restarts"]
-    (outcome,) = json.loads((folder / "hooks" / "hook-001.log").read_text())
-    real = outcome["down_seconds"]  # from SIGKILL to the new process answering /healthz
-    assert restart["down_source"] == "clients" and restart["down_s"] is not None
-    # The clients notice the kill within their backoff and see the new process within a second's resolution.
-    assert 0 < restart["down_s"] <= real + 1.2 and restart["down_s"] >= real / 3, (restart["down_s"], real)
+    summary = read_json(folder / "summary.json")
+    first, second = summary["restarts"]
+    for n, restart in enumerate((first, second), 1):
+        (outcome,) = json.loads((folder / "hooks" / f"hook-{n:03d}.log").read_text())
+        real = outcome["down_seconds"]  # from SIGKILL to the new process answering /healthz
+        if restart is second and restart["down_s"] is None:
+            continue  # on a slow machine the run may end before the second restart is over: unknown, not 0
+        assert restart["down_source"] == "clients"
+        # The clients notice the kill within their backoff and see the new process within a second's resolution.
+        assert 0 < restart["down_s"] <= real + 1.2 and restart["down_s"] >= real / 3, (restart["down_s"], real)
+    # Back-to-back restarts share the run's failures; neither is charged with the other's.
+    failed = summary["all"]["errors"] + sum(summary["all"][kind] for kind in CONNECT_ERRORS)
+    assert 0 < sum(r["failed_pings"] for r in summary["restarts"]) <= failed
     assert "The clients saw Daphne down" in (folder / "report.html").read_text()
