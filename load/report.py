@@ -995,7 +995,7 @@ def restart_table(head: Headline) -> str:
         "Each restart's failures, closes and server kills are counted from its begin to its recovery, never past the "
         "next restart's begin. Server kills: Daphne's \"took too long to shut down\" and \"Killed N pending\" counts "
         "around the restart. Stale members: group members in Redis whose process is no longer alive.</p>"
-        + _not_measured_note(head, [SERVER_SIGNATURES, "stale_members"])
+        + _not_measured_note(head, [SERVER_SIGNATURES, "stale_members", REDIS])
     )
 
 
