@@ -181,6 +181,8 @@ class SuitePlugin:
         except AgentError as exc:
             raise ConfigError("agent_url", options.agent_url, exc.message) from None
         server.target, server.live_prefixes = target, target.live_prefixes
+        healths = [i.get("health") or {} for i in client.status()["instances"]]
+        server.layer = next((h["channel_layer"] for h in healths if h.get("channel_layer")), "")  # for the Redis probe
         server.log_follower = ServerLogFollower(server.mirror.log_paths)
 
     def on_stack_event(self, event: dict) -> None:
@@ -246,6 +248,7 @@ class SuitePlugin:
         if stack is not None:
             server.target = LocalStackTarget(stack)
             server.live_prefixes = stack.live_prefixes
+            server.layer = options.stack_layer
             server.log_follower = ServerLogFollower(daphne_logs(stack.server_dir))
         elif options.agent_url:
             self.agent_side(server, run_dir)

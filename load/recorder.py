@@ -37,6 +37,7 @@ class ServerSide:
     target: Target | None = None
     redis_url: str = ""
     live_prefixes: Callable[[], set[str] | None] | None = None  # None: nothing can say which processes are alive
+    layer: str = ""  # the channel layer, when known (the Redis probe finds out otherwise)
     log_follower: object | None = None  # load.serverlog.ServerLogFollower or CommandFollower
     mirror: object | None = None  # load.remote.AgentMirror: brings a remote agent's events and logs here
 
@@ -60,7 +61,7 @@ class RunRecorder:
         lag = config.pong_timeout + 2 + (0 if local else WORKER_REPORT_INTERVAL)
         phase_at = self.controller.phase_at if self.controller else (lambda second: "run")
         self.collector = Collector(run_dir, self.started, lag, phase_at, signatures=server.log_follower is not None)
-        self.probe = RedisProbe(server.redis_url, server.live_prefixes) if server.redis_url else None
+        self.probe = RedisProbe(server.redis_url, server.live_prefixes, layer=server.layer) if server.redis_url else None
         self.follower = server.log_follower
         self.mirror = server.mirror
         if self.mirror is not None:

@@ -22,6 +22,7 @@ LAYER_COLUMNS = ("groups", "group_members", "stale_members", "member_processes",
 # Need the prefixes of the live processes as well.
 LIVE_COLUMNS = ("stale_members", "dead_process_keys", "live_processes")
 SCAN_COUNT = 1000
+PUBSUB_LAYER = "redis-pubsub"  # the target app's CHANNEL_LAYER and --stack-layer value
 
 # summary.json's not_measured: every Redis figure at once, when nothing probes Redis
 REDIS = "redis"
@@ -57,13 +58,17 @@ class Sample:
 
 
 class RedisProbe:
-    def __init__(self, redis_url: str, live_prefixes: Callable[[], set[str] | None] | None = None, prefix: str = "asgi"):
+    def __init__(self, redis_url: str, live_prefixes: Callable[[], set[str] | None] | None = None, prefix: str = "asgi",
+                 layer: str = ""):
+        """layer: the channel layer when known ("redis-pubsub" from the start); else it is found out."""
         self.client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
         self.live_prefixes = live_prefixes  # None: nothing can say which processes are alive
         self.prefix = prefix
-        self.pubsub = False  # the redis-pubsub layer was seen: group figures cannot be read
+        self.pubsub = False  # the redis-pubsub layer is in use: group figures cannot be read
         self.unknown: dict[str, str] = {}  # figure -> why, for every figure not measured in some second
         self.measured: set[str] = set()  # figures measured in at least one second
+        if layer == PUBSUB_LAYER:
+            self._found_pubsub()
 
     def sample(self) -> Sample:
         """One reading; a Redis that does not answer gives an empty sample (the run goes on)."""
@@ -89,12 +94,16 @@ class RedisProbe:
 
     def _uses_pubsub(self) -> bool:
         """Once seen, for the run: between subscriptions (a restart) the layer looks empty."""
-        if not self.pubsub:
-            self.pubsub = bool(self.client.pubsub_channels(f"{self.prefix}__group__*")
-                               or self.client.pubsub_channels(f"{self.prefix}specific.*"))
-            if self.pubsub:
-                self.unknown.update({column: PUBSUB for column in LAYER_COLUMNS})
+        if not self.pubsub and (self.client.pubsub_channels(f"{self.prefix}__group__*")
+                                or self.client.pubsub_channels(f"{self.prefix}specific.*")):
+            self._found_pubsub()
         return self.pubsub
+
+    def _found_pubsub(self) -> None:
+        # Zeros read before the first subscription were no measurement: the figures are unknown.
+        self.pubsub = True
+        self.unknown.update(dict.fromkeys(LAYER_COLUMNS, PUBSUB))
+        self.measured -= set(LAYER_COLUMNS)
 
     def _sample(self) -> Sample:
         info = self.client.info()

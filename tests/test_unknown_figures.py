@@ -127,12 +127,15 @@ def test_without_a_server_log_or_a_live_list_those_figures_are_empty_null_and_sa
 
 def test_the_pubsub_layer_keeps_no_group_keys_so_its_group_figures_are_unknown(start_stack):
     stack = start_stack(daphne_count=1, app=replace(STEADY_APP, layer="redis-pubsub"))
-    probe = RedisProbe(stack.redis_url, stack.live_prefixes)
+    probe = RedisProbe(stack.redis_url, stack.live_prefixes)  # not told the layer: it finds out
+    probe.sample()  # no subscription yet: the layer cannot be told from an idle core layer
     with PingSocket(stack.instances[0].ws_url("/ws/room/pubsub/")):
         sample = probe.sample()
     assert sample.figures["redis_clients"] >= 1 and sample.figures["redis_keys"] >= 0
     assert {sample.figures[column] for column in LAYER_COLUMNS} == {""}
-    assert probe.not_measured() == dict.fromkeys(LAYER_COLUMNS, PUBSUB)
+    assert probe.not_measured() == dict.fromkeys(LAYER_COLUMNS, PUBSUB)  # the first zeros were no measurement
+    told = RedisProbe(stack.redis_url, stack.live_prefixes, layer="redis-pubsub")
+    assert {told.sample().figures[column] for column in LAYER_COLUMNS} == {""}
 
 
 def test_a_hook_restart_is_down_for_as_long_as_the_clients_saw(start_stack, locust, tmp_path):
