@@ -178,10 +178,10 @@ class SuitePlugin:
         target = AgentTarget(client, options.redis_probe_url)
         try:
             server.mirror = AgentMirror(client, run_dir / "server", lambda event: None)
+            healths = [i.get("health") or {} for i in client.status()["instances"]]
         except AgentError as exc:
             raise ConfigError("agent_url", options.agent_url, exc.message) from None
         server.target, server.live_prefixes = target, target.live_prefixes
-        healths = [i.get("health") or {} for i in client.status()["instances"]]
         server.layer = next((h["channel_layer"] for h in healths if h.get("channel_layer")), "")  # for the Redis probe
         server.log_follower = ServerLogFollower(server.mirror.log_paths)
 
