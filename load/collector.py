@@ -68,12 +68,8 @@ class AppendOnlyCsv:
         os.close(self.fd)
 
 
-def _ms(value: float | None) -> float | None:
+def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)  # None is an empty CSV cell, null in JSON
-
-
-def _at(ts: float | None) -> float | None:
-    return None if ts is None else round(ts, 3)
 
 
 def figures(window: EndpointWindow) -> dict:
@@ -83,15 +79,15 @@ def figures(window: EndpointWindow) -> dict:
     row["pongs"] = counts.get(PONG, 0)
     row["errors"] = sum(counts.get(kind, 0) for kind in PING_ERRORS)
     row.update(
-        p50_ms=_ms(window.latency.percentile(0.50)),
-        p95_ms=_ms(window.latency.percentile(0.95)),
-        p99_ms=_ms(window.latency.percentile(0.99)),
-        max_ms=_ms(window.latency.max_ms),
-        service_p50_ms=_ms(window.service.percentile(0.50)),
-        service_p99_ms=_ms(window.service.percentile(0.99)),
+        p50_ms=_rounded(window.latency.percentile(0.50)),
+        p95_ms=_rounded(window.latency.percentile(0.95)),
+        p99_ms=_rounded(window.latency.percentile(0.99)),
+        max_ms=_rounded(window.latency.max_ms),
+        service_p50_ms=_rounded(window.service.percentile(0.50)),
+        service_p99_ms=_rounded(window.service.percentile(0.99)),
         send_lag_max_ms=round(window.send_lag_max_ms, 1),
-        first_pong_at=_at(window.first_pong_at),
-        **{FIRST_CONNECT_FAILED: _at(window.first_connect_failed_at), FIRST_CONNECT_OK: _at(window.first_connect_ok_at)},
+        first_pong_at=_rounded(window.first_pong_at),
+        **{FIRST_CONNECT_FAILED: _rounded(window.first_connect_failed_at), FIRST_CONNECT_OK: _rounded(window.first_connect_ok_at)},
     )
     return row
 
