@@ -184,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             raise _Refusal(411, "send the body with a Content-Length (chunked bodies are not read)")
         length = self.headers.get("Content-Length") or "0"
-        if not length.isdigit():
+        if not is_whole_number(length):
             raise _Refusal(400, f"Content-Length={_show(length)}: not a number of bytes")
         if int(length) > MAX_BODY_BYTES:
             raise _Refusal(413, f"body of {length} bytes: the agent reads at most {MAX_BODY_BYTES}")
@@ -511,9 +511,14 @@ def _whole(query: dict[str, str], name: str, default: int | None) -> int:
             raise _Refusal(400, f"{name} is missing; add ?{name}=N")
         return default
     text = query[name]
-    if not text.isdigit():
-        raise _Refusal(400, f"{name}={_show(text)}: a whole number from 0")
+    if not is_whole_number(text):
+        raise _Refusal(400, f"{name}={_show(text)}: a whole number from 0, in ASCII digits")
     return int(text)
+
+
+def is_whole_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes '¹' (int() then fails) and fullwidth digits."""
+    return re.fullmatch(r"[0-9]+", text) is not None
 
 
 def _without_password(url: str) -> str:

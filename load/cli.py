@@ -26,6 +26,7 @@ from load.stack import Stack
 from load.sweep import run_sweep
 
 PROG = "python -m load"
+AGENT_TOKEN_VARIABLE = "LOAD_AGENT_TOKEN"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -160,7 +161,7 @@ def build_parser() -> OneLineParser:
     up.set_defaults(run=run_stack_up)
     agent = commands.add_parser("agent", help="supervise Daphne here and serve the control API a chaos controller uses")
     add_stack_options(agent, daphne_default=1)
-    agent.add_argument("--token", default=os.environ.get("LOAD_AGENT_TOKEN", ""),
+    agent.add_argument("--token", default=None,
                        help="the bearer token every request must carry, 16+ characters (default: $LOAD_AGENT_TOKEN, which keeps it out of ps)")
     agent.add_argument("--bind", default="127.0.0.1", help="address the API listens on (default %(default)s)")
     agent.add_argument("--port", type=int, default=8700, help="port of the API (default %(default)s; 0: any free port)")
@@ -220,8 +221,12 @@ def print_path(path: Path) -> int:
 
 
 def run_agent_command(args: argparse.Namespace) -> int:
+    # Taken out of the environment as soon as it is read: Redis, Daphne and everything else
+    # the agent starts inherit os.environ, and none of them needs the token.
+    from_env = os.environ.pop(AGENT_TOKEN_VARIABLE, "")
+    token = args.token if args.token is not None else from_env
     config = stack_config(args, new_run_dir(args.results_dir, "agent"))
-    return run_agent(config, AgentConfig(args.token, args.bind, args.port))
+    return run_agent(config, AgentConfig(token, args.bind, args.port))
 
 
 def _exit_on_signal(signum: int, _frame) -> None:

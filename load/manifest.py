@@ -11,6 +11,7 @@ from pathlib import Path
 
 import redis
 
+from load.options import mask_argv, mask_options
 from load.stack import REPO_ROOT
 
 PACKAGES = ("django", "channels", "channels-redis", "daphne", "asgiref", "redis", "locust", "websocket-client", "gevent", "twisted")
@@ -65,8 +66,8 @@ def build_manifest(run_id: str, run_dir: Path, options: dict, config: dict, stac
         "run_id": run_id,
         "run_dir": str(run_dir),
         "started_at": time.time(),
-        "command": sys.argv,
-        "options": json_safe(options),
+        "command": mask_argv(sys.argv),  # secrets hidden: run folders are meant to be shared
+        "options": json_safe(mask_options(options)),
         "config": json_safe(config),
         "stack": json_safe(stack),
         "versions": versions,

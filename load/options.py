@@ -5,6 +5,7 @@ variables (`LOCUST_PING_RATE=5`) and the web UI form. Defaults have the type of 
 the web UI casts what is typed with `type(default)`.
 """
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ from load.config import (
     parse_threads_steps,
 )
 
-# (option, default, help, shown in the web UI)
+# (option, default, help, shown in the web UI). Options that run a command, name a file or a
+# URL the Locust host uses, or carry a secret are not shown: whoever reaches the web form
+# must not run commands or write files on the Locust host (see START_ONLY below).
 OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
     ("--paths", "/ws/ping/", "websocket path(s), comma-separated, each optionally PATH:WEIGHT; users are spread over them", True),
     ("--targets", "", "server URLs ws://HOST:PORT, comma-separated; users are spread over them (default: --host)", True),
@@ -40,7 +43,7 @@ OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
     ("--seed", 0, "random seed of the users' schedules and backoff (0: random); sweeps use one seed for every point", True),
     ("--fail-on", "", "thresholds, e.g. 'error_rate>1%,p99_ms@/ws/ping/>500,recovery_s>10,killed>0': a breach exits with code 1", True),
     ("--run-label", "", "a label added to the run folder's name", True),
-    ("--results-dir", "results", "where run folders go", True),
+    ("--results-dir", "results", "where run folders go", False),
     ("--run-id", "", "name of the run folder (default: UTC time and label)", False),
     ("--stack", "", "'local' starts Redis and Daphne here for the test and points the users at them", False),
     ("--stack-daphne", 2, "with --stack local: number of Daphne instances", False),
@@ -59,24 +62,84 @@ OPTIONS: tuple[tuple[str, Any, str, bool], ...] = (
     ("--step-seconds", 0.0, "seconds each ASGI_THREADS step lasts", True),
     ("--redis-restart-at", "", "restart Redis at these seconds into the run (local stack or agent)", True),
     ("--redis-flush-at", "", "FLUSHDB the channel layer's Redis at these seconds (the workaround of channels_redis #81)", True),
-    ("--chaos-plan", "", "a TOML file with a [chaos] table of the options above (restart_at = [20, 40], ...)", True),
+    ("--chaos-plan", "", "a TOML file with a [chaos] table of the options above (restart_at = [20, 40], ...)", False),
     # where the plan is carried out, for servers the suite did not start
-    ("--agent-url", "", "a `python -m load agent` on the server host: http://HOST:PORT", True),
-    ("--agent-token", "", "the agent's token", True),
-    ("--restart-cmd", "", "a shell command that restarts instance {instance} (mode {mode}), e.g. 'ssh app1 sudo systemctl restart daphne@{instance}'", True),
+    ("--agent-url", "", "a `python -m load agent` on the server host: http://HOST:PORT", False),
+    ("--agent-token", "", "the agent's token", False),
+    ("--restart-cmd", "", "a shell command that restarts instance {instance} (mode {mode}), e.g. 'ssh app1 sudo systemctl restart daphne@{instance}'", False),
     ("--hook-instances", 1, "how many instances --restart-cmd addresses (0 .. N-1)", True),
     ("--hook-timeout", 60.0, "seconds a --restart-cmd may take before it is killed and counted as failed", True),
     # what the server says, for servers the suite did not start
-    ("--redis-probe-url", "", "the channel layer's Redis to sample each second (default: the local stack's)", True),
-    ("--server-log", "", "Daphne log file(s) to follow, a glob (default: the local stack's logs)", True),
-    ("--server-log-cmd", "", "a command whose output is Daphne's log, e.g. 'ssh app1 journalctl -fu daphne'", True),
+    ("--redis-probe-url", "", "the channel layer's Redis to sample each second (default: the local stack's)", False),
+    ("--server-log", "", "Daphne log file(s) to follow, a glob (default: the local stack's logs)", False),
+    ("--server-log-cmd", "", "a command whose output is Daphne's log, e.g. 'ssh app1 journalctl -fu daphne'", False),
 )
-SECRET_OPTIONS = {"--agent-token"}
+# The one list of secrets: never written to a run folder, a log or an error message.
+SECRET_OPTIONS = frozenset({"--agent-token"})
+HIDDEN = "<hidden>"
+# user:password@ in a URL (a Redis URL with a password, say) is hidden the same way
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)[^/@\s]+@")
+
+
+def dest(option: str) -> str:
+    """--agent-token -> agent_token, the attribute argparse gives it."""
+    return option[2:].replace("-", "_")
+
+
+# Set only on the command line, in LOCUST_* variables or a config file, never from the web
+# form: every option of ours the form does not show (load.plugin refuses a form that sets one).
+START_ONLY = frozenset(dest(option) for option, _default, _help, shown in OPTIONS if not shown)
+SECRETS = frozenset(dest(option) for option in SECRET_OPTIONS)
+
+
+def mask_text(text: str) -> str:
+    """text with the password of any URL in it hidden."""
+    return _URL_PASSWORD.sub(lambda m: m["head"] + HIDDEN + "@", text)
+
+
+def mask_argv(argv: list[str]) -> list[str]:
+    """A command line with every secret option's value `<hidden>`, as written or abbreviated.
+
+    Both `--agent-token X` and `--agent-token=X`; argparse also takes an unambiguous
+    prefix (`--agent-tok X`), so those are hidden too.
+    """
+    masked: list[str] = []
+    hide_next = False
+    for arg in map(str, argv):
+        if hide_next:
+            masked.append(HIDDEN)
+            hide_next = False
+            continue
+        name, equals, _value = arg.partition("=")
+        if _is_secret_option(name):
+            masked.append(f"{name}={HIDDEN}" if equals else name)
+            hide_next = not equals
+            continue
+        masked.append(mask_text(arg))
+    return masked
+
+
+def _is_secret_option(name: str) -> bool:
+    if not name.startswith("--") or len(name) < 3:
+        return False
+    others = [option for option, _d, _h, _s in OPTIONS if option not in SECRET_OPTIONS]
+    return any(secret.startswith(name) for secret in SECRET_OPTIONS) and not any(o.startswith(name) for o in others)
+
+
+def mask_options(values: dict[str, Any]) -> dict[str, Any]:
+    """Option values (argparse names) with secrets `<hidden>` (when set) and URL passwords hidden."""
+    masked: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in SECRETS and value:
+            masked[key] = HIDDEN
+        else:
+            masked[key] = mask_text(value) if isinstance(value, str) else value
+    return masked
 
 
 def add_options(parser) -> None:
     for option, default, help_text, in_web_ui in OPTIONS:
-        env_var = "LOCUST_" + option[2:].replace("-", "_").upper()
+        env_var = "LOCUST_" + dest(option).upper()
         shown = f"{help_text} (default: {default})" if default != "" else help_text
         shown = shown.replace("%", "%%")  # argparse formats help with %
         common = {"default": default, "help": shown, "env_var": env_var, "include_in_web_ui": in_web_ui}

@@ -10,6 +10,7 @@ Importing this module registers the listeners; locustfile.py does that.
 
 import glob
 import logging
+import os
 import shlex
 import socket
 import sys
@@ -38,6 +39,7 @@ from load.stack import Stack
 from load.thresholds import check as thresholds_check
 from load.thresholds import parse_thresholds
 from load.timeline import timeline_for
+from load.webform import guard_web_form
 
 logger = logging.getLogger("load")
 
@@ -49,6 +51,18 @@ FINAL_MESSAGE = "channels_timeline_final"
 @events.init_command_line_parser.add_listener
 def _add_options(parser, **_kwargs) -> None:
     add_options(parser)
+
+
+@events.init.add_listener
+def _guard_web_form(environment, **_kwargs) -> None:
+    # Registered before _on_init, so its test_start listener runs before the plugin's.
+    guard_web_form(environment)
+
+
+@events.init.add_listener
+def _forget_the_agent_token(environment, **_kwargs) -> None:
+    # Parsed already: the commands and processes this Locust starts do not need the token.
+    os.environ.pop("LOCUST_AGENT_TOKEN", None)
 
 
 @events.init.add_listener
@@ -101,6 +115,7 @@ class SuitePlugin:
         self.csv_greenlet: gevent.Greenlet | None = None
         env_events = environment.events
         env_events.test_start.add_listener(self.on_test_start)
+        env_events.test_stopping.add_listener(self.on_test_stopping)
         env_events.test_stop.add_listener(self.on_test_stop)
         env_events.quitting.add_listener(self.on_quitting)
         if self.is_worker:
@@ -200,6 +215,7 @@ class SuitePlugin:
         timeline = timeline_for(self.env)
         timeline.take()  # nothing from an earlier run leaks into this one
         timeline.totals.clear()
+        timeline.stop_began = None
         if run.error is not None:
             logger.error("not starting: %s", run.error.as_option())
             if not self.is_worker:
@@ -270,6 +286,11 @@ class SuitePlugin:
         while True:
             gevent.sleep(until_next_second(0.5))
             timeline.sample_gauges(time.time())
+
+    def on_test_stopping(self, environment, **_kwargs) -> None:
+        """Fired on every node before Locust stops its users (-t, Stop, Ctrl-C): pings that
+        come due from now on are not due, so the stop itself is never counted as failures."""
+        timeline_for(self.env).begin_stop(time.time())
 
     def on_test_stop(self, environment, **_kwargs) -> None:
         if self.is_worker:

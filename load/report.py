@@ -35,6 +35,7 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from load.collector import COUNT_COLUMNS, NOT_MEASURED  # noqa: E402
 from load.config import ConfigError  # noqa: E402
 from load.errors import CLOSE_CODES, CONNECT_ERRORS, PING_ERRORS  # noqa: E402
+from load.options import mask_argv  # noqa: E402
 from load.recovery import daphne_down_s, restart_costs  # noqa: E402
 from load.redisprobe import COLUMNS as REDIS_COLUMNS  # noqa: E402
 from load.redisprobe import NO_REDIS_PROBE, REDIS  # noqa: E402
@@ -1043,7 +1044,7 @@ def run_info(run: Run, head: Headline) -> str:
     manifest = run.manifest
     started = (run.summary or {}).get("started_at") or manifest.get("started_at")
     when = datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else "–"
-    command = shlex.join(str(a) for a in manifest.get("command", [])) or "–"
+    command = shlex.join(mask_argv(manifest.get("command", []))) or "–"  # manifests before masking, too
     rows = [
         ["run id", run.run_id], ["folder", str(run.folder)], ["started", when],
         ["duration", f"{fmt(head.duration_s)} s" + ("" if run.finished else f" (seconds written before the run stopped: {len(run.rows)})")],

@@ -100,6 +100,16 @@ class Timeline:
         self.windows: dict[int, Window] = {}
         self.connections_open = 0
         self.totals: Counter = Counter()  # this process's own totals, for logs and checks
+        self.stop_began: float | None = None  # when Locust began to stop this process's users
+
+    def begin_stop(self, ts: float) -> None:
+        """Locust is stopping the users (test_stopping): from now on no ping comes due."""
+        if self.stop_began is None:
+            self.stop_began = ts
+
+    def is_due(self, due: float) -> bool:
+        """A ping is due unless the stop began at or before its due time."""
+        return self.stop_began is None or due < self.stop_began
 
     def _at(self, ts: float, path: str) -> EndpointWindow:
         second = int(ts)

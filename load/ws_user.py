@@ -7,8 +7,14 @@ greenlet keeps the schedule: ping k is due at t0 + k / rate, whether or not the 
 pong came back; a ping that comes due while the socket is down is counted as
 `not_sent_disconnected`. Latency runs from the due time.
 
+Our own stop is no failure: once Locust begins to stop the users (test_stopping), no ping
+comes due any more, and a ping still unanswered when the user stops is `in_flight`.
+
 Everything is reported twice: to Locust through `events.request` (request type WS,
 names `connect <path>` and `ping <path>`), and to this process's Timeline per second.
+Locust gets a response time only for what succeeded (a pong's latency, a handshake's
+duration); failures go with response_time None, so they count in Locust's failures and
+exit code but stay out of its percentiles, as they stay out of ours.
 """
 
 import itertools
@@ -91,7 +97,9 @@ class WebSocketSession:
     def stop(self) -> None:
         """Called from on_stop: nothing of this user may outlive it."""
         if self.sender is not None:
-            self.sender.kill(block=False)
+            # Dead before the socket closes: a sender still running would find it gone and
+            # count our own close as a ping not sent, or a send failed.
+            self.sender.kill(block=True)
         ws, self.ws = self.ws, None
         if ws is not None:
             self.timeline.connections_open -= 1
@@ -115,7 +123,7 @@ class WebSocketSession:
         except (OSError, websocket.WebSocketException) as exc:
             failure = errors.classify_connect_error(exc)
             self.timeline.connect(self.path, time.time(), failure.kind)
-            self._report(name, started, 0, failure)
+            self._report(name, None, failure)
             return None
         # create_connection's timeout would stay on every later recv(): idle sockets would
         # raise false timeouts. Pong timeouts are ours to track.
@@ -125,7 +133,7 @@ class WebSocketSession:
         self.last_seen.clear()
         self.fresh_socket = True
         self.ws = ws
-        self._report(name, started, 0, None)
+        self._report(name, (time.time() - started) * 1000)
         return ws
 
     def _read_until_closed(self, ws: websocket.WebSocket) -> None:
@@ -152,7 +160,7 @@ class WebSocketSession:
         else:
             self.timeline.closed(self.path, now, code)
         for seq in list(self.pending):
-            self._fail(seq, WsFailure(errors.CLOSED_BY_SERVER, str(code)), now)
+            self._fail(seq, WsFailure(errors.CLOSED_BY_SERVER, str(code)))
         try:
             ws.close(timeout=0.1)
         except Exception:  # already broken: closing is only tidying up
@@ -176,17 +184,17 @@ class WebSocketSession:
         elif reply.kind == ERROR:
             seq = reply.seq if reply.seq in self.pending else next(iter(self.pending), None)
             if seq is not None:
-                self._fail(seq, WsFailure(errors.BAD_PONG, reply.detail[:80]), now)
+                self._fail(seq, WsFailure(errors.BAD_PONG, reply.detail[:80]))
         elif reply.kind == BROADCAST:
             last = self.last_seen.get(reply.sender)
             missed = reply.seq - last - 1 if last is not None and reply.seq > last + 1 else 0
             self.last_seen[reply.sender] = max(reply.seq, last or 0)
             self.timeline.broadcast(self.path, now, missed)
 
-    def _fail(self, seq: int, failure: WsFailure, now: float) -> None:
+    def _fail(self, seq: int, failure: WsFailure) -> None:
         pending = self.pending.pop(seq)
         self.timeline.ping_done(self.path, pending.due, failure.kind)
-        self._report(f"ping {self.path}", pending.due, 0, failure, ended=now)
+        self._report(f"ping {self.path}", None, failure)
 
     # -- the sender greenlet: the open-loop schedule --------------------------------------
 
@@ -195,7 +203,8 @@ class WebSocketSession:
         for k in itertools.count():
             due = t0 + k * interval + (self.rng.uniform(-jitter, jitter) / 2 if jitter else 0)
             now = self._wait_until(due)
-            self._send_ping(due, now)
+            if self.timeline.is_due(due):  # after the stop began: not due, but sent pings may still time out
+                self._send_ping(due, now)
 
     def _wait_until(self, due: float) -> float:
         """Sleep until `due`, expiring pings whose pong timeout passes meanwhile."""
@@ -214,18 +223,18 @@ class WebSocketSession:
             if now - pending.due < self.config.pong_timeout:
                 return
             if self.config.reconnect_on_timeout and self.ws is not None:
-                self._give_up_on_socket(now)
+                self._give_up_on_socket()
                 return
-            self._fail(seq, WsFailure(errors.PONG_TIMEOUT), now)
+            self._fail(seq, WsFailure(errors.PONG_TIMEOUT))
 
-    def _give_up_on_socket(self, now: float) -> None:
+    def _give_up_on_socket(self) -> None:
         """A heartbeat client's move: no pong in time, so the socket is dead to it; every
         ping still waiting on it has timed out. The reader greenlet then reconnects."""
         ws, self.ws = self.ws, None
         self.abandoned = ws
         self.timeline.connections_open -= 1
         for seq in list(self.pending):
-            self._fail(seq, WsFailure(errors.PONG_TIMEOUT), now)
+            self._fail(seq, WsFailure(errors.PONG_TIMEOUT))
         try:
             ws.send_close()  # our close frame, without waiting for the busy server's answer
         except (OSError, websocket.WebSocketException):  # already broken: the reader notices either way
@@ -237,7 +246,7 @@ class WebSocketSession:
         if ws is None:
             self.timeline.ping_due(self.path, due, sent=False)
             self.timeline.ping_done(self.path, due, errors.NOT_SENT_DISCONNECTED)
-            self._report(f"ping {self.path}", due, 0, WsFailure(errors.NOT_SENT_DISCONNECTED), ended=due)
+            self._report(f"ping {self.path}", None, WsFailure(errors.NOT_SENT_DISCONNECTED))
             return
         self.seq += 1
         self.pending[self.seq] = Pending(due, now)
@@ -245,12 +254,13 @@ class WebSocketSession:
         try:
             ws.send(self.codec.encode(self.seq))
         except (OSError, websocket.WebSocketException):
-            self._fail(self.seq, WsFailure(errors.SEND_FAILED), time.time())
+            self._fail(self.seq, WsFailure(errors.SEND_FAILED))
 
-    def _report(self, name: str, started: float, length: int, failure: WsFailure | None, ended: float | None = None) -> None:
-        elapsed_ms = ((ended if ended is not None else time.time()) - started) * 1000
+    def _report(self, name: str, response_time_ms: float | None, failure: WsFailure | None = None) -> None:
+        """To Locust. A failure has no response time: None keeps it out of Locust's
+        percentiles (StatsEntry counts it in num_none_requests) but in its failures."""
         self.user.environment.events.request.fire(
-            request_type="WS", name=name, response_time=max(elapsed_ms, 0), response_length=length,
+            request_type="WS", name=name, response_time=response_time_ms, response_length=0,
             exception=failure, context={},
         )
 
