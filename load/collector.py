@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from load.errors import CLOSE_CODES, CONNECT_ERRORS, IN_FLIGHT, PING_ERRORS, PONG
+from load.recovery import FIRST_CONNECT_FAILED, FIRST_CONNECT_OK
 from load.redisprobe import COLUMNS as REDIS_COLUMNS
 from load.redisprobe import Sample
 from load.serverlog import COLUMNS as SERVER_COLUMNS
@@ -35,11 +36,15 @@ LATENCY_COLUMNS = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "service_p50_ms", "se
 TIME_COLUMNS = ("time", "epoch_s", "elapsed_s", "phase")
 TIMESERIES_COLUMNS = (
     *TIME_COLUMNS, "users", "connections", *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], "send_lag_max_ms",
-    "first_pong_at", *SERVER_COLUMNS, *REDIS_COLUMNS,
+    "first_pong_at", FIRST_CONNECT_FAILED, FIRST_CONNECT_OK, *SERVER_COLUMNS, *REDIS_COLUMNS,
 )
+NOT_MEASURED = "not_measured"  # summary.json: figure -> why this run could not measure it (its cells empty, null)
 GROUP_COLUMNS = ("time", "epoch_s", "elapsed_s", "group", "members", "stale_members")
 # What the recovery analysis needs of each written second; the rest stays on disk only.
-HISTORY_COLUMNS = ("epoch_s", "pings", "pongs", "errors", "closes", "first_pong_at", *CONNECT_ERRORS, *SERVER_COLUMNS, "stale_members")
+HISTORY_COLUMNS = (
+    "epoch_s", "pings", "pongs", "errors", "closes", "first_pong_at", FIRST_CONNECT_FAILED, FIRST_CONNECT_OK,
+    *CONNECT_ERRORS, *SERVER_COLUMNS, "stale_members",
+)
 ENDPOINT_COLUMNS = (*TIME_COLUMNS, "endpoint", *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], "send_lag_max_ms")
 
 
@@ -63,7 +68,7 @@ class AppendOnlyCsv:
         os.close(self.fd)
 
 
-def _ms(value: float | None) -> float | None:
+def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)  # None is an empty CSV cell, null in JSON
 
 
@@ -74,14 +79,15 @@ def figures(window: EndpointWindow) -> dict:
     row["pongs"] = counts.get(PONG, 0)
     row["errors"] = sum(counts.get(kind, 0) for kind in PING_ERRORS)
     row.update(
-        p50_ms=_ms(window.latency.percentile(0.50)),
-        p95_ms=_ms(window.latency.percentile(0.95)),
-        p99_ms=_ms(window.latency.percentile(0.99)),
-        max_ms=_ms(window.latency.max_ms),
-        service_p50_ms=_ms(window.service.percentile(0.50)),
-        service_p99_ms=_ms(window.service.percentile(0.99)),
+        p50_ms=_rounded(window.latency.percentile(0.50)),
+        p95_ms=_rounded(window.latency.percentile(0.95)),
+        p99_ms=_rounded(window.latency.percentile(0.99)),
+        max_ms=_rounded(window.latency.max_ms),
+        service_p50_ms=_rounded(window.service.percentile(0.50)),
+        service_p99_ms=_rounded(window.service.percentile(0.99)),
         send_lag_max_ms=round(window.send_lag_max_ms, 1),
-        first_pong_at=round(window.first_pong_at, 3) if window.first_pong_at is not None else None,
+        first_pong_at=_rounded(window.first_pong_at),
+        **{FIRST_CONNECT_FAILED: _rounded(window.first_connect_failed_at), FIRST_CONNECT_OK: _rounded(window.first_connect_ok_at)},
     )
     return row
 
@@ -94,8 +100,10 @@ def merged(windows: list[EndpointWindow]) -> EndpointWindow:
 
 
 class Collector:
-    def __init__(self, run_dir: Path, start: float, lag_s: float, phase_at: Callable[[int], str] = lambda s: "run"):
+    def __init__(self, run_dir: Path, start: float, lag_s: float, phase_at: Callable[[int], str] = lambda s: "run",
+                 signatures: bool = True):
         self.start = start
+        self.signatures = signatures  # False: no server log is read, every signature is unknown (empty, null)
         self.lag_s = lag_s
         self.phase_at = phase_at
         self.next_second = int(start)
@@ -159,9 +167,10 @@ class Collector:
             window = self.pending.pop(second, Window())
             stamp = self._stamp(second)
             row = {**stamp, **figures(merged(list(window.endpoints.values())))}
-            row.update(users=self.users.pop(second, ""), connections=window.gauges.get("connections", 0))
+            # no sample of the open connections that second (a worker's report missed it): unknown, not 0
+            row.update(users=self.users.pop(second, ""), connections=window.gauges.get("connections", ""))
             server = self.server.pop(second, Counter())
-            row.update({column: server.get(column, 0) for column in SERVER_COLUMNS})
+            row.update({column: server.get(column, 0) if self.signatures else "" for column in SERVER_COLUMNS})
             sample = self.redis.pop(second, None)
             if sample is not None:
                 row.update(sample.figures)
@@ -187,7 +196,7 @@ class Collector:
     def summary(self) -> dict:
         endpoints = {path: figures(window) for path, window in sorted(self.totals.items())}
         overall = figures(merged(list(self.totals.values())))
-        server = {column: self.server_totals.get(column, 0) for column in SERVER_COLUMNS}
+        server = {column: self.server_totals.get(column, 0) if self.signatures else None for column in SERVER_COLUMNS}
         phases = {
             name: {"all": figures(merged(list(paths.values()))), "endpoints": {p: figures(w) for p, w in sorted(paths.items())}}
             for name, paths in self.phase_totals.items()

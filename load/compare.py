@@ -151,10 +151,15 @@ def run_metrics(entry: Entry) -> dict[str, float | None]:
         "restarts": len(head.restarts),
         "restarts_not_recovered": len(head.restarts) - len(recoveries),
         "stale_members_max": max(stale) if stale else None,
-        "server_kills": sum(head.server.get(c, 0) for c in KILL_COLUMNS),
-        "killed_too_long": sum(head.server.get(c, 0) for c in TOO_LONG_KILLS),
-        "killed_pending": head.server.get("sig_killed_pending", 0),
+        # None (an empty cell, "–") when the run read no server log: unknown, not 0
+        "server_kills": _total(head, KILL_COLUMNS),
+        "killed_too_long": _total(head, TOO_LONG_KILLS),
+        "killed_pending": _total(head, ("sig_killed_pending",)),
     }
+
+
+def _total(head: Headline, columns: tuple[str, ...]) -> float | None:
+    return sum(head.server.get(c) or 0 for c in columns) if head.signatures_known else None
 
 
 def endpoint_metrics(figures: dict) -> dict[str, float | None]:

@@ -56,7 +56,8 @@ from load.remote import AgentMirror, AgentTarget
 from load.runids import new_run_id
 from load.serverlog import CommandFollower, ServerLogFollower, daphne_logs
 from load.stack import Stack
-from load.thresholds import breaches, parse_thresholds
+from load.thresholds import check as thresholds_check
+from load.thresholds import parse_thresholds
 from load.timeline import timeline_for
 from load.webform import guard_web_form
 
@@ -284,9 +285,11 @@ class SuitePlugin:
         target = AgentTarget(client, options.redis_probe_url)
         try:
             server.mirror = AgentMirror(client, run_dir / "server", lambda event: None)
+            healths = [i.get("health") or {} for i in client.status()["instances"]]
         except AgentError as exc:
             raise ConfigError("agent_url", options.agent_url, exc.message) from None
         server.target, server.live_prefixes = target, target.live_prefixes
+        server.layer = next((h["channel_layer"] for h in healths if h.get("channel_layer")), "")  # for the Redis probe
         server.log_follower = ServerLogFollower(server.mirror.log_paths)
 
     def on_stack_event(self, event: dict) -> None:
@@ -348,15 +351,18 @@ class SuitePlugin:
     def check_thresholds(self, summary: dict) -> None:
         """--fail-on: one line per breach, and exit code 1 (Locust's own code otherwise)."""
         try:
-            lines = breaches(parse_thresholds(self.options.fail_on), summary)
+            lines, notes = thresholds_check(parse_thresholds(self.options.fail_on), summary)
         except ConfigError as exc:
             logger.error("thresholds not checked: %s", exc.as_option())
             return
         for line in lines:
             logger.error(line)
+        for note in notes:  # a figure the run could not measure: no breach, but say so
+            logger.warning(note)
         if lines:
             self.env.process_exit_code = 1
         summary["threshold_breaches"] = lines
+        summary["threshold_notes"] = notes
 
     def server_side(self, plan: ChaosPlan, run_dir: Path) -> ServerSide:
         """The target of the chaos plan and the sources of server signals for this run."""
@@ -365,6 +371,7 @@ class SuitePlugin:
         if stack is not None:
             server.target = LocalStackTarget(stack)
             server.live_prefixes = stack.live_prefixes
+            server.layer = options.stack_layer
             server.log_follower = ServerLogFollower(daphne_logs(stack.server_dir))
         elif options.agent_url:
             self.agent_side(server, run_dir)

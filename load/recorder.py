@@ -14,12 +14,13 @@ from pathlib import Path
 
 import gevent
 
-from load.collector import Collector, write_json
+from load.collector import NOT_MEASURED, Collector, write_json
 from load.config import ChaosPlan, LoadConfig
 from load.controller import Controller, Target
 from load.eventlog import EventLog
-from load.recovery import restart_costs
-from load.redisprobe import RedisProbe
+from load.recovery import daphne_down_s, restart_costs
+from load.redisprobe import NO_REDIS_PROBE, REDIS, RedisProbe
+from load.serverlog import NO_SERVER_LOG, SERVER_SIGNATURES
 from load.timeline import timeline_for
 
 logger = logging.getLogger("load")
@@ -38,7 +39,8 @@ class ServerSide:
 
     target: Target | None = None
     redis_url: str = ""
-    live_prefixes: Callable[[], set[str] | None] = lambda: None
+    live_prefixes: Callable[[], set[str] | None] | None = None  # None: nothing can say which processes are alive
+    layer: str = ""  # the channel layer, when known (the Redis probe finds out otherwise)
     log_follower: object | None = None  # load.serverlog.ServerLogFollower or CommandFollower
     mirror: object | None = None  # load.remote.AgentMirror: brings a remote agent's events and logs here
 
@@ -61,8 +63,8 @@ class RunRecorder:
         self.controller = Controller(plan, server.target, self.record, self.started, run_time) if plan.active else None
         lag = config.pong_timeout + 2 + (0 if local else WORKER_REPORT_INTERVAL)
         phase_at = self.controller.phase_at if self.controller else (lambda second: "run")
-        self.collector = Collector(run_dir, self.started, lag, phase_at)
-        self.probe = RedisProbe(server.redis_url, server.live_prefixes) if server.redis_url else None
+        self.collector = Collector(run_dir, self.started, lag, phase_at, signatures=server.log_follower is not None)
+        self.probe = RedisProbe(server.redis_url, server.live_prefixes, layer=server.layer) if server.redis_url else None
         self.follower = server.log_follower
         self.mirror = server.mirror
         if self.mirror is not None:
@@ -173,6 +175,7 @@ class RunRecorder:
         ended = time.time()
         summary.update(run_id=self.manifest["run_id"], started_at=self.started, ended_at=ended, duration_s=round(ended - self.started, 3))
         summary["restarts"] = restart_costs(self.collector.history, self._restarts())
+        summary[NOT_MEASURED] = self._not_measured()
         if self.follower is not None:
             summary["exception_messages"] = dict(self.follower.messages.most_common(20))
         if not self.local:
@@ -208,6 +211,17 @@ class RunRecorder:
                 "ts": begin["ts"], "at_s": done["at_s"], "action": done["action"], "threads": done.get("threads"),
                 "mode": self.controller.plan.restart_mode, "which": self.controller.plan.restart_which,
                 "instances": [o.get("instance") for o in outcomes],
-                "down_s": max((o.get("down_seconds") or 0 for o in outcomes), default=None),
+                "down_s": daphne_down_s(outcomes),  # None for hooks: restart_costs takes what the clients saw
             })
         return restarts
+
+    def _not_measured(self) -> dict[str, str]:
+        """Figure -> why, for every figure this run could not measure (empty in the CSV, null in JSON)."""
+        missing = {}
+        if self.follower is None:
+            missing[SERVER_SIGNATURES] = NO_SERVER_LOG
+        if self.probe is None:
+            missing[REDIS] = NO_REDIS_PROBE
+        else:
+            missing.update(self.probe.not_measured())
+        return missing

@@ -1,12 +1,24 @@
 """What each restart cost, from the per-second series: errors, server kills, leaked group
-members, and how long until the users were served again.
+members, how long Daphne was down and how long until the users were served again.
+
+Each restart owns the seconds from its begin to its recovery, and never past the second
+the next restart begins: a restart is not charged with the next one's failures, so the
+per-restart counts add up to at most the run's (exactly its part, with back-to-back
+restarts that never recover).
 
 First pong: from the restart's begin to the first pong on a socket opened after it (a
 user served again). Recovery time: from the restart's begin to the start of the first three consecutive
 seconds in which pings were answered and no more pings failed than before the restart
 plus 1 % (connect failures count as failed pings too: a user that cannot connect is not
 served). "Before" is the five seconds ahead of the restart, so an endpoint that fails by
-design (a ping that sleeps past the pong timeout) does not hide every recovery.
+design (a ping that sleeps past the pong timeout) does not hide every recovery. A restart
+not recovered before the run ended (or the next restart began) has no recovery time, only
+the lower bound `not_recovered_within_s`: no recovery began in those seconds.
+
+Down time: what Daphne's supervisor measured (process exit to ready, `down_source`
+"daphne") when the target reports it; otherwise what the clients saw (`"clients"`): from
+the first failed connect after the restart began to the first accepted connect after it.
+None when neither can tell (no connect failed in the restart's window).
 """
 
 from collections.abc import Iterable
@@ -14,12 +26,20 @@ from collections.abc import Iterable
 QUIET_SECONDS = 3
 ERROR_SHARE = 0.01
 BASELINE_SECONDS = 5
+STALE_DELAY = 2  # stale members are read this many seconds after recovery (disconnects settle)
 KILL_COLUMNS = ("sig_killed_own_await", "sig_killed_on_thread", "sig_killed_other", "sig_killed_pending")
 CONNECT_FAILURES = ("connect_refused", "connect_timeout", "handshake_rejected")
+FIRST_CONNECT_FAILED = "first_connect_failed_at"  # timeseries.csv: the second's earliest failed connect (epoch s)
+FIRST_CONNECT_OK = "first_connect_ok_at"  # timeseries.csv: the second's earliest accepted connect (epoch s)
+UNTIL_RUN_END, UNTIL_NEXT_RESTART = "run_end", "next_restart"
 
 
 def _number(value) -> float:
     return float(value) if value not in ("", None) else 0.0
+
+
+def _known(value) -> bool:
+    return value not in ("", None)
 
 
 def _failed(row: dict) -> float:
@@ -36,54 +56,110 @@ def _served(row: dict, tolerated: float) -> bool:
     return _number(row.get("pongs")) > 0 and _failed(row) <= tolerated * max(pings, 1)
 
 
-def recovered_at(rows: list[dict], begin: float) -> int | None:
-    """The epoch second at which service was back after `begin`, or None if it never was."""
-    before = [r for r in rows if int(begin) - BASELINE_SECONDS <= int(r["epoch_s"]) < int(begin)]
-    tolerated = _share_failed(before) + ERROR_SHARE
-    after = [r for r in rows if int(r["epoch_s"]) >= int(begin)]
+def _second(row: dict) -> int:
+    return int(row["epoch_s"])
+
+
+def recovered_at(rows: list[dict], begin: float, before: int | None = None) -> int | None:
+    """The epoch second at which service was back after `begin` (a second before `before`,
+    if given), or None if it was not."""
+    tolerated = _share_failed([r for r in rows if int(begin) - BASELINE_SECONDS <= _second(r) < int(begin)]) + ERROR_SHARE
+    after = [r for r in rows if _second(r) >= int(begin)]
     for i in range(len(after) - QUIET_SECONDS + 1):
         window = after[i:i + QUIET_SECONDS]
+        if before is not None and _second(window[0]) >= before:
+            return None
         if all(_served(r, tolerated) for r in window):
-            return int(window[0]["epoch_s"])
+            return _second(window[0])
     return None
 
 
-def _value_at(rows: list[dict], second: int, column: str, within: int = 3):
-    """The column's value at that second, or the next second that has one (a sample may be missing)."""
+def daphne_down_s(outcomes: list[dict]) -> float | None:
+    """The longest down time the target measured, None unless it measured every instance's
+    (restart hooks measure none: 0 would be a false figure)."""
+    downs = [o.get("down_seconds") for o in outcomes]
+    if not downs or any(d is None for d in downs):
+        return None
+    return max(downs)
+
+
+def clients_down_s(rows: list[dict], begin: float, stop: int) -> float | None:
+    """From the first failed connect at or after `begin` (before second `stop`) to the first
+    accepted connect after it; None when no connect failed, or none was accepted after.
+
+    Per second only the earliest of each is kept: when an accepted connect came earlier in
+    the failure's own second, the next second's earliest is taken (at most a second late).
+    """
+    failed = [_number(r[FIRST_CONNECT_FAILED]) for r in rows
+              if int(begin) <= _second(r) < stop and _known(r.get(FIRST_CONNECT_FAILED)) and _number(r[FIRST_CONNECT_FAILED]) >= begin]
+    if not failed:
+        return None
+    first_failed = min(failed)
+    accepted = [_number(r[FIRST_CONNECT_OK]) for r in rows
+                if _second(r) >= int(first_failed) and _known(r.get(FIRST_CONNECT_OK)) and _number(r[FIRST_CONNECT_OK]) > first_failed]
+    return round(min(accepted) - first_failed, 3) if accepted else None
+
+
+def _stale_after(rows: list[dict], begin: int, back: int | None, stop: int) -> int | None:
+    """Stale members STALE_DELAY seconds after recovery, or the last reading of the window
+    before that; None when the window has no reading (or the probe could not tell)."""
+    readings = [r for r in rows if begin < _second(r) < stop and _known(r.get("stale_members"))]
+    if back is not None:
+        settled = [r for r in readings if _second(r) >= back + STALE_DELAY]
+        if settled:
+            return int(_number(settled[0]["stale_members"]))
+    return int(_number(readings[-1]["stale_members"])) if readings else None
+
+
+def _stale_before(rows: list[dict], begin: int) -> int | None:
     for row in rows:
-        if second <= int(row["epoch_s"]) <= second + within and row.get(column) not in ("", None):
-            return int(_number(row[column]))
+        if _second(row) == begin - 1 and _known(row.get("stale_members")):
+            return int(_number(row["stale_members"]))
     return None
 
 
-def _stale_after(rows: list[dict], begin: int, end: int):
-    """Stale members two seconds after recovery; without a recovery, the last reading after the restart."""
-    value = _value_at(rows, end + 2, "stale_members")
-    if value is not None:
-        return value
-    later = [r for r in rows if int(r["epoch_s"]) > begin and r.get("stale_members") not in ("", None)]
-    return int(_number(later[-1]["stale_members"])) if later else None
+def _sum(rows: list[dict], columns: Iterable[str]) -> int:
+    return int(sum(_number(r.get(c)) for r in rows for c in columns))
+
+
+def restart_cost(rows: list[dict], restart: dict, next_begin: float | None) -> dict:
+    """One restart's figures from the rows, inside its own window (see the module doc)."""
+    begin = restart["ts"]
+    end_of_data = _second(rows[-1]) + 1 if rows else int(begin)
+    cap = min(int(next_begin), end_of_data) if next_begin is not None else end_of_data
+    back = recovered_at(rows, begin, int(next_begin) if next_begin is not None else None)
+    stop = min(max(back if back is not None else cap, int(begin) + 1), cap)
+    during = [r for r in rows if int(begin) <= _second(r) < stop]
+    around = [r for r in rows if int(begin) <= _second(r) < min(stop + STALE_DELAY + 1, cap)]
+    first_pong = min((_number(r["first_pong_at"]) for r in rows if _known(r.get("first_pong_at"))
+                      and begin <= _number(r["first_pong_at"]) and (next_begin is None or _number(r["first_pong_at"]) < next_begin)),
+                     default=None)
+    cost = {
+        **restart,
+        "first_pong_s": round(first_pong - begin, 3) if first_pong is not None else None,
+        "recovery_s": round(back - begin, 1) if back is not None else None,
+        "failed_pings": _sum(during, ("errors", *CONNECT_FAILURES)),
+        "closes": _sum(during, ("closes",)),
+        # None when no server log was read: every signature cell is empty
+        "server_kills": _sum(around, KILL_COLUMNS) if any(_known(r.get(KILL_COLUMNS[0])) for r in rows) else None,
+        "stale_members_before": _stale_before(rows, int(begin)),
+        "stale_members_after": _stale_after(rows, int(begin), back, cap),
+    }
+    if restart.get("down_s") is not None:
+        cost["down_source"] = "daphne"
+    else:
+        cost["down_s"] = clients_down_s(rows, begin, cap)
+        cost["down_source"] = "clients" if cost["down_s"] is not None else None
+    if back is None:
+        # Any recovery would have begun in a second we could still check: at least this long.
+        last_start = min(cap, end_of_data - QUIET_SECONDS + 1)
+        cost["not_recovered_within_s"] = round(max(0.0, last_start - begin), 1)
+        cost["not_recovered_until"] = UNTIL_NEXT_RESTART if last_start == cap and next_begin is not None else UNTIL_RUN_END
+    return cost
 
 
 def restart_costs(rows: list[dict], restarts: Iterable[dict]) -> list[dict]:
-    """One entry per restart event ({"ts", "mode", "which", "instances", "down_s"})."""
-    costs = []
-    for restart in restarts:
-        begin = restart["ts"]
-        back = recovered_at(rows, begin)
-        end = back if back is not None else int(rows[-1]["epoch_s"]) + 1 if rows else int(begin)
-        during = [r for r in rows if int(begin) <= int(r["epoch_s"]) < max(end, int(begin) + 1)]
-        around = [r for r in rows if int(begin) <= int(r["epoch_s"]) <= end + 2]
-        first_pong = min((_number(r["first_pong_at"]) for r in rows if r.get("first_pong_at") not in ("", None)
-                          and _number(r["first_pong_at"]) >= begin), default=None)
-        costs.append({
-            **restart,
-            "first_pong_s": round(first_pong - begin, 3) if first_pong is not None else None,
-            "recovery_s": round(back - begin, 1) if back is not None else None,
-            "failed_pings": int(sum(_failed(r) for r in during)),
-            "closes": int(sum(_number(r.get("closes")) for r in during)),
-            "server_kills": int(sum(_number(r.get(c)) for r in around for c in KILL_COLUMNS)),
-            "stale_members_before": _value_at(rows, int(begin) - 1, "stale_members"),
-            "stale_members_after": _stale_after(rows, int(begin), end),
-        })
-    return costs
+    """One entry per restart ({"ts", "mode", "which", "instances", "down_s"}), in time order."""
+    ordered = sorted(restarts, key=lambda r: r["ts"])
+    nexts = [r["ts"] for r in ordered[1:]] + [None]
+    return [restart_cost(rows, restart, next_begin) for restart, next_begin in zip(ordered, nexts, strict=False)]

@@ -17,7 +17,23 @@ COLUMNS = (
     "redis_keys", "redis_used_memory_mb", "redis_clients", "groups", "group_members",
     "stale_members", "member_processes", "specific_keys", "dead_process_keys", "live_processes",
 )
+# Read from the channels_redis key layout; the redis-pubsub layer has none of these keys.
+LAYER_COLUMNS = ("groups", "group_members", "stale_members", "member_processes", "specific_keys", "dead_process_keys", "live_processes")
+# Need the prefixes of the live processes as well.
+LIVE_COLUMNS = ("stale_members", "dead_process_keys", "live_processes")
 SCAN_COUNT = 1000
+PUBSUB_LAYER = "redis-pubsub"  # the target app's CHANNEL_LAYER and --stack-layer value
+
+# summary.json's not_measured: every Redis figure at once, when nothing probes Redis
+REDIS = "redis"
+NO_REDIS_PROBE = "no Redis probe: --redis-probe-url (the channel layer's Redis) or --stack local"
+
+NO_LIVE_LIST = ("no list of live Daphne processes: only --stack local or --agent-url can say which processes are alive, "
+                "so members of dead ones cannot be told apart")
+NO_PREFIX = ("a live Daphne's /healthz gave no channel-layer prefix (not the target app, the redis-pubsub layer, "
+             "or it did not answer)")
+PUBSUB = ("the redis-pubsub layer keeps no group keys: its groups are pub/sub subscriptions whose members the probe "
+          "cannot see (keys, memory and clients are measured)")
 
 
 def process_prefix(channel_or_key: str) -> str:
@@ -26,29 +42,81 @@ def process_prefix(channel_or_key: str) -> str:
     return head.rsplit("specific.", 1)[-1]
 
 
+def prefixes_of(healths: list[dict | None]) -> set[str] | None:
+    """The channel-layer prefixes of the live processes from their /healthz bodies; None
+    when any of them gives none (did not answer, e.g. while it starts, or gives no
+    prefix): a process whose prefix is unknown would make its own members look stale."""
+    if any(not (h or {}).get("layer_prefix") for h in healths):
+        return None
+    return {h["layer_prefix"] for h in healths}
+
+
 @dataclass
 class Sample:
-    figures: dict[str, float] = field(default_factory=dict)
-    groups: dict[str, tuple[int, int]] = field(default_factory=dict)  # group -> (members, stale)
+    figures: dict[str, float | str] = field(default_factory=dict)  # "" = could not be measured this second
+    groups: dict[str, tuple[int, int | str]] = field(default_factory=dict)  # group -> (members, stale or "")
 
 
 class RedisProbe:
-    def __init__(self, redis_url: str, live_prefixes: Callable[[], set[str] | None] = lambda: None, prefix: str = "asgi"):
+    def __init__(self, redis_url: str, live_prefixes: Callable[[], set[str] | None] | None = None, prefix: str = "asgi",
+                 layer: str = ""):
+        """layer: the channel layer when known ("redis-pubsub" from the start); else it is found out."""
         self.client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
-        self.live_prefixes = live_prefixes
+        self.live_prefixes = live_prefixes  # None: nothing can say which processes are alive
         self.prefix = prefix
+        self.pubsub = False  # the redis-pubsub layer is in use: group figures cannot be read
+        self.unknown: dict[str, str] = {}  # figure -> why, for every figure not measured in some second
+        self.measured: set[str] = set()  # figures measured in at least one second
+        if layer == PUBSUB_LAYER:
+            self._found_pubsub()
 
     def sample(self) -> Sample:
         """One reading; a Redis that does not answer gives an empty sample (the run goes on)."""
         try:
-            return self._sample()
+            sample = self._sample()
         except (redis.RedisError, OSError):
             return Sample()
+        for column, value in sample.figures.items():
+            if value != "":
+                self.measured.add(column)
+        return sample
+
+    def not_measured(self) -> dict[str, str]:
+        """Figure -> why, for the figures never measured in this run (for summary.json)."""
+        return {column: why for column, why in self.unknown.items() if column not in self.measured}
+
+    def _live(self) -> set[str] | None:
+        live = self.live_prefixes() if self.live_prefixes is not None else None
+        if live is None:
+            for column in LIVE_COLUMNS:
+                self.unknown.setdefault(column, NO_LIVE_LIST if self.live_prefixes is None else NO_PREFIX)
+        return live
+
+    def _uses_pubsub(self) -> bool:
+        """Once seen, for the run: between subscriptions (a restart) the layer looks empty."""
+        if not self.pubsub and (self.client.pubsub_channels(f"{self.prefix}__group__*")
+                                or self.client.pubsub_channels(f"{self.prefix}specific.*")):
+            self._found_pubsub()
+        return self.pubsub
+
+    def _found_pubsub(self) -> None:
+        # Zeros read before the first subscription were no measurement: the figures are unknown.
+        self.pubsub = True
+        self.unknown.update(dict.fromkeys(LAYER_COLUMNS, PUBSUB))
+        self.measured -= set(LAYER_COLUMNS)
 
     def _sample(self) -> Sample:
-        live = self.live_prefixes()
         info = self.client.info()
         sample = Sample()
+        sample.figures = {
+            "redis_keys": self.client.dbsize(),
+            "redis_used_memory_mb": round(info.get("used_memory", 0) / 2**20, 2),
+            "redis_clients": info.get("connected_clients", 0),
+        }
+        if self._uses_pubsub():
+            sample.figures.update(dict.fromkeys(LAYER_COLUMNS, ""))
+            return sample
+        live = self._live()
         members_by_process: set[str] = set()
         stale_total = members_total = 0
         for key in self.client.scan_iter(match=f"{self.prefix}:group:*", count=SCAN_COUNT):
@@ -56,20 +124,19 @@ class RedisProbe:
             prefixes = [process_prefix(m) for m in members]
             members_by_process.update(prefixes)
             stale = sum(p not in live for p in prefixes) if live is not None else 0
-            sample.groups[key.split(":group:", 1)[1]] = (len(members), stale)
+            sample.groups[key.split(":group:", 1)[1]] = (len(members), stale if live is not None else "")
             members_total += len(members)
             stale_total += stale
         specific = list(self.client.scan_iter(match=f"{self.prefix}specific.*!", count=SCAN_COUNT))
-        sample.figures = {
-            "redis_keys": self.client.dbsize(),
-            "redis_used_memory_mb": round(info.get("used_memory", 0) / 2**20, 2),
-            "redis_clients": info.get("connected_clients", 0),
+        sample.figures.update({
             "groups": len(sample.groups),
             "group_members": members_total,
-            "stale_members": stale_total if live is not None else "",
+            "stale_members": stale_total,
             "member_processes": len(members_by_process),
             "specific_keys": len(specific),
-            "dead_process_keys": sum(process_prefix(k) not in live for k in specific) if live is not None else "",
-            "live_processes": len(live) if live is not None else "",
-        }
+            "dead_process_keys": sum(process_prefix(k) not in live for k in specific) if live is not None else 0,
+            "live_processes": len(live) if live is not None else 0,
+        })
+        if live is None:
+            sample.figures.update(dict.fromkeys(LIVE_COLUMNS, ""))
         return sample

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from load.agent import AgentClient, AgentError
 from load.controller import TargetError, flush_redis
+from load.redisprobe import prefixes_of
 
 
 class AgentTarget:
@@ -46,7 +47,8 @@ class AgentTarget:
             instances = self.client.status()["instances"]
         except AgentError:
             return None
-        return {i["health"]["layer_prefix"] for i in instances if i.get("alive") and (i.get("health") or {}).get("layer_prefix")}
+        alive = [i for i in instances if i.get("alive")]
+        return prefixes_of([i.get("health") for i in alive]) if alive else set()
 
 
 class AgentMirror:

@@ -32,14 +32,16 @@ matplotlib.use("Agg")  # before pyplot is imported anywhere: no display, PNG onl
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from load.collector import COUNT_COLUMNS  # noqa: E402
+from load.collector import COUNT_COLUMNS, NOT_MEASURED  # noqa: E402
 from load.config import ConfigError  # noqa: E402
 from load.errors import CLOSE_CODES, CONNECT_ERRORS, PING_ERRORS  # noqa: E402
 from load.options import mask_argv  # noqa: E402
-from load.recovery import restart_costs  # noqa: E402
+from load.recovery import daphne_down_s, restart_costs  # noqa: E402
+from load.redisprobe import COLUMNS as REDIS_COLUMNS  # noqa: E402
+from load.redisprobe import NO_REDIS_PROBE, REDIS  # noqa: E402
 from load.serverlog import COLUMNS as SERVER_COLUMNS  # noqa: E402
-from load.serverlog import ServerLogFollower, daphne_logs  # noqa: E402
-from load.summary_table import SIGNATURES  # noqa: E402
+from load.serverlog import NO_SERVER_LOG, SERVER_SIGNATURES, ServerLogFollower, daphne_logs  # noqa: E402
+from load.summary_table import NOT_MEASURED_CELL, SIGNATURES, down_text, recovery_text  # noqa: E402
 
 RESTART_ACTIONS = ("restart", "asgi_threads")  # the controller's actions that restart Daphne
 OTHER_ACTIONS = {"redis_restart": "Redis restart", "redis_flush": "Redis FLUSHDB"}
@@ -237,10 +239,18 @@ class Headline:
     overall: dict
     exact_percentiles: bool  # False: percentiles are the largest per-second value (an upper bound)
     duration_s: float
-    server: dict[str, float]
+    server: dict[str, float | None]  # None: not measured (no server log was read)
     restarts: list[dict]
     exception_messages: dict[str, int] | None  # None: not known
     messages_from: str = "summary.json"
+    not_measured: dict[str, str] = field(default_factory=dict)  # figure -> why the run could not measure it
+
+    @property
+    def signatures_known(self) -> bool:
+        return all(value is not None for value in self.server.values())
+
+    def why(self, figure: str, otherwise: str) -> str:
+        return self.not_measured.get(figure, otherwise)
 
 
 def _with_rates(figures: dict, duration_s: float) -> dict:
@@ -280,9 +290,28 @@ def _restarts_from_events(run: Run) -> list[dict]:
                 "ts": begin["ts"], "at_s": event.get("at_s"), "action": event["action"], "threads": event.get("threads"),
                 "mode": plan.get("restart_mode", "graceful"), "which": plan.get("restart_which", "all"),
                 "instances": [o.get("instance") for o in outcomes],
-                "down_s": max((o.get("down_seconds") or 0 for o in outcomes), default=None),
+                "down_s": daphne_down_s(outcomes),
             })
     return restarts
+
+
+UNSEEN_IN_CSV = "empty in every second of timeseries.csv"
+
+
+def not_measured_from_rows(rows: list[dict]) -> dict[str, str]:
+    """What summary.json's not_measured would say, for a run that did not write it: the
+    figures whose column is empty in every second."""
+    def unseen(column: str) -> bool:
+        return bool(rows) and all(r.get(column) in ("", None) for r in rows)
+
+    missing = {}
+    if unseen(SERVER_COLUMNS[0]):
+        missing[SERVER_SIGNATURES] = f"{NO_SERVER_LOG}; {UNSEEN_IN_CSV}"
+    if all(unseen(column) for column in REDIS_COLUMNS):
+        missing[REDIS] = f"{NO_REDIS_PROBE}; {UNSEEN_IN_CSV}"
+    else:
+        missing.update({column: UNSEEN_IN_CSV for column in REDIS_COLUMNS if unseen(column)})
+    return missing
 
 
 def _messages_from_logs(run: Run) -> dict[str, int] | None:
@@ -304,12 +333,14 @@ def headline(run: Run) -> Headline:
             overall=_with_rates(summary.get("all", {}), duration),
             exact_percentiles=True,
             duration_s=duration,
-            server={column: count(summary.get("server", {}).get(column)) for column in SERVER_COLUMNS},
+            server={column: number((summary.get("server") or {}).get(column, 0)) for column in SERVER_COLUMNS},
             restarts=summary.get("restarts", []),
             exception_messages=messages if messages is not None else _messages_from_logs(run),
             messages_from="summary.json" if messages is not None else "the Daphne logs in server/",
+            not_measured=summary.get(NOT_MEASURED) or {},
         )
     duration = float(len(run.rows))
+    missing = not_measured_from_rows(run.rows)
     by_endpoint: dict[str, list[dict]] = {}
     for row in run.endpoint_rows:
         by_endpoint.setdefault(row["endpoint"], []).append(row)
@@ -318,10 +349,11 @@ def headline(run: Run) -> Headline:
         overall=_with_rates(totals_from_rows(run.rows), duration),
         exact_percentiles=False,
         duration_s=duration,
-        server={column: sum(count(r.get(column)) for r in run.rows) for column in SERVER_COLUMNS},
+        server={column: None if SERVER_SIGNATURES in missing else sum(count(r.get(column)) for r in run.rows) for column in SERVER_COLUMNS},
         restarts=restart_costs(run.rows, _restarts_from_events(run)),
         exception_messages=_messages_from_logs(run),
         messages_from="the Daphne logs in server/",
+        not_measured=missing,
     )
 
 
@@ -485,9 +517,18 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
         lead = "The restart left" if n == 1 else "Each restart left on average"
         members = "group member" if mean == 1 else "group members"
         findings.append(f"{lead} {fmt(mean)} {members} in Redis that no live process owns ({chain}{known}; FM-5).")
-    downs = [r["down_s"] for r in restarts if r.get("down_s") is not None]
+    downs = [r["down_s"] for r in restarts if r.get("down_s") is not None and r.get("down_source", "daphne") == "daphne"]
     if downs:
         findings.append(f"Daphne was down {_average(downs, ' s')}, from the signal to the new process answering.")
+    seen = [r["down_s"] for r in restarts if r.get("down_s") is not None and r.get("down_source") == "clients"]
+    if seen:
+        findings.append(f"The clients saw Daphne down {_average(seen, ' s')}, from the first failed connect to the first "
+                        "accepted one (the restart hook cannot say; to within a second).")
+    unseen = [restart_name(r) for r in restarts if r.get("down_s") is None]
+    if unseen:
+        which = "the restart" if n == 1 else f"{len(unseen)} of {n} restarts ({'; '.join(unseen)})"
+        findings.append(f"Down time of {which}: not measured (the restart hook cannot say, and no client connect failed "
+                        "between the restart and the next).")
     recovered = [r for r in restarts if r.get("recovery_s") is not None]
     recoveries = [r["recovery_s"] for r in recovered]
     if len(recovered) == 1:
@@ -498,13 +539,14 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
     first = [r["first_pong_s"] for r in restarts if r.get("first_pong_s") is not None]
     if first:
         findings.append(f"The first pong on a new socket came {_average(first, ' s')} after the restart began.")
-    never = [restart_name(r) for r in restarts if r.get("recovery_s") is None]
+    never = [f"{restart_name(r)}: {recovery_text(r)}" for r in restarts if r.get("recovery_s") is None]
     if never:
         until = "the end of the run" if run_ended else "the last second written"
         which = f"the restart at {never[0]}" if n == 1 else f"{len(never)} of {n} restarts ({'; '.join(never)})"
         findings.append(
-            f"After {which} the users were not served again by {until} "
-            "(no three seconds in which pings were answered with no more failures than before the restart)."
+            f"After {which}, the users were not seen served again before {until} or the next restart "
+            "(no three seconds in which pings were answered with no more failures than before the restart); "
+            "its recovery time is not known, only that it was longer."
         )
     failed = [r.get("failed_pings", 0) for r in restarts]
     closes = [r.get("closes", 0) for r in restarts]
@@ -519,8 +561,10 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
     return findings
 
 
-def server_findings(server: dict[str, float], messages: dict[str, int] | None) -> list[str]:
+def server_findings(server: dict[str, float | None], messages: dict[str, int] | None) -> list[str]:
     findings = []
+    if any(value is None for value in server.values()):
+        return findings  # no server log was read: the page says so where the figures would be
     too_long = {c: int(server.get(c, 0)) for c in TOO_LONG_KILLS}
     if sum(too_long.values()):
         how = ", ".join(f"{v} {label}" for v, label in (
@@ -786,8 +830,10 @@ def plot_connections(run: Run, marks, bands) -> Figure:
 def plot_server(run: Run, marks, bands) -> Figure:
     fig, (ax,) = _figure(1, 3.6)
     columns = [c for c in SERVER_COLUMNS if c != "sig_over_capacity_channels"]
-    if not _stacked_bars(ax, _x(run.rows), run.rows, columns, lambda c: SIGNATURE_LABELS.get(c, c)):
-        _empty(ax, "none of the failure signatures in Daphne's log (or no log was read)")
+    if SERVER_SIGNATURES in not_measured_from_rows(run.rows):
+        _empty(ax, "not measured: no server log was read in this run")
+    elif not _stacked_bars(ax, _x(run.rows), run.rows, columns, lambda c: SIGNATURE_LABELS.get(c, c)):
+        _empty(ax, "none of the failure signatures in Daphne's log")
     ax.set_title("Failure signatures in Daphne's log, per second (stacked)")
     ax.set_ylabel("log lines / instances")
     ax.set_xlabel("seconds since the start of the run")
@@ -808,7 +854,7 @@ def plot_redis(run: Run, marks, bands) -> Figure:
             ax.plot(x, values, **_dots(run), lw=1.5, label=label)
             drawn = True
     if not drawn:
-        _empty(ax, "no Redis probe in this run")
+        _empty(ax, "not measured: no Redis probe in this run (--redis-probe-url)")
     ax.set_title("Redis: keys, group members and stale members, each second")
     ax.set_ylabel("count")
     ax.set_xlabel("seconds since the start of the run")
@@ -933,24 +979,46 @@ def restart_table(head: Headline) -> str:
     for r in head.restarts:
         what = f"{r.get('mode', '')} {r.get('which', '')}".strip() if r.get("action") == "restart" else f"ASGI_THREADS={r.get('threads')}"
         rows.append([
-            f"+{fmt(r.get('at_s'))} s", what, fmt(r.get("down_s")), *([fmt(r.get("first_pong_s"))] if first_pong else []),
-            "never" if r.get("recovery_s") is None else fmt(r["recovery_s"]),
-            r.get("failed_pings", 0), r.get("closes", 0), r.get("server_kills", 0),
-            f"{fmt(r.get('stale_members_before'))} → {fmt(r.get('stale_members_after'))}",
+            f"+{fmt(r.get('at_s'))} s", what, down_text(r), *([fmt(r.get("first_pong_s"))] if first_pong else []),
+            recovery_text(r), r.get("failed_pings", 0), r.get("closes", 0), _known_or(r.get("server_kills"), head.signatures_known),
+            f"{_stale_cell(r.get('stale_members_before'), head)} → {_stale_cell(r.get('stale_members_after'), head)}",
         ])
     headers = ["restart at", "what", "down s", *(["first pong s"] if first_pong else []), "recovery s",
                "failed pings", "closes", "server kills", "stale members before → after"]
-    return table(headers, rows, left=(0, 1)) + (
-        '<p class="note">Down: from the signal to the new process answering. '
+    return table(headers, rows, left=(0, 1, 3 + first_pong)) + (
+        '<p class="note">Down: from the signal to the new process answering, as Daphne\'s supervisor measured it '
+        "(“daphne”), or for restart hooks, which cannot say, from the first failed connect to the first accepted one "
+        "as the users saw it (“clients”, to within a second). "
         + ("First pong: from the restart to the first pong on a socket opened after it. " if first_pong else "")
         + "Recovery: from the restart to the first of three "
         "seconds in which pings were answered with no more failures (connect failures included) than in the five seconds "
-        "before, plus 1 %. Server kills: Daphne's \"took too long to shut down\" and \"Killed N pending\" counts around the restart. "
-        "Stale members: group members in Redis whose process is no longer alive.</p>"
+        "before, plus 1 %; “not recovered in N s” when none began in the N s the run (or the time to the next restart) left. "
+        "Each restart's failures, closes and server kills are counted from its begin to its recovery, never past the "
+        "next restart's begin. Server kills: Daphne's \"took too long to shut down\" and \"Killed N pending\" counts "
+        "around the restart. Stale members: group members in Redis whose process is no longer alive.</p>"
+        + _not_measured_note(head, [SERVER_SIGNATURES, "stale_members", REDIS])
     )
 
 
+def _known_or(value, known: bool) -> str:
+    """A figure, 'not measured' when the run could not measure it, '–' when it had no reading."""
+    if value is not None:
+        return fmt(value)
+    return "–" if known else NOT_MEASURED_CELL
+
+
+def _stale_cell(value, head: Headline) -> str:
+    return _known_or(value, "stale_members" not in head.not_measured and REDIS not in head.not_measured)
+
+
+def _not_measured_note(head: Headline, figures: list[str]) -> str:
+    whys = [f"{figure}: not measured ({head.not_measured[figure]})" for figure in figures if figure in head.not_measured]
+    return f'<p class="note">{html.escape("; ".join(whys))}.</p>' if whys else ""
+
+
 def server_table(head: Headline) -> str:
+    if not head.signatures_known:
+        return f"<p>Not measured ({html.escape(head.why(SERVER_SIGNATURES, NO_SERVER_LOG))}).</p>"
     rows = [[label, int(head.server.get(column, 0))] for column, label in SIGNATURE_LABELS.items() if head.server.get(column)]
     text = table(["what Daphne logged", "count"], rows) if rows else "<p>None of the failure signatures was logged.</p>"
     if head.exception_messages is None:
@@ -960,6 +1028,16 @@ def server_table(head: Headline) -> str:
             ["message", "count"], [[m.strip(), c] for m, c in head.exception_messages.items()]
         ) + f'<p class="note">From {html.escape(head.messages_from)}.</p>'
     return text
+
+
+def not_measured_section(head: Headline) -> str:
+    """Every figure the run could not measure, with why: its cells are empty, not 0."""
+    if not head.not_measured:
+        return ""
+    rows = [[figure, f"not measured ({why})"] for figure, why in sorted(head.not_measured.items())]
+    return ("<h3>Not measured</h3>" + table(["figure", "why"], rows, left=(0, 1))
+            + '<p class="note">These figures are empty in timeseries.csv and null in summary.json: the run could not see '
+            "them, which says nothing about whether they were 0.</p>")
 
 
 def run_info(run: Run, head: Headline) -> str:
@@ -1006,7 +1084,7 @@ def build_page(run: Run, head: Headline, sentences: list[str], figures: list[tup
     else:
         parts.append("<p>Nothing stands out clearly enough in this run's data to state as a finding.</p>")
     parts += ["<h2>Headline</h2>", endpoint_table(head), phase_table(run), "<h3>Restarts</h3>", restart_table(head),
-              "<h3>What Daphne logged</h3>", server_table(head), "<h2>Over time</h2>",
+              "<h3>What Daphne logged</h3>", server_table(head), not_measured_section(head), "<h2>Over time</h2>",
               '<p class="note">Time axes: seconds since the start of the run; each point is one second. Dashed lines: '
               "restarts and Redis actions (from events.jsonl). Shaded bands: phases (the <code>phase</code> column).</p>"]
     for (name, _, caption), (_, png) in zip(PLOTS, figures, strict=True):

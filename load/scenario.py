@@ -177,7 +177,7 @@ def finish_run(run_dir: Path, code: int | None, quiet: bool = False) -> int:
     summary = json.loads(summary_path.read_text())
     if not quiet:
         print("\n" + format_summary(summary))
-    for line in summary.get("threshold_breaches", []):
+    for line in summary.get("threshold_breaches", []) + summary.get("threshold_notes", []):
         print(line)
     for failure in summary.get("chaos_failures", []):
         print(failure_line(failure, accepted=code == 0))  # not accepted, they make Locust's code 1

@@ -47,6 +47,10 @@ COLUMNS = (
 
 Windows = dict[int, Counter]
 
+# summary.json's not_measured: every signature at once, when no log is followed
+SERVER_SIGNATURES = "server_signatures"
+NO_SERVER_LOG = "no server log given: --server-log or --server-log-cmd (or --stack local, or --agent-url)"
+
 # Matched anywhere in the line, not after Daphne's prefix, so that logs reformatted on
 # the way (journald, a remote tail) still count.
 KILLED_TEXT = "took too long to shut down and was killed"

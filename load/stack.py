@@ -19,6 +19,7 @@ from pathlib import Path
 
 from load.config import RESTART_MODES, ConfigError, StackConfig
 from load.procs import Child, ExitRecord, stop_all
+from load.redisprobe import prefixes_of
 from load.redisserver import LocalRedis, StackError, redis_answers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -197,15 +198,13 @@ class Stack:
             pids.extend(self.redis.pids)
         return pids
 
-    def live_prefixes(self) -> set[str]:
-        """The channel-layer process prefixes of the instances that answer /healthz now."""
-        prefixes = set()
-        for instance in self.instances:
-            if instance.port and instance.child is not None and instance.child.alive():
-                prefix = (healthz(instance.port) or {}).get("layer_prefix")
-                if prefix:
-                    prefixes.add(prefix)
-        return prefixes
+    def live_prefixes(self) -> set[str] | None:
+        """The channel-layer process prefixes of the instances that answer /healthz now;
+        None when they cannot be told (see redisprobe.prefixes_of)."""
+        alive = [i for i in self.instances if i.port and i.child is not None and i.child.alive()]
+        if not alive:
+            return set()  # every process is down: every member is stale
+        return prefixes_of([healthz(instance.port) for instance in alive])
 
     def status(self) -> list[dict]:
         return [

@@ -32,29 +32,69 @@ SIGNATURES = (
 )
 
 
+NOT_MEASURED_CELL = "not measured"
+
+
+def recovery_text(restart: dict) -> str:
+    """'2.5', or for a restart whose recovery the run did not see, for how long it looked."""
+    if restart.get("recovery_s") is not None:
+        return f"{restart['recovery_s']:g}"
+    within = restart.get("not_recovered_within_s")
+    if within is None:  # a summary written before this field existed
+        return "never"
+    if restart.get("not_recovered_until") == "next_restart":
+        return f"not recovered in {within:g} s before the next restart"
+    return f"not recovered in {within:g} s left"
+
+
+def down_text(restart: dict) -> str:
+    if restart.get("down_s") is None:
+        return NOT_MEASURED_CELL
+    source = restart.get("down_source")
+    return f"{restart['down_s']:.2f}" + (f" ({source})" if source else "")
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) if i in (0, len(row) - 1) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+            for row in rows]
+
+
 def format_restarts(restarts: list[dict]) -> str:
-    lines = [
-        f"{'restart':<22}{'down s':>8}{'recovery s':>12}{'failed pings':>14}{'closes':>8}{'server kills':>14}  stale group members",
-    ]
+    rows = [["restart", "down s", "recovery s", "failed pings", "closes", "server kills", "stale group members"]]
     for r in restarts:
         what = f"+{r['at_s']:g}s {r['mode']} {r['which']}" if r["action"] == "restart" else f"+{r['at_s']:g}s threads={r['threads']}"
-        recovery = "never" if r["recovery_s"] is None else f"{r['recovery_s']:g}"
-        down = "-" if r["down_s"] is None else f"{r['down_s']:.2f}"
-        stale = f"{_or_dash(r['stale_members_before'])} -> {_or_dash(r['stale_members_after'])}"
-        lines.append(f"{what:<22}{down:>8}{recovery:>12}{r['failed_pings']:>14}{r['closes']:>8}{r['server_kills']:>14}  {stale}")
+        stale = f"{_or_unknown(r['stale_members_before'])} -> {_or_unknown(r['stale_members_after'])}"
+        rows.append([what, down_text(r), recovery_text(r), str(r["failed_pings"]), str(r["closes"]),
+                     _or_unknown(r.get("server_kills")), stale])
+    lines = _columns(rows)
+    if any(r.get("down_source") == "clients" for r in restarts):
+        lines.append("down s (clients): from the first failed connect to the first accepted one, as the users saw it")
     return "\n".join(lines)
 
 
-def _or_dash(value) -> str:
-    return "-" if value is None else str(value)
+def _or_unknown(value) -> str:
+    return NOT_MEASURED_CELL if value is None else str(value)
 
 
 def format_server(summary: dict) -> str:
-    server = summary.get("server", {})
+    server = summary.get("server") or {}
+    if any(value is None for value in server.values()) or not server:
+        why = (summary.get("not_measured") or {}).get("server_signatures", "no server log was read")
+        return f"  not measured ({why})"
     lines = [f"  {server[column]:>6}  {label}" for column, label in SIGNATURES if server.get(column)]
     for message, count in summary.get("exception_messages", {}).items():
         lines.append(f"  {count:>6}  Exception inside application: {message}")
     return "\n".join(lines) if lines else "  (none of the failure signatures)"
+
+
+def format_not_measured(summary: dict) -> str:
+    """One line per figure the run could not measure, with why (server signatures have theirs above)."""
+    missing = {k: v for k, v in (summary.get("not_measured") or {}).items() if k != "server_signatures"}
+    by_why: dict[str, list[str]] = {}
+    for figure, why in missing.items():
+        by_why.setdefault(why, []).append(figure)
+    return "\n".join(f"  {', '.join(figures)}: not measured ({why})" for why, figures in by_why.items())
 
 
 def format_summary(summary: dict) -> str:
@@ -75,6 +115,8 @@ def format_summary(summary: dict) -> str:
         lines += ["", format_restarts(summary["restarts"])]
     if "server" in summary:
         lines += ["", "what Daphne logged:", format_server(summary)]
+    if format_not_measured(summary):
+        lines += ["", "not measured in this run:", format_not_measured(summary)]
     return "\n".join(lines)
 
 

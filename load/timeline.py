@@ -27,25 +27,36 @@ class EndpointWindow:
     counts: Counter = field(default_factory=Counter)
     send_lag_max_ms: float = 0.0
     first_pong_at: float | None = None  # the earliest first pong on a newly opened socket in this second
+    # The earliest failed and accepted connects of this second: what the clients saw of a
+    # restart's down time when the target cannot say (restart hooks).
+    first_connect_failed_at: float | None = None
+    first_connect_ok_at: float | None = None
 
     def merge(self, other: "EndpointWindow") -> "EndpointWindow":
         self.latency.merge(other.latency)
         self.service.merge(other.service)
         self.counts.update(other.counts)
         self.send_lag_max_ms = max(self.send_lag_max_ms, other.send_lag_max_ms)
-        if other.first_pong_at is not None:
-            self.first_pong_at = min(filter(None, (self.first_pong_at, other.first_pong_at)))
+        self.first_pong_at = earliest(self.first_pong_at, other.first_pong_at)
+        self.first_connect_failed_at = earliest(self.first_connect_failed_at, other.first_connect_failed_at)
+        self.first_connect_ok_at = earliest(self.first_connect_ok_at, other.first_connect_ok_at)
         return self
 
     def to_wire(self) -> dict:
         return {
             "lat": self.latency.to_wire(), "svc": self.service.to_wire(), "c": dict(self.counts),
-            "lag": self.send_lag_max_ms, "fp": self.first_pong_at,
+            "lag": self.send_lag_max_ms, "fp": self.first_pong_at, "cf": self.first_connect_failed_at, "co": self.first_connect_ok_at,
         }
 
     @classmethod
     def from_wire(cls, wire: dict) -> "EndpointWindow":
-        return cls(Histogram.from_wire(wire["lat"]), Histogram.from_wire(wire["svc"]), Counter(wire["c"]), wire["lag"], wire.get("fp"))
+        return cls(Histogram.from_wire(wire["lat"]), Histogram.from_wire(wire["svc"]), Counter(wire["c"]), wire["lag"], wire.get("fp"),
+                   wire.get("cf"), wire.get("co"))
+
+
+def earliest(a: float | None, b: float | None) -> float | None:
+    """The earlier of two timestamps, either of which may be missing."""
+    return b if a is None else a if b is None else min(a, b)
 
 
 @dataclass
@@ -131,6 +142,10 @@ class Timeline:
         window.counts["connects"] += 1
         window.counts[kind] += 1
         self.totals[kind] += 1
+        if kind == "connect_ok":
+            window.first_connect_ok_at = earliest(window.first_connect_ok_at, ts)
+        else:
+            window.first_connect_failed_at = earliest(window.first_connect_failed_at, ts)
 
     def closed(self, path: str, ts: float, code: int) -> None:
         window = self._at(ts, path)
@@ -142,7 +157,7 @@ class Timeline:
         """The first pong on a socket opened since the last one broke: service is back for a user."""
         window = self._at(ts, path)
         window.counts["fresh_socket_pongs"] += 1
-        window.first_pong_at = ts if window.first_pong_at is None else min(window.first_pong_at, ts)
+        window.first_pong_at = earliest(window.first_pong_at, ts)
 
     def client_closed(self, path: str, ts: float) -> None:
         """We closed the socket (reconnect-on-timeout): not the server's doing."""
