@@ -66,11 +66,11 @@ def test_locust_ping_rows_hold_pongs_only_and_count_every_failure(start_stack, l
     assert float(theirs["Aggregated"]["Max Response Time"]) <= fast["max_ms"] + 1
 
 
-def test_locust_connect_rows_hold_handshakes_only(start_stack, locust, tmp_path):
+def test_locust_connect_rows_hold_handshakes_only(locust, tmp_path):
     """A refused handshake is a failure in Locust's connect row, not a connect time."""
-    stack = start_stack(daphne_count=1)
     rejected = "/anything/ws/ping/"  # not routed: Daphne answers the upgrade with an HTTP error
-    run = locust("--headless", "--host", stack.instances[0].ws_url(""), "--results-dir", str(tmp_path / "results"),
+    # --stack local: a --host would be preflighted, and the rejected path refused before the run
+    run = locust("--headless", "--stack", "local", "--stack-daphne", "1", "--results-dir", str(tmp_path / "results"),
                  "-u", "2", "-r", "2", "-t", "3s", "--protocol", "template", "--ping-template", '{"type": "ping", "seq": {seq}}',
                  "--paths", f"/ws/ping/,{rejected}", "--ping-rate", "4", "--reconnect-min", "0.2", "--reconnect-max", "0.4")
     assert run.wait(60) == 1, run.output()[-3000:]
