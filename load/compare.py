@@ -49,7 +49,7 @@ from load.report import (
 NOT_KNOBS = {
     "run_id", "run_label", "results_dir", "targets", "host", "csv_prefix", "html_file", "json_file", "logfile",
     "web_host", "web_port", "web_base_path", "master_host", "master_port", "master_bind_host", "master_bind_port",
-    "locustfile", "agent_token", "agent_url", "redis_probe_url", "server_log", "server_log_cmd", "tls_cert", "tls_key",
+    "locustfile", "agent_token", "agent_url", "redis_probe_url", "restart_cmd", "server_log", "server_log_cmd", "tls_cert", "tls_key",
     "config", "base_port", "seed",
 }
 ENDPOINT_METRICS = (

@@ -34,6 +34,7 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from load.collector import COUNT_COLUMNS, NOT_MEASURED  # noqa: E402
 from load.config import ConfigError  # noqa: E402
+from load.controller import failure_line  # noqa: E402
 from load.errors import CLOSE_CODES, CONNECT_ERRORS, PING_ERRORS  # noqa: E402
 from load.options import mask_argv  # noqa: E402
 from load.recovery import daphne_down_s, restart_costs  # noqa: E402
@@ -628,8 +629,15 @@ def redis_findings(run: Run, head: Headline) -> list[str]:
             f"({int(stale[-1])} at the last sample)."]
 
 
+def chaos_findings(run: Run) -> list[str]:
+    """Chaos actions that failed or were aborted: the run did not test what its plan said."""
+    failures = (run.summary or {}).get("chaos_failures") or []
+    return [failure_line(f, accepted=bool(run.manifest.get("options", {}).get("chaos_failures_ok"))) for f in failures]
+
+
 def findings(run: Run, head: Headline) -> list[str]:
     return [
+        *chaos_findings(run),
         *restart_findings(head.restarts, run.finished),
         *exit_findings(run),
         *redis_findings(run, head),

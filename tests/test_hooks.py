@@ -113,6 +113,7 @@ def test_a_failed_hook_fails_the_run_unless_accepted(served_stack, runs, tmp_pat
     summary = read_json(run_folder(tmp_path / "failing") / "summary.json")
     (failure,) = summary["chaos_failures"]
     assert failure["event"] == "action_failed" and failure["at_s"] == 1.0 and "did not finish within 2 s" in failure["error"]
+    assert "chaos action restart at 1s failed" in (run_folder(tmp_path / "failing") / "report.html").read_text()
     assert [f["event"] for f in read_json(run_folder(tmp_path / "accepted") / "summary.json")["chaos_failures"]] == ["action_failed"]
 
 
