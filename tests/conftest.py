@@ -8,6 +8,7 @@ import pytest
 
 from load.config import DaphneOptions, LayerOptions, StackConfig
 from load.stack import Stack
+from locustrun import LocustProcess
 from support import still_running
 
 # Idle sockets would otherwise be closed by FM-7 every 5 s; its own test turns it back on.
@@ -43,3 +44,17 @@ def served_stack(tmp_path_factory):
     with stack:
         yield stack
     assert still_running(stack.pids()) == []
+
+
+@pytest.fixture
+def locust(tmp_path):
+    """Start `locust -f locustfile.py ARGS` (each with its own log); every one is reaped after the test."""
+    started: list[LocustProcess] = []
+
+    def start(*args: str, name: str = "") -> LocustProcess:
+        started.append(LocustProcess(tmp_path, *args, name=name or f"locust{len(started) or ''}"))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()

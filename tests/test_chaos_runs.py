@@ -8,22 +8,9 @@ import pytest
 from load.agent import Agent, AgentConfig
 from load.config import LayerOptions
 from load.stack import healthz
-from locustrun import LocustProcess, read_csv, read_json, run_folder
+from locustrun import read_csv, read_json, run_folder
 
 TOKEN = "a-test-token-of-enough-length"
-
-
-@pytest.fixture
-def locust(tmp_path):
-    started: list[LocustProcess] = []
-
-    def start(*args: str) -> LocustProcess:
-        started.append(LocustProcess(tmp_path, *args))
-        return started[-1]
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def events_of(folder: Path) -> list[dict]:

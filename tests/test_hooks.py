@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from load.config import ChaosPlan
 from load.controller import Action, Controller, HookTarget
-from locustrun import REPO, LocustProcess, read_json, run_folder
+from locustrun import REPO, read_json, run_folder
 from support import wait_until
 
 _markers = itertools.count(1)
@@ -77,30 +76,16 @@ def test_a_hook_under_way_when_the_run_ends_is_aborted_with_its_children(tmp_pat
     assert sleeping(seconds) == []
 
 
-@pytest.fixture
-def runs(tmp_path):
-    """Locust or `python -m load run`, each supervised and reaped."""
-    started: list[LocustProcess] = []
-
-    def locust(*args: str) -> LocustProcess:
-        started.append(LocustProcess(tmp_path, *args, name=f"locust{len(started)}"))
-        return started[-1]
-
-    yield locust
-    for process in started:
-        process.stop()
-
-
 def hook_run(host: str, results: Path, command: str, timeout: str, run_time: str) -> list[str]:
     return ["--headless", "--host", host, "-u", "2", "-r", "2", "-t", run_time, "--paths", "/ws/ping/",
             "--restart-cmd", command, "--hook-timeout", timeout, "--restart-at", "1", "--results-dir", str(results)]
 
 
-def test_a_failed_hook_fails_the_run_unless_accepted(served_stack, runs, tmp_path):
+def test_a_failed_hook_fails_the_run_unless_accepted(served_stack, locust, tmp_path):
     host = served_stack.instances[0].ws_url("")
     command, seconds = sleeper()
-    failing = runs(*hook_run(host, tmp_path / "failing", command, "2", "6s"))
-    accepted = runs(*hook_run(host, tmp_path / "accepted", sleeper()[0], "2", "6s"), "--chaos-failures-ok")
+    failing = locust(*hook_run(host, tmp_path / "failing", command, "2", "6s"))
+    accepted = locust(*hook_run(host, tmp_path / "accepted", sleeper()[0], "2", "6s"), "--chaos-failures-ok")
 
     def failed_event():
         return any('"action_failed"' in p.read_text() for p in (tmp_path / "failing").glob("*/events.jsonl"))
@@ -117,10 +102,10 @@ def test_a_failed_hook_fails_the_run_unless_accepted(served_stack, runs, tmp_pat
     assert [f["event"] for f in read_json(run_folder(tmp_path / "accepted") / "summary.json")["chaos_failures"]] == ["action_failed"]
 
 
-def test_a_hook_still_running_at_the_end_is_aborted_within_seconds(served_stack, runs, tmp_path):
+def test_a_hook_still_running_at_the_end_is_aborted_within_seconds(served_stack, locust, tmp_path):
     command, seconds = sleeper()
     began = time.monotonic()
-    run = runs(*hook_run(served_stack.instances[0].ws_url(""), tmp_path / "results", command, "120", "4s"))
+    run = locust(*hook_run(served_stack.instances[0].ws_url(""), tmp_path / "results", command, "120", "4s"))
     assert run.wait(60) == 1
     assert time.monotonic() - began < 4 + 15, "the run waited for the hook"  # start-up included
     kinds = [e["event"] for e in events_of(run_folder(tmp_path / "results"))]

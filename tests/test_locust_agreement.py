@@ -1,24 +1,10 @@
 """Locust's own figures agree with ours, and our own stop is never counted as a failure."""
 
-import pytest
 
-from locustrun import LocustProcess, read_csv, read_json, run_folder
+from locustrun import read_csv, read_json, run_folder
 
 FAST = "/ws/ping/?sleep_ms=200"  # answered, about 200 ms after the due time
 STALLED = "/ws/ping/?sleep_ms=30000"  # never answered within --pong-timeout 1: every ping fails
-
-
-@pytest.fixture
-def locust(tmp_path):
-    started: list[LocustProcess] = []
-
-    def start(*args: str) -> LocustProcess:
-        started.append(LocustProcess(tmp_path, *args))
-        return started[-1]
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def locust_rows(folder) -> dict[str, dict]:

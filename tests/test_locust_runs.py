@@ -9,28 +9,12 @@ import time
 import urllib.parse
 import urllib.request
 
-import pytest
-
 from load.collector import ENDPOINT_COLUMNS, TIMESERIES_COLUMNS
 from load.errors import PING_ERRORS
 from load.pingclient import PingSocket
 from load.procs import free_port
-from locustrun import REPO, LocustProcess, number, read_csv, read_json, rows_so_far, run_folder
+from locustrun import REPO, number, read_csv, read_json, rows_so_far, run_folder
 from support import wait_until
-
-
-@pytest.fixture
-def locust(tmp_path):
-    started: list[LocustProcess] = []
-
-    def start(*args: str, name: str = "locust") -> LocustProcess:
-        process = LocustProcess(tmp_path, *args, name=name)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def headless(host: str, results: object, *extra: str) -> tuple[str, ...]:

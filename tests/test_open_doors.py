@@ -16,23 +16,10 @@ import requests
 from load.agent import AgentClient
 from load.options import HIDDEN, START_ONLY, mask_argv, mask_options
 from load.procs import free_port
-from locustrun import REPO, LocustProcess, read_json, run_folder
+from locustrun import REPO, read_json, run_folder
 from support import still_running, wait_until
 
 TOKEN = secrets.token_urlsafe(24)
-
-
-@pytest.fixture
-def locust(tmp_path):
-    started: list[LocustProcess] = []
-
-    def start(*args: str) -> LocustProcess:
-        started.append(LocustProcess(tmp_path, *args))
-        return started[-1]
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 # -- the web form ------------------------------------------------------------------------------

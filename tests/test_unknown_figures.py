@@ -17,7 +17,7 @@ from load.serverlog import COLUMNS as SERVER_COLUMNS
 from load.serverlog import NO_SERVER_LOG as WHY
 from load.summary_table import format_restarts, format_server
 from load.thresholds import check, parse_thresholds
-from locustrun import LocustProcess, read_csv, read_json, run_folder
+from locustrun import read_csv, read_json, run_folder
 
 TOKEN = "a-test-token-of-enough-length"
 
@@ -86,19 +86,6 @@ def test_the_terminal_table_says_not_measured():
 
 
 # -- real runs ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def locust(tmp_path):
-    started: list[LocustProcess] = []
-
-    def start(*args: str) -> LocustProcess:
-        started.append(LocustProcess(tmp_path, *args))
-        return started[-1]
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def test_without_a_server_log_or_a_live_list_those_figures_are_empty_null_and_said(start_stack, locust, tmp_path):
