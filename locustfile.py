@@ -7,5 +7,5 @@ Options: `locust -f locustfile.py --help` (the suite's are at the end); results 
 results/<run-id>/ (timeseries.csv, endpoints.csv, manifest.json, summary.json, locust_*.csv).
 """
 
-import load.plugin  # noqa: F401  (registers the options and event listeners)
-from load.ws_user import ChannelsUser  # noqa: F401  (the user class Locust runs)
+import load.user.plugin  # noqa: F401  (registers the options and event listeners)
+from load.user.ws_user import ChannelsUser  # noqa: F401  (the user class Locust runs)

@@ -23,9 +23,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from load.config import LayerOptions, StackConfig  # noqa: E402
-from load.procs import Child  # noqa: E402
-from load.stack import REPO_ROOT, Stack  # noqa: E402
+from load.config.settings import LayerOptions, StackConfig  # noqa: E402
+from load.supervise.procs import Child  # noqa: E402
+from load.supervise.stack import REPO_ROOT, Stack  # noqa: E402
 
 
 def locust_run(stack: Stack, work: Path, name: str, users: int, rate: float, seconds: int, paths: str = "/ws/ping/") -> Child:

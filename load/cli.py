@@ -14,19 +14,13 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from load.agent import AgentConfig, run_agent
-from load.compare import write_comparison
-from load.config import LAYERS, ConfigError, DaphneOptions, LayerOptions, StackConfig
-from load.demo import run_demo
-from load.eventlog import EventLog, format_event
-from load.headless import interrupted_exit_code, unwind_on_signals
-from load.pingclient import ROUTES
-from load.redisserver import StackError
-from load.report import write_report
-from load.runids import new_run_id
-from load.scenario import run_scenario
-from load.stack import Stack
-from load.sweep import run_sweep
+from load.config.settings import LAYERS, ConfigError, DaphneOptions, LayerOptions, StackConfig
+from load.runfolder.eventlog import EventLog, format_event
+from load.runfolder.runids import new_run_id
+from load.runs.headless import interrupted_exit_code, unwind_on_signals
+from load.supervise.redisserver import StackError
+from load.supervise.stack import Stack
+from load.wire.pingclient import ROUTES
 
 PROG = "python -m load"
 AGENT_TOKEN_VARIABLE = "LOAD_AGENT_TOKEN"
@@ -158,7 +152,7 @@ def build_parser() -> OneLineParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="a headless Locust run against a local stack, with a summary table")
     add_demo_options(demo)
-    demo.set_defaults(run=lambda args: run_demo(check_demo_args(args)))
+    demo.set_defaults(run=run_demo_command)
     stack = commands.add_parser("stack", help="run the local stack (Redis + Daphne) in the foreground")
     actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = actions.add_parser("up", help="start Redis and N Daphne instances; Ctrl-C stops everything")
@@ -175,7 +169,7 @@ def build_parser() -> OneLineParser:
     run = commands.add_parser("run", help="one headless run from a scenario file (a Locust config with [tool.locust])")
     run.add_argument("scenario", type=Path, help="e.g. scenarios/seed_restarts.toml")
     add_run_options(run)
-    run.set_defaults(run=lambda args: run_scenario(args.scenario, args.set, args.results_dir))
+    run.set_defaults(run=run_scenario_command)
 
     sweep = commands.add_parser("sweep", help="the same load against each combination of knobs, then a comparison")
     sweep.add_argument("--scenario", type=Path, required=True, help="the load to repeat at each point")
@@ -191,7 +185,7 @@ def build_parser() -> OneLineParser:
 
     report = commands.add_parser("report", help="report.html (plots and headline figures) of a run folder")
     report.add_argument("run_dir", type=Path)
-    report.set_defaults(run=lambda args: print_path(write_report(args.run_dir)))
+    report.set_defaults(run=run_report_command)
 
     compare = commands.add_parser("compare", help="comparison.html and comparison.csv of several run folders")
     compare.add_argument("run_dirs", type=Path, nargs="+")
@@ -206,7 +200,31 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-dir", type=Path, default=None, help="where run folders go (default: the scenario's results-dir, else results)")
 
 
+# Each command imports what it runs when it runs: `agent` and `stack up` never load
+# matplotlib (the report) nor anything that starts Locust.
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    from load.runs.demo import run_demo
+
+    return run_demo(check_demo_args(args))
+
+
+def run_scenario_command(args: argparse.Namespace) -> int:
+    from load.runs.scenario import run_scenario
+
+    return run_scenario(args.scenario, args.set, args.results_dir)
+
+
+def run_report_command(args: argparse.Namespace) -> int:
+    from load.report.runreport import write_report
+
+    return print_path(write_report(args.run_dir))
+
+
 def run_sweep_command(args: argparse.Namespace) -> int:
+    from load.runs.sweep import run_sweep
+
     dimensions = {
         "asgi_threads": args.asgi_threads, "stack_daphne": args.daphne, "stack_layer": args.layer,
         "redis_socket_timeout": args.redis_socket_timeout, "application_close_timeout": args.application_close_timeout,
@@ -216,6 +234,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
 
 def run_compare_command(args: argparse.Namespace) -> int:
+    from load.report.compare import write_comparison
+
     out = args.out or new_run_dir(Path("results"), "compare")
     return print_path(write_comparison(args.run_dirs, out, args.knob))
 
@@ -226,6 +246,8 @@ def print_path(path: Path) -> int:
 
 
 def run_agent_command(args: argparse.Namespace) -> int:
+    from load.agent.server import AgentConfig, run_agent
+
     # Taken out of the environment as soon as it is read: Redis, Daphne and everything else
     # the agent starts inherit os.environ, and none of them needs the token.
     from_env = os.environ.pop(AGENT_TOKEN_VARIABLE, "")

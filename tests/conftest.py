@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from load.config import DaphneOptions, LayerOptions, StackConfig
-from load.stack import Stack
+from load.config.settings import DaphneOptions, LayerOptions, StackConfig
+from load.supervise.stack import Stack
 from locustrun import LocustProcess
 from support import still_running
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 
-from load.procs import Child
+from load.supervise.procs import Child
 from support import still_running, wait_until
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ import pytest
 import websocket
 
 from conftest import stack_config
-from load.agent import (
+from load.agent.server import (
     LOG_CHUNK_BYTES,
     REFUSED_TOKEN,
     Agent,
@@ -26,10 +26,10 @@ from load.agent import (
     is_loopback,
     run_agent,
 )
-from load.config import ConfigError
-from load.pingclient import PingSocket
-from load.procs import EXITED, SIGKILLED
-from load.stack import healthz
+from load.config.settings import ConfigError
+from load.supervise.procs import EXITED, SIGKILLED
+from load.supervise.stack import healthz
+from load.wire.pingclient import PingSocket
 from support import close_code, still_running, wait_until
 
 TOKEN = secrets.token_urlsafe(24)
@@ -349,8 +349,8 @@ def agent_script(log_dir: Path) -> list[str]:
     code = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from load.agent import AgentConfig, run_agent\n"
-        "from load.config import LayerOptions, StackConfig\n"
+        "from load.agent.server import AgentConfig, run_agent\n"
+        "from load.config.settings import LayerOptions, StackConfig\n"
         "signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))\n"
         "config = StackConfig(app=LayerOptions(redis_socket_timeout='none'), kill_after=3.0, ready_timeout=30.0, log_dir=Path(sys.argv[1]))\n"
         "try:\n"

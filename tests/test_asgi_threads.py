@@ -10,9 +10,9 @@ import time
 import pytest
 
 from conftest import stack_config
-from load.config import LayerOptions
-from load.pingclient import PingSocket
-from load.stack import Stack, healthz
+from load.config.settings import LayerOptions
+from load.supervise.stack import Stack, healthz
+from load.wire.pingclient import PingSocket
 from support import still_running
 
 WORK_MS = 300

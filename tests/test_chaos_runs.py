@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from load.agent import Agent, AgentConfig
-from load.config import LayerOptions
-from load.stack import healthz
+from load.agent.server import Agent, AgentConfig
+from load.config.settings import LayerOptions
+from load.supervise.stack import healthz
 from locustrun import read_csv, read_json, run_folder
 
 TOKEN = "a-test-token-of-enough-length"

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from load.procs import Child
+from load.supervise.procs import Child
 from locustrun import REPO, read_csv, read_json, rows_so_far, run_folder
 from support import still_running, wait_until
 
@@ -110,7 +110,7 @@ def test_plain_locust_stops_gracefully_on_sighup_and_on_a_sigint_it_started_igno
 def test_signals_are_set_at_start_but_a_nohup_is_kept():
     code = ("import signal\n"
             "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-            "from load.headless import unwind_on_signals\n"
+            "from load.runs.headless import unwind_on_signals\n"
             "unwind_on_signals()\n"
             "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGHUP) == signal.SIG_IGN)\n")
     result = subprocess.run(["nohup", sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)

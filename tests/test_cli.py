@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from load.pingclient import PingSocket
+from load.wire.pingclient import PingSocket
 from support import still_running, wait_until
 
 REPO = Path(__file__).resolve().parent.parent

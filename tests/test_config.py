@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from load.config import ConfigError, DaphneOptions, LayerOptions, StackConfig
-from load.redisserver import NO_REDIS_SERVER, StackError, find_redis_server
+from load.config.settings import ConfigError, DaphneOptions, LayerOptions, StackConfig
+from load.supervise.redisserver import NO_REDIS_SERVER, StackError, find_redis_server
 from target_app.envconfig import EnvConfigError, channel_layers_from_env
 
 
@@ -75,7 +75,7 @@ def test_without_any_redis_server_the_error_says_how_to_get_one(monkeypatch, tmp
     assert str(raised.value) == NO_REDIS_SERVER
 
 
-from load.config import LoadConfig, parse_paths, parse_targets  # noqa: E402
+from load.config.settings import LoadConfig, parse_paths, parse_targets  # noqa: E402
 
 
 def test_paths_take_weights():

@@ -6,8 +6,8 @@ import sys
 import pytest
 import redis
 
-from load.config import ChaosPlan, ConfigError, parse_seconds_list, parse_threads_steps
-from load.controller import Action, Controller, HookTarget, LocalStackTarget, TargetError, schedule
+from load.chaos.controller import Action, Controller, HookTarget, LocalStackTarget, TargetError, schedule
+from load.config.settings import ChaosPlan, ConfigError, parse_seconds_list, parse_threads_steps
 
 
 def test_the_schedule_merges_every_kind_of_action_in_time_order():

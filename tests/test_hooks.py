@@ -12,8 +12,8 @@ from pathlib import Path
 
 import psutil
 
-from load.config import ChaosPlan
-from load.controller import Action, Controller, HookTarget
+from load.chaos.controller import Action, Controller, HookTarget
+from load.config.settings import ChaosPlan
 from locustrun import REPO, read_json, run_folder
 from support import wait_until
 

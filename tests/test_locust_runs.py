@@ -9,10 +9,10 @@ import time
 import urllib.parse
 import urllib.request
 
-from load.collector import ENDPOINT_COLUMNS, TIMESERIES_COLUMNS
-from load.errors import PING_ERRORS
-from load.pingclient import PingSocket
-from load.procs import free_port
+from load.measure.collector import ENDPOINT_COLUMNS, TIMESERIES_COLUMNS
+from load.supervise.procs import free_port
+from load.wire.errors import PING_ERRORS
+from load.wire.pingclient import PingSocket
 from locustrun import REPO, number, read_csv, read_json, rows_so_far, run_folder
 from support import wait_until
 

@@ -4,12 +4,12 @@ import json
 import math
 import random
 
-from load.collector import TIMESERIES_COLUMNS, Collector
-from load.errors import IN_FLIGHT, NOT_SENT_DISCONNECTED, PONG, PONG_TIMEOUT
-from load.histogram import Histogram
-from load.protocol import BROADCAST, ERROR, OTHER, TargetAppCodec, TemplateCodec
-from load.protocol import PONG as PONG_REPLY
-from load.timeline import Timeline
+from load.measure.collector import TIMESERIES_COLUMNS, Collector
+from load.measure.histogram import Histogram
+from load.measure.timeline import Timeline
+from load.wire.errors import IN_FLIGHT, NOT_SENT_DISCONNECTED, PONG, PONG_TIMEOUT
+from load.wire.protocol import BROADCAST, ERROR, OTHER, TargetAppCodec, TemplateCodec
+from load.wire.protocol import PONG as PONG_REPLY
 from locustrun import read_csv
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from load.agent import AgentClient
-from load.options import HIDDEN, START_ONLY, mask_argv, mask_options
-from load.procs import free_port
+from load.agent.server import AgentClient
+from load.config.options import HIDDEN, START_ONLY, mask_argv, mask_options
+from load.supervise.procs import free_port
 from locustrun import REPO, read_json, run_folder
 from support import still_running, wait_until
 

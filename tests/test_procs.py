@@ -3,8 +3,8 @@
 import sys
 import threading
 
-from load.pingclient import PingSocket
-from load.procs import ALREADY_GONE, EXITED, KILLED_AFTER_TIMEOUT, Child, stop_all
+from load.supervise.procs import ALREADY_GONE, EXITED, KILLED_AFTER_TIMEOUT, Child, stop_all
+from load.wire.pingclient import PingSocket
 from support import gone, wait_until
 
 IGNORES_SIGTERM = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"

@@ -2,9 +2,9 @@
 
 import redis
 
-from load.config import LayerOptions
-from load.pingclient import PingSocket
-from load.redisprobe import RedisProbe
+from load.config.settings import LayerOptions
+from load.probes.redisprobe import RedisProbe
+from load.wire.pingclient import PingSocket
 from support import close_code, wait_until
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from load.compare import ENDPOINT_METRICS, RUN_METRICS, write_comparison
-from load.config import ConfigError
-from load.report import PLOTS, fmt, write_report
+from load.config.settings import ConfigError
+from load.report.compare import ENDPOINT_METRICS, RUN_METRICS, write_comparison
+from load.report.runreport import PLOTS, fmt, write_report
 from locustrun import LocustProcess, number, read_csv, read_json, rows_so_far, run_folder
 from support import wait_until
 

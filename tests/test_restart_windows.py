@@ -3,7 +3,7 @@ see (a recovery after the run ended, a down time no one measured) is None, not a
 
 import pytest
 
-from load.recovery import FIRST_CONNECT_FAILED, FIRST_CONNECT_OK, restart_costs
+from load.analysis.recovery import FIRST_CONNECT_FAILED, FIRST_CONNECT_OK, restart_costs
 
 T0 = 1_700_000_000
 

@@ -3,9 +3,9 @@
 import pytest
 import websocket
 
-from load.pingclient import PingSocket
-from load.procs import EXITED, KILLED_AFTER_TIMEOUT, SIGKILLED, free_port
-from load.stack import healthz
+from load.supervise.procs import EXITED, KILLED_AFTER_TIMEOUT, SIGKILLED, free_port
+from load.supervise.stack import healthz
+from load.wire.pingclient import PingSocket
 from support import close_code, wait_until
 
 

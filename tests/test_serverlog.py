@@ -11,9 +11,8 @@ from urllib.parse import urlparse
 import pytest
 import websocket
 
-from load.config import DaphneOptions, LayerOptions
-from load.pingclient import PingSocket
-from load.serverlog import (
+from load.config.settings import DaphneOptions, LayerOptions
+from load.probes.serverlog import (
     EXCEPTION,
     HANDSHAKE_INCOMPLETE,
     KILLED_ON_THREAD,
@@ -31,7 +30,8 @@ from load.serverlog import (
     exception_message,
     line_second,
 )
-from load.stack import healthz
+from load.supervise.stack import healthz
+from load.wire.pingclient import PingSocket
 from support import gone, wait_until
 
 # Lines copied from logs this stack wrote while the tests below were developed (the same

@@ -8,8 +8,8 @@ import time
 import pytest
 import websocket
 
-from load.pingclient import ENDPOINTS, ErrorFrame, PingSocket
-from load.stack import healthz
+from load.supervise.stack import healthz
+from load.wire.pingclient import ENDPOINTS, ErrorFrame, PingSocket
 from support import wait_until
 
 

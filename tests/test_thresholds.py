@@ -2,8 +2,8 @@
 
 import pytest
 
-from load.config import ConfigError
-from load.thresholds import breaches, parse_thresholds
+from load.analysis.thresholds import breaches, parse_thresholds
+from load.config.settings import ConfigError
 
 SUMMARY = {
     "all": {"pings": 1000, "pongs": 970, "errors": 30, "p99_ms": 612.5, "connects": 50, "connect_refused": 5},

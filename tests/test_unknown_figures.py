@@ -9,14 +9,14 @@ from dataclasses import replace
 import pytest
 
 from conftest import STEADY_APP
-from load.agent import Agent, AgentConfig
-from load.errors import CONNECT_ERRORS
-from load.pingclient import PingSocket
-from load.redisprobe import LAYER_COLUMNS, NO_LIVE_LIST, PUBSUB, RedisProbe, prefixes_of
-from load.serverlog import COLUMNS as SERVER_COLUMNS
-from load.serverlog import NO_SERVER_LOG as WHY
-from load.summary_table import format_restarts, format_server
-from load.thresholds import check, parse_thresholds
+from load.agent.server import Agent, AgentConfig
+from load.analysis.summary_table import format_restarts, format_server
+from load.analysis.thresholds import check, parse_thresholds
+from load.probes.redisprobe import LAYER_COLUMNS, NO_LIVE_LIST, PUBSUB, RedisProbe, prefixes_of
+from load.probes.serverlog import COLUMNS as SERVER_COLUMNS
+from load.probes.serverlog import NO_SERVER_LOG as WHY
+from load.wire.errors import CONNECT_ERRORS
+from load.wire.pingclient import PingSocket
 from locustrun import read_csv, read_json, run_folder
 
 TOKEN = "a-test-token-of-enough-length"
@@ -130,7 +130,7 @@ def test_a_hook_restart_is_down_for_as_long_as_the_clients_saw(start_stack, locu
     the hook itself says nothing of the outage, the clients' connects do."""
     stack = start_stack(daphne_count=1)
     hook = tmp_path / "hook.py"
-    hook.write_text("import json, sys\nfrom load.agent import AgentClient\n"
+    hook.write_text("import json, sys\nfrom load.agent.server import AgentClient\n"
                     "print(json.dumps(AgentClient(sys.argv[1], sys.argv[2]).restart(0, 'hard')))\n")
     with Agent(stack, AgentConfig(TOKEN)) as agent:
         run = locust("--headless", "--host", stack.instances[0].ws_url(""), "-u", "4", "-r", "4", "-t", "10s",

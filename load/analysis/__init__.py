@@ -1,0 +1,1 @@
+"""From a run's figures to judgements: recovery per restart, thresholds, the summary table."""

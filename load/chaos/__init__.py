@@ -1,0 +1,1 @@
+"""The chaos plan's runner and its targets: the local stack, an agent, command hooks."""

@@ -1,0 +1,1 @@
+"""Measuring: latency histograms, per-second windows, and their exact merge into the run folder's CSV files."""

@@ -1,0 +1,211 @@
+"""Merges the users' windows (from this process or from workers) and writes them, second
+by second, to timeseries.csv (all endpoints together) and endpoints.csv (one row per
+second and endpoint).
+
+A second is written once no more data can arrive for it: `lag_s` after it ended (the
+pong timeout plus the time a worker's report takes). Every second from the start of the
+run gets a row, so an outage shows as zeros rather than as a gap. Each batch of rows goes
+to the file in one write() and is on disk before the next second: a run killed mid-way
+leaves valid CSV up to its last written second.
+"""
+
+import csv
+import io
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from load.analysis.recovery import FIRST_CONNECT_FAILED, FIRST_CONNECT_OK
+from load.measure.timeline import EndpointWindow, Window, windows_from_wire
+from load.probes.redisprobe import COLUMNS as REDIS_COLUMNS
+from load.probes.redisprobe import Sample
+from load.probes.serverlog import COLUMNS as SERVER_COLUMNS
+from load.wire.errors import CLOSE_CODES, CONNECT_ERRORS, IN_FLIGHT, PING_ERRORS, PONG
+
+COUNT_COLUMNS = (
+    "pings", "sent", "pongs", IN_FLIGHT, "errors", *PING_ERRORS,
+    "connects", "connect_ok", *CONNECT_ERRORS,
+    "closes", *(f"close_{code}" for code in CLOSE_CODES), "close_other", "client_closes",
+    "broadcasts", "missed_broadcasts", "late_sends", "fresh_socket_pongs",
+)
+LATENCY_COLUMNS = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "service_p50_ms", "service_p99_ms")
+TIME_COLUMNS = ("time", "epoch_s", "elapsed_s", "phase")
+TIMESERIES_COLUMNS = (
+    *TIME_COLUMNS, "users", "connections", *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], "send_lag_max_ms",
+    "first_pong_at", FIRST_CONNECT_FAILED, FIRST_CONNECT_OK, *SERVER_COLUMNS, *REDIS_COLUMNS,
+)
+NOT_MEASURED = "not_measured"  # summary.json: figure -> why this run could not measure it (its cells empty, null)
+GROUP_COLUMNS = ("time", "epoch_s", "elapsed_s", "group", "members", "stale_members")
+# What the recovery analysis needs of each written second; the rest stays on disk only.
+HISTORY_COLUMNS = (
+    "epoch_s", "pings", "pongs", "errors", "closes", "first_pong_at", FIRST_CONNECT_FAILED, FIRST_CONNECT_OK,
+    *CONNECT_ERRORS, *SERVER_COLUMNS, "stale_members",
+)
+ENDPOINT_COLUMNS = (*TIME_COLUMNS, "endpoint", *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], "send_lag_max_ms")
+
+
+class AppendOnlyCsv:
+    """A CSV file whose every batch of rows lands in a single write() system call."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]):
+        self.columns = columns
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        self.write_rows([dict(zip(columns, columns, strict=True))])
+
+    def write_rows(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, self.columns, extrasaction="ignore", lineterminator="\n")
+        writer.writerows(rows)
+        os.write(self.fd, buffer.getvalue().encode())
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)  # None is an empty CSV cell, null in JSON
+
+
+def figures(window: EndpointWindow) -> dict:
+    """The CSV/summary figures of one endpoint window (or of a merge of several)."""
+    counts = window.counts
+    row = {name: counts.get(name, 0) for name in COUNT_COLUMNS}
+    row["pongs"] = counts.get(PONG, 0)
+    row["errors"] = sum(counts.get(kind, 0) for kind in PING_ERRORS)
+    row.update(
+        p50_ms=_rounded(window.latency.percentile(0.50)),
+        p95_ms=_rounded(window.latency.percentile(0.95)),
+        p99_ms=_rounded(window.latency.percentile(0.99)),
+        max_ms=_rounded(window.latency.max_ms),
+        service_p50_ms=_rounded(window.service.percentile(0.50)),
+        service_p99_ms=_rounded(window.service.percentile(0.99)),
+        send_lag_max_ms=round(window.send_lag_max_ms, 1),
+        first_pong_at=_rounded(window.first_pong_at),
+        **{FIRST_CONNECT_FAILED: _rounded(window.first_connect_failed_at), FIRST_CONNECT_OK: _rounded(window.first_connect_ok_at)},
+    )
+    return row
+
+
+def merged(windows: list[EndpointWindow]) -> EndpointWindow:
+    total = EndpointWindow()
+    for window in windows:
+        total.merge(window)
+    return total
+
+
+class Collector:
+    def __init__(self, run_dir: Path, start: float, lag_s: float, phase_at: Callable[[int], str] = lambda s: "run",
+                 signatures: bool = True):
+        self.start = start
+        self.signatures = signatures  # False: no server log is read, every signature is unknown (empty, null)
+        self.lag_s = lag_s
+        self.phase_at = phase_at
+        self.next_second = int(start)
+        self.pending: dict[int, Window] = {}
+        self.users: dict[int, int] = {}
+        self.server: dict[int, Counter] = {}
+        self.server_totals: Counter = Counter()
+        self.redis: dict[int, Sample] = {}
+        self.history: list[dict] = []
+        self.totals: dict[str, EndpointWindow] = {}
+        self.phase_totals: dict[str, dict[str, EndpointWindow]] = {}
+        self.late_windows = 0  # data for seconds already written; kept in the totals
+        self.timeseries = AppendOnlyCsv(run_dir / "timeseries.csv", TIMESERIES_COLUMNS)
+        self.endpoints = AppendOnlyCsv(run_dir / "endpoints.csv", ENDPOINT_COLUMNS)
+        self.groups = AppendOnlyCsv(run_dir / "groups.csv", GROUP_COLUMNS)
+        self.closed = False
+
+    def merge(self, wire: dict[str, dict]) -> None:
+        for second, window in windows_from_wire(wire).items():
+            phase = self.phase_totals.setdefault(self.phase_at(second), {})
+            for path, endpoint in window.endpoints.items():
+                self.totals.setdefault(path, EndpointWindow()).merge(endpoint)
+                phase.setdefault(path, EndpointWindow()).merge(endpoint)
+            if second < self.next_second:
+                self.late_windows += 1
+                continue
+            self.pending.setdefault(second, Window()).merge(window)
+
+    def record_users(self, ts: float, users: int) -> None:
+        self.users[int(ts)] = users
+
+    def record_server(self, windows: dict[int, Counter]) -> None:
+        """Server log signatures per second (load.probes.serverlog); late ones count in the totals only."""
+        for second, counts in windows.items():
+            self.server_totals.update(counts)
+            if second >= self.next_second:
+                self.server.setdefault(second, Counter()).update(counts)
+
+    def record_redis(self, ts: float, sample: Sample) -> None:
+        if sample.figures:
+            self.redis[int(ts)] = sample
+
+    def flush(self, now: float | None = None) -> list[dict]:
+        """Write every second that can no longer change; returns the timeseries rows written."""
+        until = int((now if now is not None else time.time()) - self.lag_s)
+        return self._write_until(until)
+
+    def close(self) -> None:
+        """Write everything still pending (the run is over) and close the files."""
+        if self.closed:
+            return
+        last = max([*self.pending, *self.server, *self.redis, self.next_second - 1])
+        self._write_until(last + 1)
+        for table in (self.timeseries, self.endpoints, self.groups):
+            table.close()
+        self.closed = True
+
+    def _write_until(self, until: int) -> list[dict]:
+        series, per_endpoint, groups = [], [], []
+        for second in range(self.next_second, until):
+            window = self.pending.pop(second, Window())
+            stamp = self._stamp(second)
+            row = {**stamp, **figures(merged(list(window.endpoints.values())))}
+            # no sample of the open connections that second (a worker's report missed it): unknown, not 0
+            row.update(users=self.users.pop(second, ""), connections=window.gauges.get("connections", ""))
+            server = self.server.pop(second, Counter())
+            row.update({column: server.get(column, 0) if self.signatures else "" for column in SERVER_COLUMNS})
+            sample = self.redis.pop(second, None)
+            if sample is not None:
+                row.update(sample.figures)
+                groups += [{**stamp, "group": g, "members": m, "stale_members": st} for g, (m, st) in sorted(sample.groups.items())]
+            series.append(row)
+            self.history.append({column: row.get(column, "") for column in HISTORY_COLUMNS})
+            for path in sorted(window.endpoints):
+                per_endpoint.append({**stamp, "endpoint": path, **figures(window.endpoints[path])})
+        self.next_second = max(self.next_second, until)
+        self.timeseries.write_rows(series)
+        self.endpoints.write_rows(per_endpoint)
+        self.groups.write_rows(groups)
+        return series
+
+    def _stamp(self, second: int) -> dict:
+        return {
+            "time": datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "epoch_s": second,
+            "elapsed_s": second - int(self.start),
+            "phase": self.phase_at(second),
+        }
+
+    def summary(self) -> dict:
+        endpoints = {path: figures(window) for path, window in sorted(self.totals.items())}
+        overall = figures(merged(list(self.totals.values())))
+        server = {column: self.server_totals.get(column, 0) if self.signatures else None for column in SERVER_COLUMNS}
+        phases = {
+            name: {"all": figures(merged(list(paths.values()))), "endpoints": {p: figures(w) for p, w in sorted(paths.items())}}
+            for name, paths in self.phase_totals.items()
+        }
+        return {"all": overall, "endpoints": endpoints, "phases": phases, "server": server, "late_windows": self.late_windows}
+
+
+def write_json(path: Path, body: dict) -> None:
+    """Write a JSON file whole or not at all (a rename is atomic)."""
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(temporary, path)

@@ -1,0 +1,1 @@
+"""What a person reads: the run report (report.html) and comparisons of runs."""

@@ -1,0 +1,1115 @@
+"""report.html for one run folder: plots, the headline figures and what the data shows.
+
+Reads only what the run wrote (timeseries.csv, endpoints.csv, events.jsonl, manifest.json
+and, when the run finished, summary.json) and writes run_dir/report.html and
+run_dir/plots/*.png. The page is self-contained: every plot is a PNG inside it as a data
+URI, the style sheet is inline, there is no script and no external address, so it opens
+offline and can be mailed or attached to an issue as one file.
+
+A run killed mid-way has no summary.json: the page then takes its totals from the
+per-second CSV, shows percentiles as the largest per-second value (an upper bound:
+per-second percentiles cannot be merged) and says that the run did not finish.
+
+Kept free of locust and gevent: `python -m load report` runs in a plain process.
+"""
+
+import base64
+import csv
+import html
+import json
+import math
+import shlex
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot is imported anywhere: no display, PNG only
+
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
+
+from load.analysis.recovery import daphne_down_s, restart_costs  # noqa: E402
+from load.analysis.summary_table import NOT_MEASURED_CELL, SIGNATURES, down_text, recovery_text  # noqa: E402
+from load.chaos.controller import failure_line  # noqa: E402
+from load.config.options import mask_argv  # noqa: E402
+from load.config.settings import ConfigError  # noqa: E402
+from load.measure.collector import COUNT_COLUMNS, NOT_MEASURED  # noqa: E402
+from load.probes.redisprobe import COLUMNS as REDIS_COLUMNS  # noqa: E402
+from load.probes.redisprobe import NO_REDIS_PROBE, REDIS  # noqa: E402
+from load.probes.serverlog import COLUMNS as SERVER_COLUMNS  # noqa: E402
+from load.probes.serverlog import NO_SERVER_LOG, SERVER_SIGNATURES, ServerLogFollower, daphne_logs  # noqa: E402
+from load.wire.errors import CLOSE_CODES, CONNECT_ERRORS, PING_ERRORS  # noqa: E402
+
+RESTART_ACTIONS = ("restart", "asgi_threads")  # the controller's actions that restart Daphne
+OTHER_ACTIONS = {"redis_restart": "Redis restart", "redis_flush": "Redis FLUSHDB"}
+PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
+TOO_LONG_KILLS = ("sig_killed_own_await", "sig_killed_on_thread", "sig_killed_other")  # FM-1
+SIGNATURE_LABELS = {**dict(SIGNATURES), "sig_over_capacity_channels": "channels over capacity (channels named in those lines)"}
+CLOSE_COLUMNS = (*(f"close_{code}" for code in CLOSE_CODES), "close_other")
+POOL_PREFIX, SYNC_PREFIX = "/ws/ping/pool/", "/ws/ping/sync/"
+SIMILAR = 0.20  # "did not change": within 20 %
+NOTABLE = 0.10  # a smaller change is not called large, however tight the spread
+DPI = 100
+BARS_UP_TO = 600  # seconds; longer runs draw per-second counts as stepped areas
+
+
+# -- reading a run folder -------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What one run folder holds, as read from its files."""
+
+    folder: Path
+    rows: list[dict]  # timeseries.csv, one a second (cells as strings)
+    endpoint_rows: list[dict]  # endpoints.csv
+    events: list[dict]  # events.jsonl
+    manifest: dict  # {} if missing
+    summary: dict | None  # None: the run did not finish
+
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None
+
+    @property
+    def run_id(self) -> str:
+        return str((self.summary or {}).get("run_id") or self.manifest.get("run_id") or self.folder.name)
+
+    @property
+    def t0(self) -> int:
+        """The epoch second that is 0 on every time axis (elapsed_s = epoch_s - t0)."""
+        if self.rows:
+            return int(self.rows[0]["epoch_s"]) - int(self.rows[0]["elapsed_s"])
+        started = (self.summary or {}).get("started_at") or self.manifest.get("started_at") or 0
+        return int(started)
+
+    @property
+    def endpoints(self) -> list[str]:
+        return sorted({r["endpoint"] for r in self.endpoint_rows} | set((self.summary or {}).get("endpoints", {})))
+
+    def phases(self) -> list[str]:
+        """The phase names in the order they first appear."""
+        return list(dict.fromkeys(r["phase"] for r in self.rows))
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        # A row cut short (a line being written when the run was killed) lacks its last cells.
+        return [row for row in reader if None not in row.values() and None not in row]
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _read_events(path: Path) -> list[dict]:
+    events = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill
+            if isinstance(event, dict) and "ts" in event:
+                events.append(event)
+    return events
+
+
+def load_run(run_dir: Path) -> Run:
+    """Read a run folder; ConfigError if it is not one (no timeseries.csv)."""
+    folder = Path(run_dir)
+    if not (folder / "timeseries.csv").is_file():
+        raise ConfigError("run_dir", str(folder), "not a run folder: it has no timeseries.csv (give a folder a run wrote under results/)")
+    return Run(
+        folder=folder,
+        rows=_read_csv(folder / "timeseries.csv"),
+        endpoint_rows=_read_csv(folder / "endpoints.csv"),
+        events=_read_events(folder / "events.jsonl"),
+        manifest=_read_json(folder / "manifest.json") or {},
+        summary=_read_json(folder / "summary.json"),
+    )
+
+
+# -- numbers --------------------------------------------------------------------------
+
+
+def number(cell) -> float | None:
+    """A CSV or JSON cell as a float; None for an empty cell (no sample that second)."""
+    if cell in ("", None):
+        return None
+    try:
+        value = float(cell)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def count(cell) -> float:
+    return number(cell) or 0.0
+
+
+@dataclass
+class Spread:
+    """Median and interquartile range of per-second values."""
+
+    median: float
+    q1: float
+    q3: float
+    n: int
+
+    def text(self, unit: str) -> str:
+        return f"median {fmt(self.median)}{unit} (IQR {fmt(self.q1)}–{fmt(self.q3)}{unit}, {self.n} s)"
+
+
+def spread(values: Iterable[float | None]) -> Spread | None:
+    """None with fewer than three seconds: too few to speak of a spread."""
+    present = [v for v in values if v is not None]
+    if len(present) < 3:
+        return None
+    q1, median, q3 = statistics.quantiles(present, n=4, method="inclusive")
+    return Spread(median, q1, q3, len(present))
+
+
+def separated(a: Spread, b: Spread) -> bool:
+    """The interquartile ranges do not overlap: the seconds of one differ from the seconds of the other."""
+    return a.q3 < b.q1 or b.q3 < a.q1
+
+
+def verdict(a: Spread, b: Spread) -> str:
+    """How a difference of per-second medians compares with the spread across seconds."""
+    if not separated(a, b):
+        return "within the spread across seconds"
+    relative = change(a.median, b.median)
+    if relative is not None and abs(relative) < NOTABLE:
+        return "outside the spread across seconds but under 10 %"
+    return "a difference large relative to the spread across seconds"
+
+
+def clearly_apart(a: Spread, b: Spread) -> bool:
+    return verdict(a, b).startswith("a difference large")
+
+
+def change(a: float | None, b: float | None) -> float | None:
+    """Relative change from a to b (0.25 = +25 %), None when it cannot be said."""
+    if a is None or b is None:
+        return None
+    if a == 0:
+        return 0.0 if b == 0 else None
+    return b / a - 1
+
+
+def fmt(value, unit: str = "") -> str:
+    """A figure for a person: integers whole, others with sensible digits; '–' for none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    value = float(value)
+    if value.is_integer():
+        return f"{int(value)}{unit}"
+    digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2 if abs(value) >= 0.01 or value == 0 else 4
+    return f"{value:.{digits}f}{unit}"
+
+
+def percent(value: float | None) -> str:
+    """A relative change as '+17 %', '−4 %' or '±0 %'."""
+    if value is None:
+        return "–"
+    rounded = round(value * 100)
+    return "±0 %" if rounded == 0 else f"{rounded:+d} %".replace("-", "−")
+
+
+# -- the headline figures -------------------------------------------------------------
+
+
+@dataclass
+class Headline:
+    """Totals per endpoint and overall, the restarts, and what Daphne logged."""
+
+    endpoints: dict[str, dict]
+    overall: dict
+    exact_percentiles: bool  # False: percentiles are the largest per-second value (an upper bound)
+    duration_s: float
+    server: dict[str, float | None]  # None: not measured (no server log was read)
+    restarts: list[dict]
+    exception_messages: dict[str, int] | None  # None: not known
+    messages_from: str = "summary.json"
+    not_measured: dict[str, str] = field(default_factory=dict)  # figure -> why the run could not measure it
+
+    @property
+    def signatures_known(self) -> bool:
+        return all(value is not None for value in self.server.values())
+
+    def why(self, figure: str, otherwise: str) -> str:
+        return self.not_measured.get(figure, otherwise)
+
+
+def _with_rates(figures: dict, duration_s: float) -> dict:
+    pings, pongs, errors = count(figures.get("pings")), count(figures.get("pongs")), count(figures.get("errors"))
+    return {
+        **figures,
+        "error_rate": errors / pings * 100 if pings else None,
+        "pongs_per_s": pongs / duration_s if duration_s else None,
+    }
+
+
+def totals_from_rows(rows: list[dict]) -> dict:
+    """What summary.json would say, from per-second rows: exact counts and maxima; the
+    percentiles as the largest per-second value, which bounds the run's from above."""
+    totals: dict = {column: int(sum(count(r.get(column)) for r in rows)) for column in COUNT_COLUMNS}
+    totals["errors"] = sum(totals[kind] for kind in PING_ERRORS)
+    for column in (*PERCENTILES, "max_ms", "service_p50_ms", "service_p99_ms", "send_lag_max_ms"):
+        values = [v for v in (number(r.get(column)) for r in rows) if v is not None]
+        totals[column] = max(values) if values else None
+    return totals
+
+
+def _restarts_from_events(run: Run) -> list[dict]:
+    """The restarts the controller completed, as recorder.RunRecorder lists them."""
+    plan = run.manifest.get("chaos_plan") or {}
+    begun: dict[tuple, dict] = {}
+    restarts = []
+    for event in run.events:
+        if event.get("action") not in RESTART_ACTIONS:
+            continue
+        key = (event["action"], event.get("at_s"))
+        if event.get("event") == "action_begin":
+            begun[key] = event
+        elif event.get("event") == "action_done" and key in begun:
+            begin, outcomes = begun.pop(key), event.get("outcome") or []
+            restarts.append({
+                "ts": begin["ts"], "at_s": event.get("at_s"), "action": event["action"], "threads": event.get("threads"),
+                "mode": plan.get("restart_mode", "graceful"), "which": plan.get("restart_which", "all"),
+                "instances": [o.get("instance") for o in outcomes],
+                "down_s": daphne_down_s(outcomes),
+            })
+    return restarts
+
+
+UNSEEN_IN_CSV = "empty in every second of timeseries.csv"
+
+
+def not_measured_from_rows(rows: list[dict]) -> dict[str, str]:
+    """What summary.json's not_measured would say, for a run that did not write it: the
+    figures whose column is empty in every second."""
+    def unseen(column: str) -> bool:
+        return bool(rows) and all(r.get(column) in ("", None) for r in rows)
+
+    missing = {}
+    if unseen(SERVER_COLUMNS[0]):
+        missing[SERVER_SIGNATURES] = f"{NO_SERVER_LOG}; {UNSEEN_IN_CSV}"
+    if all(unseen(column) for column in REDIS_COLUMNS):
+        missing[REDIS] = f"{NO_REDIS_PROBE}; {UNSEEN_IN_CSV}"
+    else:
+        missing.update({column: UNSEEN_IN_CSV for column in REDIS_COLUMNS if unseen(column)})
+    return missing
+
+
+def _messages_from_logs(run: Run) -> dict[str, int] | None:
+    server_dir = run.folder / "server"
+    if not server_dir.is_dir():
+        return None
+    follower = ServerLogFollower(daphne_logs(server_dir))
+    follower.poll()
+    return dict(follower.messages.most_common(20))
+
+
+def headline(run: Run) -> Headline:
+    summary = run.summary
+    if summary is not None:
+        duration = float(summary.get("duration_s") or len(run.rows) or 0)
+        messages = summary.get("exception_messages")
+        return Headline(
+            endpoints={path: _with_rates(f, duration) for path, f in summary.get("endpoints", {}).items()},
+            overall=_with_rates(summary.get("all", {}), duration),
+            exact_percentiles=True,
+            duration_s=duration,
+            server={column: number((summary.get("server") or {}).get(column, 0)) for column in SERVER_COLUMNS},
+            restarts=summary.get("restarts", []),
+            exception_messages=messages if messages is not None else _messages_from_logs(run),
+            messages_from="summary.json" if messages is not None else "the Daphne logs in server/",
+            not_measured=summary.get(NOT_MEASURED) or {},
+        )
+    duration = float(len(run.rows))
+    missing = not_measured_from_rows(run.rows)
+    by_endpoint: dict[str, list[dict]] = {}
+    for row in run.endpoint_rows:
+        by_endpoint.setdefault(row["endpoint"], []).append(row)
+    return Headline(
+        endpoints={path: _with_rates(totals_from_rows(rows), duration) for path, rows in sorted(by_endpoint.items())},
+        overall=_with_rates(totals_from_rows(run.rows), duration),
+        exact_percentiles=False,
+        duration_s=duration,
+        server={column: None if SERVER_SIGNATURES in missing else sum(count(r.get(column)) for r in run.rows) for column in SERVER_COLUMNS},
+        restarts=restart_costs(run.rows, _restarts_from_events(run)),
+        exception_messages=_messages_from_logs(run),
+        messages_from="the Daphne logs in server/",
+        not_measured=missing,
+    )
+
+
+# -- per-second series ----------------------------------------------------------------
+
+
+def steady_rows(rows: list[dict]) -> list[dict]:
+    """The seconds with every user running: no ramp-up, no tail after the users stopped."""
+    users = [count(r.get("users")) for r in rows]
+    top = max(users, default=0)
+    return [r for r, u in zip(rows, users, strict=True) if u == top and top > 0]
+
+
+def endpoint_series(run: Run, endpoint: str | None, rows: list[dict] | None = None) -> list[dict]:
+    """One row a second for the endpoint (None: all endpoints) over `rows` (default the whole
+    run); a second without data for the endpoint is a row of zeros, not a gap."""
+    rows = run.rows if rows is None else rows
+    if endpoint is None:
+        return rows
+    own = {r["epoch_s"]: r for r in run.endpoint_rows if r["endpoint"] == endpoint}
+    empty = {"pings": 0, "pongs": 0, "errors": 0}
+    return [own.get(r["epoch_s"], {**empty, "epoch_s": r["epoch_s"], "elapsed_s": r["elapsed_s"], "phase": r["phase"]}) for r in rows]
+
+
+@dataclass
+class Point:
+    """One value of a knob, as a run (comparison) or a phase (staircase): its per-second rows."""
+
+    label: str  # "asgi_threads=4"
+    value: float  # where it sits on the knob's axis
+    run: Run
+    rows: list[dict]  # the timeseries rows that belong to it
+    p99: dict[str, float | None] = field(default_factory=dict)  # endpoint -> whole-run p99, if known
+
+    def per_second(self, endpoint: str, column: str) -> Spread | None:
+        series = endpoint_series(self.run, endpoint, steady_rows(self.rows))
+        if column == "pongs":
+            return spread(count(r.get("pongs")) for r in series)
+        if column == "error_rate":
+            return spread(count(r.get("errors")) / count(r.get("pings")) * 100 for r in series if count(r.get("pings")))
+        return spread(number(r.get(column)) for r in series)
+
+
+def _metric_sentence(what: str, unit: str, a: Point, b: Point, endpoint: str, column: str) -> tuple[str, Spread | None, Spread | None]:
+    sa, sb = a.per_second(endpoint, column), b.per_second(endpoint, column)
+    if sa is None or sb is None:
+        return "", sa, sb
+    text = f"median per-second {what} {fmt(sa.median)} → {fmt(sb.median)}{unit} ({percent(change(sa.median, sb.median))}"
+    if column == "p99_ms" and a.p99.get(endpoint) is not None and b.p99.get(endpoint) is not None:
+        text += f"; whole-run p99 {fmt(a.p99[endpoint])} → {fmt(b.p99[endpoint])} ms"
+    text += f"; IQR {fmt(sa.q1)}–{fmt(sa.q3)} vs {fmt(sb.q1)}–{fmt(sb.q3)}{unit}"
+    return f"{text}: {verdict(sa, sb)})", sa, sb
+
+
+def threads_findings(points: list[Point], knob_label: str = "ASGI_THREADS", single: str = "one run per value") -> list[str]:
+    """What changing ASGI_THREADS did to the pool endpoint, and that the sync endpoint stayed
+    the same, from the smallest to the largest value; only for endpoints the points hold."""
+    if len({p.value for p in points}) < 2:
+        return []
+    low, high = min(points, key=lambda p: p.value), max(points, key=lambda p: p.value)
+    endpoints = sorted(set(low.run.endpoints) & set(high.run.endpoints))
+    findings = []
+    caution = f"({single}: compared with the spread across seconds, not a significance test)"
+    for endpoint in (e for e in endpoints if e.startswith(POOL_PREFIX)):
+        parts = [s for s, *_ in (
+            _metric_sentence("p99", " ms", low, high, endpoint, "p99_ms"),
+            _metric_sentence("throughput", " pongs/s", low, high, endpoint, "pongs"),
+        ) if s]
+        if parts:
+            findings.append(f"{knob_label} {low.label} → {high.label}, thread-pool endpoint {endpoint}: {'; '.join(parts)} {caution}.")
+    for endpoint in (e for e in endpoints if e.startswith(SYNC_PREFIX)):
+        p99, sa, sb = _metric_sentence("p99", " ms", low, high, endpoint, "p99_ms")
+        rate, ra, rb = _metric_sentence("throughput", " pongs/s", low, high, endpoint, "pongs")
+        changes = [change(x.median, y.median) for x, y in ((sa, sb), (ra, rb)) if x is not None and y is not None]
+        if not changes or any(c is None for c in changes):
+            continue
+        steady = all(abs(c) <= SIMILAR for c in changes)
+        outcome = "did not change (within 20 %)" if steady else "changed by more than 20 %"
+        findings.append(
+            f"The sync endpoint {endpoint} {outcome} from {low.label} to {high.label}: {'; '.join(s for s in (p99, rate) if s)} {caution}."
+        )
+    return findings
+
+
+def phase_points(run: Run, restarts: list[dict]) -> list[Point]:
+    """The steps of an ASGI_THREADS staircase (phases named asgi_threads=N) as points."""
+    points = []
+    for phase in run.phases():
+        if not phase.startswith("asgi_threads="):
+            continue
+        setting = phase.split("=", 1)[1]
+        value = float(setting) if setting.isdigit() else float(default_threads(run.manifest))
+        rows = _after_restart([r for r in run.rows if r["phase"] == phase], restarts)
+        if rows:
+            points.append(Point(phase, value, run, rows))
+    return points
+
+
+def _after_restart(rows: list[dict], restarts: list[dict]) -> list[dict]:
+    """A step's seconds from its restart's recovery on (the outage is the restart's, not the
+    step's); none if service never came back in that step."""
+    if not rows:
+        return rows
+    first = int(rows[0]["epoch_s"])
+    for restart in restarts:
+        if first - 2 <= int(restart["ts"]) <= first + 1:
+            if restart.get("recovery_s") is None:
+                return []
+            back = restart["ts"] + restart["recovery_s"]
+            return [r for r in rows if int(r["epoch_s"]) >= back]
+    return rows
+
+
+def default_threads(manifest: dict) -> int:
+    """What an unset ASGI_THREADS means: Python's default executor, min(32, cpus + 4)."""
+    cpus = (manifest.get("host") or {}).get("cpus") or 1
+    return min(32, int(cpus) + 4)
+
+
+# -- findings -------------------------------------------------------------------------
+
+
+def _chain(values: list[int | None]) -> str:
+    return " → ".join("?" if v is None else str(v) for v in values)
+
+
+def restart_name(restart: dict) -> str:
+    at = f"+{fmt(restart.get('at_s'))} s"
+    return f"{at}, ASGI_THREADS={restart.get('threads')}" if restart.get("action") == "asgi_threads" else at
+
+
+def exit_findings(run: Run) -> list[str]:
+    """Daphne processes that ignored SIGTERM until the supervisor's SIGKILL (FM-4)."""
+    killed = [e for e in run.events if e.get("event") == "exited" and e.get("how") == "killed_after_timeout"]
+    if not killed:
+        return []
+    exits = [e for e in run.events if e.get("event") == "exited"]
+    waited = max(count(e.get("after_s")) for e in killed)
+    return [f"{len(killed)} of {len(exits)} Daphne exits needed a SIGKILL: the process was still running {fmt(waited)} s "
+            "after SIGTERM and was killed by the supervisor, so its restart took that long (FM-4)."]
+
+
+def _average(values: list[float], unit: str) -> str:
+    """'0.52 s' for one restart; '0.67 s on average per restart (max 0.76 s)' for several."""
+    if len(values) == 1:
+        return f"{fmt(values[0])}{unit}"
+    return f"{fmt(statistics.fmean(values))}{unit} on average per restart (max {fmt(max(values))}{unit})"
+
+
+def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
+    findings = []
+    if not restarts:
+        return findings
+    n = len(restarts)
+    leaks = [(r["stale_members_before"], r["stale_members_after"]) for r in restarts
+             if r.get("stale_members_before") is not None and r.get("stale_members_after") is not None]
+    if leaks and sum(after - before for before, after in leaks) > 0:
+        mean = statistics.fmean(after - before for before, after in leaks)
+        chain = _chain([restarts[0].get("stale_members_before")] + [r.get("stale_members_after") for r in restarts])
+        known = "" if len(leaks) == n else f"; known for {len(leaks)} of {n} restarts"
+        lead = "The restart left" if n == 1 else "Each restart left on average"
+        members = "group member" if mean == 1 else "group members"
+        findings.append(f"{lead} {fmt(mean)} {members} in Redis that no live process owns ({chain}{known}; FM-5).")
+    downs = [r["down_s"] for r in restarts if r.get("down_s") is not None and r.get("down_source", "daphne") == "daphne"]
+    if downs:
+        findings.append(f"Daphne was down {_average(downs, ' s')}, from the signal to the new process answering.")
+    seen = [r["down_s"] for r in restarts if r.get("down_s") is not None and r.get("down_source") == "clients"]
+    if seen:
+        findings.append(f"The clients saw Daphne down {_average(seen, ' s')}, from the first failed connect to the first "
+                        "accepted one (the restart hook cannot say; to within a second).")
+    unseen = [restart_name(r) for r in restarts if r.get("down_s") is None]
+    if unseen:
+        which = "the restart" if n == 1 else f"{len(unseen)} of {n} restarts ({'; '.join(unseen)})"
+        findings.append(f"Down time of {which}: not measured (the restart hook cannot say, and no client connect failed "
+                        "between the restart and the next).")
+    recovered = [r for r in restarts if r.get("recovery_s") is not None]
+    recoveries = [r["recovery_s"] for r in recovered]
+    if len(recovered) == 1:
+        which = "the restart" if n == 1 else f"the restart at {restart_name(recovered[0])}"
+        findings.append(f"Recovery after {which} took {fmt(recoveries[0])} s.")
+    elif recovered:
+        findings.append(f"Recovery after restarts took {fmt(statistics.fmean(recoveries))} s on average (max {fmt(max(recoveries))} s).")
+    first = [r["first_pong_s"] for r in restarts if r.get("first_pong_s") is not None]
+    if first:
+        findings.append(f"The first pong on a new socket came {_average(first, ' s')} after the restart began.")
+    never = [f"{restart_name(r)}: {recovery_text(r)}" for r in restarts if r.get("recovery_s") is None]
+    if never:
+        until = "the end of the run" if run_ended else "the last second written"
+        which = f"the restart at {never[0]}" if n == 1 else f"{len(never)} of {n} restarts ({'; '.join(never)})"
+        findings.append(
+            f"After {which}, the users were not seen served again before {until} or the next restart "
+            "(no three seconds in which pings were answered with no more failures than before the restart); "
+            "its recovery time is not known, only that it was longer."
+        )
+    failed = [r.get("failed_pings", 0) for r in restarts]
+    closes = [r.get("closes", 0) for r in restarts]
+    if sum(failed) or sum(closes):
+        if n == 1:
+            findings.append(f"The restart cost {failed[0]} failed pings or connects and {closes[0]} closed sockets.")
+        else:
+            findings.append(
+                f"Each restart cost on average {fmt(statistics.fmean(failed))} failed pings or connects "
+                f"and {fmt(statistics.fmean(closes))} closed sockets (total {sum(failed)} and {sum(closes)})."
+            )
+    return findings
+
+
+def server_findings(server: dict[str, float | None], messages: dict[str, int] | None) -> list[str]:
+    findings = []
+    if any(value is None for value in server.values()):
+        return findings  # no server log was read: the page says so where the figures would be
+    too_long = {c: int(server.get(c, 0)) for c in TOO_LONG_KILLS}
+    if sum(too_long.values()):
+        how = ", ".join(f"{v} {label}" for v, label in (
+            (too_long["sig_killed_own_await"], "in the app's own await"),
+            (too_long["sig_killed_on_thread"], "waiting on a thread"),
+            (too_long["sig_killed_other"], "other"),
+        ) if v)
+        findings.append(
+            f"{sum(too_long.values())} application instances (one per socket) were killed by Daphne for taking too long "
+            f"to shut down after their connection closed (FM-1): {how}."
+        )
+    if server.get("sig_killed_pending"):
+        findings.append(f"SIGTERM cancelled {int(server['sig_killed_pending'])} pending application instances "
+                        "(\"Killed N pending application instances\").")
+    if server.get("sig_exception"):
+        top = ""
+        if messages:
+            message, times = max(messages.items(), key=lambda item: item[1])
+            top = f"; the most frequent: \"{message.strip()}\" ({times}×)"
+            if "Timeout reading from" in message:
+                top += ", the signature of FM-7"
+        findings.append(f"Daphne logged \"Exception inside application\" {int(server['sig_exception'])} times{top}.")
+    if server.get("sig_task_exception"):
+        findings.append(f"\"Task exception was never retrieved\" was logged {int(server['sig_task_exception'])} times.")
+    if server.get("sig_over_capacity"):
+        findings.append(
+            f"channels_redis logged channels over capacity in a group {int(server['sig_over_capacity'])} times "
+            "(group_send into channels nobody reads, FM-5)."
+        )
+    if server.get("sig_handshake_incomplete"):
+        findings.append(f"{int(server['sig_handshake_incomplete'])} websocket handshakes never completed (FM-8).")
+    return findings
+
+
+def error_findings(head: Headline) -> list[str]:
+    findings = []
+    for path, figures in head.endpoints.items():
+        pings, errors = count(figures.get("pings")), count(figures.get("errors"))
+        if not pings or not errors or errors / pings < 0.01:
+            continue
+        kinds = sorted(((count(figures.get(k)), k) for k in PING_ERRORS if figures.get(k)), reverse=True)
+        detail = ", ".join(f"{k} {int(v)}" for v, k in kinds)
+        share = "Every ping" if errors == pings else f"{int(errors)} of {int(pings)} pings ({errors / pings * 100:.1f} %)"
+        findings.append(f"{share} on {path} failed: {detail}.")
+    return findings
+
+
+def generator_findings(run: Run) -> list[str]:
+    late = [r for r in run.rows if count(r.get("sent")) and count(r.get("late_sends")) / count(r.get("sent")) > 0.01]
+    if not late:
+        return []
+    return [f"The load generator was saturated in {len(late)} of {len(run.rows)} seconds (over 1 % of pings sent over 50 ms late): "
+            "latency in those seconds includes the generator's own delay."]
+
+
+def redis_findings(run: Run, head: Headline) -> list[str]:
+    stale = [v for v in (number(r.get("stale_members")) for r in run.rows) if v is not None]
+    if not stale or max(stale) == 0 or head.restarts:
+        return []  # with restarts, restart_findings says it per restart
+    return [f"Without any restart, up to {int(max(stale))} group members in Redis belonged to no live process "
+            f"({int(stale[-1])} at the last sample)."]
+
+
+def chaos_findings(run: Run) -> list[str]:
+    """Chaos actions that failed or were aborted: the run did not test what its plan said."""
+    failures = (run.summary or {}).get("chaos_failures") or []
+    return [failure_line(f, accepted=bool(run.manifest.get("options", {}).get("chaos_failures_ok"))) for f in failures]
+
+
+def findings(run: Run, head: Headline) -> list[str]:
+    return [
+        *chaos_findings(run),
+        *restart_findings(head.restarts, run.finished),
+        *exit_findings(run),
+        *redis_findings(run, head),
+        *server_findings(head.server, head.exception_messages),
+        *error_findings(head),
+        *threads_findings(phase_points(run, head.restarts), "ASGI_THREADS staircase", "one step per value"),
+        *generator_findings(run),
+    ]
+
+
+# -- plots ----------------------------------------------------------------------------
+
+
+def _series(rows: list[dict], column: str) -> list[float]:
+    return [v if (v := number(r.get(column))) is not None else math.nan for r in rows]
+
+
+def _dots(run: Run) -> dict:
+    """A dot on each second while there are few enough seconds to see them."""
+    return {"marker": ".", "ms": 3} if len(run.rows) <= BARS_UP_TO else {}
+
+
+def _x(rows: list[dict]) -> list[float]:
+    return [int(r["elapsed_s"]) + 0.5 for r in rows]  # the middle of each second
+
+
+@dataclass
+class Mark:
+    x: float
+    label: str
+    kind: str  # "restart" or "redis"
+
+
+def chaos_marks(run: Run) -> list[Mark]:
+    """Every restart (controller actions; a restart_begin no action explains) and Redis action."""
+    marks, windows = [], []
+    done = {(e.get("action"), e.get("at_s")): e["ts"] for e in run.events if e.get("event") in ("action_done", "action_failed", "action_aborted")}
+    for event in run.events:
+        if event.get("event") != "action_begin":
+            continue
+        action = event.get("action")
+        end = done.get((action, event.get("at_s")), math.inf)
+        windows.append((event["ts"], end))
+        if action == "restart":
+            marks.append(Mark(event["ts"] - run.t0, "restart", "restart"))
+        elif action == "asgi_threads":
+            marks.append(Mark(event["ts"] - run.t0, f"threads={event.get('threads')}", "restart"))
+        elif action in OTHER_ACTIONS:
+            marks.append(Mark(event["ts"] - run.t0, OTHER_ACTIONS[action], "redis"))
+    for event in run.events:
+        if event.get("event") == "restart_begin" and not any(b <= event["ts"] <= e + 1 for b, e in windows):
+            marks.append(Mark(event["ts"] - run.t0, f"restart {event.get('instance', '')}".strip(), "restart"))
+    return marks
+
+
+def phase_bands(run: Run) -> list[tuple[float, float, str]]:
+    """Contiguous stretches of one phase: (start s, end s, name); none if the run had one phase 'run'."""
+    if {r["phase"] for r in run.rows} <= {"run"}:
+        return []
+    bands: list[tuple[float, float, str]] = []
+    for row in run.rows:
+        second = int(row["elapsed_s"])
+        if bands and bands[-1][2] == row["phase"] and bands[-1][1] == second:
+            bands[-1] = (bands[-1][0], second + 1, row["phase"])
+        else:
+            bands.append((second, second + 1, row["phase"]))
+    return bands
+
+
+BAND_COLOURS = ("#e8eef7", "#f7efe3", "#e9f5e9", "#f5e6ef", "#efefef")
+
+
+def _decorate(ax, run: Run, marks: list[Mark], bands: list[tuple[float, float, str]], label_bands: bool = True) -> None:
+    names = list(dict.fromkeys(name for *_, name in bands))
+    top = blended_transform_factory(ax.transData, ax.transAxes)
+    for start, end, name in bands:
+        ax.axvspan(start, end, color=BAND_COLOURS[names.index(name) % len(BAND_COLOURS)], zorder=0, lw=0)
+        if label_bands:
+            ax.text(start + 0.2, 0.98, name, transform=top, va="top", ha="left", fontsize=7, color="#555")
+    labelled = set()
+    for mark in marks:
+        colour = "#c0392b" if mark.kind == "restart" else "#8e44ad"
+        legend = mark.kind if mark.kind not in labelled else None
+        labelled.add(mark.kind)
+        ax.axvline(mark.x, color=colour, ls="--", lw=1, zorder=3, label=legend and ("restart" if mark.kind == "restart" else "Redis action"))
+        ax.annotate(mark.label, (mark.x, 0.02), xycoords=top, xytext=(2, 0), textcoords="offset points",
+                    rotation=90, va="bottom", ha="left", fontsize=7, color=colour)
+    if run.rows:
+        ax.set_xlim(0, int(run.rows[-1]["elapsed_s"]) + 1)
+    ax.grid(True, color="#ddd", lw=0.5)
+    ax.set_axisbelow(True)
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#777")
+
+
+def _figure(rows: int = 1, height: float = 3.4) -> tuple[Figure, list]:
+    fig = Figure(figsize=(11, height * rows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    return fig, list(axes)
+
+
+def _per_second(ax, x: list[float], bottom: list[float], top: list[float], **style) -> None:
+    """Counts per second: a bar each second, or for long runs (where bars would blur into
+    thousands of patches) the same as a stepped area."""
+    if len(x) <= BARS_UP_TO:
+        ax.bar(x, [t - b for b, t in zip(bottom, top, strict=True)], width=0.9, bottom=bottom, **style)
+    else:
+        ax.fill_between(x, bottom, top, step="mid", lw=0, **style)
+
+
+def _stacked_bars(ax, x: list[float], rows: list[dict], columns: Iterable[str], label: Callable[[str], str]) -> bool:
+    bottom = [0.0] * len(rows)
+    drawn = False
+    for column in columns:
+        values = [count(r.get(column)) for r in rows]
+        if not any(values):
+            continue
+        top = [b + v for b, v in zip(bottom, values, strict=True)]
+        _per_second(ax, x, bottom, top, label=label(column))
+        bottom = top
+        drawn = True
+    return drawn
+
+
+def plot_latency(run: Run, marks, bands) -> Figure:
+    fig, (ax, by_endpoint) = _figure(2)
+    x = _x(run.rows)
+    drawn = False
+    for column, style in (("p50_ms", "-"), ("p95_ms", "-"), ("p99_ms", "-"), ("max_ms", ":")):
+        values = _series(run.rows, column)
+        if any(not math.isnan(v) for v in values):
+            ax.plot(x, values, style, **_dots(run), lw=1.2, label=column.replace("_ms", ""))
+            drawn = True
+    timeout = number((run.manifest.get("config") or {}).get("pong_timeout"))
+    for axis in (ax, by_endpoint):
+        if timeout and drawn:
+            axis.axhline(timeout * 1000, color="#999", ls=":", lw=1, label="pong timeout")
+    ax.set_title("Latency of all pings (from each ping's due time), per second")
+    for endpoint in run.endpoints:
+        rows = endpoint_series(run, endpoint)
+        values = _series(rows, "p99_ms")
+        if any(not math.isnan(v) for v in values):
+            by_endpoint.plot(_x(rows), values, **_dots(run), lw=1.2, label=endpoint)
+    by_endpoint.set_title("p99 per endpoint, per second")
+    for axis in (ax, by_endpoint):
+        axis.set_ylabel("ms (log scale)")
+        if drawn:
+            axis.set_yscale("log")
+        else:
+            _empty(axis, "no pongs: nothing to draw")
+        _decorate(axis, run, marks, bands)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(loc="upper right", fontsize=8)
+    by_endpoint.set_xlabel("seconds since the start of the run")
+    return fig
+
+
+def plot_errors(run: Run, marks, bands) -> Figure:
+    fig, (ax, closes) = _figure(2)
+    x = _x(run.rows)
+    kinds = (*PING_ERRORS, *CONNECT_ERRORS)
+    if not _stacked_bars(ax, x, run.rows, kinds, lambda c: f"{c} (connect)" if c in CONNECT_ERRORS else c):
+        _empty(ax, "no failed pings or connects")
+    ax.set_title("Failed pings by kind and failed connects, per second (stacked)")
+    ax.set_ylabel("per second")
+    if not _stacked_bars(closes, x, run.rows, CLOSE_COLUMNS, lambda c: c.replace("_", " ")):
+        _empty(closes, "no sockets closed by the server")
+    client = [count(r.get("client_closes")) for r in run.rows]
+    if any(client):
+        closes.plot(x, client, "k-", lw=1, **_dots(run), label="closed by the client (reconnect)")
+    closes.set_title("Socket closes by close code, per second (stacked; 1006 = no close frame)")
+    closes.set_ylabel("per second")
+    closes.set_xlabel("seconds since the start of the run")
+    for axis in (ax, closes):
+        _decorate(axis, run, marks, bands)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def plot_connections(run: Run, marks, bands) -> Figure:
+    fig, (ax,) = _figure(1, 3.6)
+    x = _x(run.rows)
+    _per_second(ax, x, [0.0] * len(x), [count(r.get("connect_ok")) for r in run.rows], color="#9ecae1",
+                label="connects that succeeded, per second")
+    ax.step(x, _series(run.rows, "users"), where="mid", lw=1.5, color="#333", label="users")
+    ax.plot(x, _series(run.rows, "connections"), **_dots(run), lw=1.5, color="#2171b5", label="open connections")
+    ax.set_title("Users and open websocket connections")
+    ax.set_ylabel("count")
+    ax.set_xlabel("seconds since the start of the run")
+    _decorate(ax, run, marks, bands)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_server(run: Run, marks, bands) -> Figure:
+    fig, (ax,) = _figure(1, 3.6)
+    columns = [c for c in SERVER_COLUMNS if c != "sig_over_capacity_channels"]
+    if SERVER_SIGNATURES in not_measured_from_rows(run.rows):
+        _empty(ax, "not measured: no server log was read in this run")
+    elif not _stacked_bars(ax, _x(run.rows), run.rows, columns, lambda c: SIGNATURE_LABELS.get(c, c)):
+        _empty(ax, "none of the failure signatures in Daphne's log")
+    ax.set_title("Failure signatures in Daphne's log, per second (stacked)")
+    ax.set_ylabel("log lines / instances")
+    ax.set_xlabel("seconds since the start of the run")
+    _decorate(ax, run, marks, bands)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def plot_redis(run: Run, marks, bands) -> Figure:
+    fig, (ax,) = _figure(1, 3.6)
+    x = _x(run.rows)
+    drawn = False
+    for column, label in (("redis_keys", "keys"), ("group_members", "group members"),
+                          ("stale_members", "stale members (no live process)"), ("dead_process_keys", "keys of dead processes")):
+        values = _series(run.rows, column)
+        if any(not math.isnan(v) for v in values) and (column != "dead_process_keys" or any(v > 0 for v in values if not math.isnan(v))):
+            ax.plot(x, values, **_dots(run), lw=1.5, label=label)
+            drawn = True
+    if not drawn:
+        _empty(ax, "not measured: no Redis probe in this run (--redis-probe-url)")
+    ax.set_title("Redis: keys, group members and stale members, each second")
+    ax.set_ylabel("count")
+    ax.set_xlabel("seconds since the start of the run")
+    _decorate(ax, run, marks, bands)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+PLOTS = (
+    ("latency", plot_latency, "Latency p50/p95/p99/max of all pings (log scale), and p99 per endpoint."),
+    ("errors", plot_errors, "Failed pings by kind, failed connects, and socket closes by close code."),
+    ("connections", plot_connections, "Users, open connections and successful connects."),
+    ("server", plot_server, "Daphne's failure signatures, from its log."),
+    ("redis", plot_redis, "Redis keys, group members, and members whose process is gone."),
+)
+
+
+def save_png(fig: Figure, path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI)
+    return path.read_bytes()
+
+
+def img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+# -- the page -------------------------------------------------------------------------
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 0 auto; max-width: 1150px; padding: 1em 1.5em 3em; }
+h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+.sub { color: #666; margin-top: 0; } code, .mono { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .92em; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .92em; }
+th, td { padding: .25em .6em; border-bottom: 1px solid #eee; text-align: right; vertical-align: top; }
+th { background: #f5f5f5; } td.l, th.l { text-align: left; }
+tr.total td { font-weight: 600; border-top: 1px solid #bbb; }
+.warn { background: #fff4e5; border: 1px solid #f0b060; padding: .6em 1em; border-radius: 4px; }
+ul.findings li { margin: .3em 0; } figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; display: block; }
+figcaption { color: #555; font-size: .92em; } .note { color: #666; font-size: .9em; }
+"""
+
+
+def table(headers: list[str], rows: list[list], left: Iterable[int] = (0,), total_last: bool = False) -> str:
+    """An HTML table; the columns in `left` are text (left-aligned), the others figures."""
+    left = set(left)
+
+    def cls(i: int) -> str:
+        return ' class="l"' if i in left else ""
+
+    head = "".join(f"<th{cls(i)}>{html.escape(h)}</th>" for i, h in enumerate(headers))
+    body = []
+    for n, row in enumerate(rows):
+        cells = "".join(f"<td{cls(i)}>{html.escape(str(c))}</td>" for i, c in enumerate(row))
+        total = ' class="total"' if total_last and n == len(rows) - 1 else ""
+        body.append(f"<tr{total}>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _kinds(figures: dict) -> str:
+    kinds = [f"{k}={int(count(figures.get(k)))}" for k in (*PING_ERRORS, *CONNECT_ERRORS) if count(figures.get(k))]
+    closes = [f"{c}={int(count(figures.get(c)))}" for c in CLOSE_COLUMNS if count(figures.get(c))]
+    return " ".join(kinds + closes)
+
+
+def endpoint_table(head: Headline) -> str:
+    bound = "" if head.exact_percentiles else "≤ "
+    rows = []
+    for name, f in [*head.endpoints.items(), ("all", head.overall)]:
+        rows.append([
+            name, fmt(count(f.get("pings"))), fmt(count(f.get("pongs"))), fmt(count(f.get("errors"))),
+            fmt(f.get("error_rate")), fmt(f.get("pongs_per_s")),
+            *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES), fmt(f.get("max_ms")), _kinds(f),
+        ])
+    headers = ["endpoint", "pings", "pongs", "errors", "error rate %", "pongs/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors by kind, closes"]
+    text = table(headers, rows, left=(0, len(headers) - 1), total_last=True)
+    note = ("Percentiles are merged from the run's histograms (exact to 0.1 %)." if head.exact_percentiles else
+            "Percentiles are the largest per-second value (“≤”): per-second percentiles cannot be merged, and the "
+            "run's merged histograms are only in summary.json, which a run that did not finish never wrote. The largest "
+            "per-second p99 bounds the run's p99 from above.")
+    return text + (f'<p class="note">{note} Error rate = failed pings / pings; pongs/s over {fmt(head.duration_s)} s. '
+                   "Latency is from each ping's due time.</p>")
+
+
+def phase_table(run: Run) -> str:
+    """Each phase's figures: merged percentiles from summary.json when it has them, else from the CSV."""
+    phases = run.phases()
+    if len(phases) < 2:
+        return ""
+    merged = (run.summary or {}).get("phases") or {}
+    rows = []
+    for phase in phases:
+        seconds = [r for r in run.rows if r["phase"] == phase]
+        exact = phase in merged
+        for endpoint in [*run.endpoints, None]:
+            if exact:
+                f = merged[phase]["all"] if endpoint is None else merged[phase].get("endpoints", {}).get(endpoint)
+                if f is None:
+                    continue
+            else:
+                f = totals_from_rows(endpoint_series(run, endpoint, seconds))
+            pings, pongs, errors = (count(f.get(k)) for k in ("pings", "pongs", "errors"))
+            bound = "" if exact else "≤ "
+            rows.append([
+                phase, endpoint or "all", len(seconds), fmt(pings), fmt(pongs), fmt(errors),
+                fmt(errors / pings * 100 if pings else None), fmt(pongs / len(seconds) if seconds else None),
+                *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES), fmt(f.get("max_ms")),
+            ])
+    headers = ["phase", "endpoint", "seconds", "pings", "pongs", "errors", "error rate %", "pongs/s", "p50 ms", "p95 ms", "p99 ms", "max ms"]
+    source = ("Percentiles merged per phase (summary.json)." if all(p in merged for p in phases) else
+              "Phases marked ≤ come from the per-second CSV: their percentiles are the largest per-second value.")
+    return ("<h3>Per phase</h3>" + table(headers, rows, left=(0, 1))
+            + f'<p class="note">{source} Each phase includes the restart that began it.</p>')
+
+
+def restart_table(head: Headline) -> str:
+    if not head.restarts:
+        return "<p>No restarts in this run.</p>"
+    first_pong = any("first_pong_s" in r for r in head.restarts)
+    rows = []
+    for r in head.restarts:
+        what = f"{r.get('mode', '')} {r.get('which', '')}".strip() if r.get("action") == "restart" else f"ASGI_THREADS={r.get('threads')}"
+        rows.append([
+            f"+{fmt(r.get('at_s'))} s", what, down_text(r), *([fmt(r.get("first_pong_s"))] if first_pong else []),
+            recovery_text(r), r.get("failed_pings", 0), r.get("closes", 0), _known_or(r.get("server_kills"), head.signatures_known),
+            f"{_stale_cell(r.get('stale_members_before'), head)} → {_stale_cell(r.get('stale_members_after'), head)}",
+        ])
+    headers = ["restart at", "what", "down s", *(["first pong s"] if first_pong else []), "recovery s",
+               "failed pings", "closes", "server kills", "stale members before → after"]
+    return table(headers, rows, left=(0, 1, 3 + first_pong)) + (
+        '<p class="note">Down: from the signal to the new process answering, as Daphne\'s supervisor measured it '
+        "(“daphne”), or for restart hooks, which cannot say, from the first failed connect to the first accepted one "
+        "as the users saw it (“clients”, to within a second). "
+        + ("First pong: from the restart to the first pong on a socket opened after it. " if first_pong else "")
+        + "Recovery: from the restart to the first of three "
+        "seconds in which pings were answered with no more failures (connect failures included) than in the five seconds "
+        "before, plus 1 %; “not recovered in N s” when none began in the N s the run (or the time to the next restart) left. "
+        "Each restart's failures, closes and server kills are counted from its begin to its recovery, never past the "
+        "next restart's begin. Server kills: Daphne's \"took too long to shut down\" and \"Killed N pending\" counts "
+        "around the restart. Stale members: group members in Redis whose process is no longer alive.</p>"
+        + _not_measured_note(head, [SERVER_SIGNATURES, "stale_members", REDIS])
+    )
+
+
+def _known_or(value, known: bool) -> str:
+    """A figure, 'not measured' when the run could not measure it, '–' when it had no reading."""
+    if value is not None:
+        return fmt(value)
+    return "–" if known else NOT_MEASURED_CELL
+
+
+def _stale_cell(value, head: Headline) -> str:
+    return _known_or(value, "stale_members" not in head.not_measured and REDIS not in head.not_measured)
+
+
+def _not_measured_note(head: Headline, figures: list[str]) -> str:
+    whys = [f"{figure}: not measured ({head.not_measured[figure]})" for figure in figures if figure in head.not_measured]
+    return f'<p class="note">{html.escape("; ".join(whys))}.</p>' if whys else ""
+
+
+def server_table(head: Headline) -> str:
+    if not head.signatures_known:
+        return f"<p>Not measured ({html.escape(head.why(SERVER_SIGNATURES, NO_SERVER_LOG))}).</p>"
+    rows = [[label, int(head.server.get(column, 0))] for column, label in SIGNATURE_LABELS.items() if head.server.get(column)]
+    text = table(["what Daphne logged", "count"], rows) if rows else "<p>None of the failure signatures was logged.</p>"
+    if head.exception_messages is None:
+        text += "<p class=\"note\">Exception messages: not known (no summary.json and no server logs here).</p>"
+    elif head.exception_messages:
+        text += "<h3>Exception inside application: messages</h3>" + table(
+            ["message", "count"], [[m.strip(), c] for m, c in head.exception_messages.items()]
+        ) + f'<p class="note">From {html.escape(head.messages_from)}.</p>'
+    return text
+
+
+def not_measured_section(head: Headline) -> str:
+    """Every figure the run could not measure, with why: its cells are empty, not 0."""
+    if not head.not_measured:
+        return ""
+    rows = [[figure, f"not measured ({why})"] for figure, why in sorted(head.not_measured.items())]
+    return ("<h3>Not measured</h3>" + table(["figure", "why"], rows, left=(0, 1))
+            + '<p class="note">These figures are empty in timeseries.csv and null in summary.json: the run could not see '
+            "them, which says nothing about whether they were 0.</p>")
+
+
+def run_info(run: Run, head: Headline) -> str:
+    manifest = run.manifest
+    started = (run.summary or {}).get("started_at") or manifest.get("started_at")
+    when = datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else "–"
+    command = shlex.join(mask_argv(manifest.get("command", []))) or "–"  # manifests before masking, too
+    rows = [
+        ["run id", run.run_id], ["folder", str(run.folder)], ["started", when],
+        ["duration", f"{fmt(head.duration_s)} s" + ("" if run.finished else f" (seconds written before the run stopped: {len(run.rows)})")],
+        ["finished", "yes" if run.finished else "no: no summary.json"], ["command", command], ["git sha", manifest.get("git_sha") or "–"],
+    ]
+    plan = {k: v for k, v in (manifest.get("chaos_plan") or {}).items() if v not in ([], 0, 0.0, "", None)}
+    if plan:
+        rows.append(["chaos plan", ", ".join(f"{k}={v}" for k, v in plan.items())])
+    config = manifest.get("config") or {}
+    for key in ("paths", "ping_rate", "pong_timeout", "targets"):
+        if key in config:
+            rows.append([key, json.dumps(config[key])])
+    versions = manifest.get("versions") or {}
+    if versions:
+        rows.append(["versions", ", ".join(f"{k} {v}" for k, v in versions.items() if v)])
+    return table(["", ""], rows, left=(0, 1))
+
+
+def build_page(run: Run, head: Headline, sentences: list[str], figures: list[tuple[str, bytes]]) -> str:
+    title = f"Run {run.run_id}"
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="sub">{fmt(head.duration_s)} s, {int(count(head.overall.get("pings")))} pings on '
+        f"{len(head.endpoints)} endpoints, {len(head.restarts)} restarts</p>",
+    ]
+    if not run.finished:
+        parts.append(
+            '<p class="warn"><strong>This run did not finish</strong> (it has no summary.json: it was killed or crashed). '
+            f"Everything below comes from the {len(run.rows)} seconds written to timeseries.csv and endpoints.csv; "
+            "percentiles are upper bounds (the largest per-second value) and restarts are reconstructed from events.jsonl.</p>"
+        )
+    parts.append("<h2>Findings</h2>")
+    if sentences:
+        parts.append('<ul class="findings">' + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>")
+    else:
+        parts.append("<p>Nothing stands out clearly enough in this run's data to state as a finding.</p>")
+    parts += ["<h2>Headline</h2>", endpoint_table(head), phase_table(run), "<h3>Restarts</h3>", restart_table(head),
+              "<h3>What Daphne logged</h3>", server_table(head), not_measured_section(head), "<h2>Over time</h2>",
+              '<p class="note">Time axes: seconds since the start of the run; each point is one second. Dashed lines: '
+              "restarts and Redis actions (from events.jsonl). Shaded bands: phases (the <code>phase</code> column).</p>"]
+    for (name, _, caption), (_, png) in zip(PLOTS, figures, strict=True):
+        parts.append(f'<figure id="{name}">{img(png, caption)}<figcaption>{html.escape(caption)} plots/{name}.png</figcaption></figure>')
+    parts += ["<h2>Run</h2>", run_info(run, head), "</body></html>"]
+    return "\n".join(parts)
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write run_dir/report.html (self-contained) and run_dir/plots/*.png; returns the page's path."""
+    run = load_run(run_dir)
+    head = headline(run)
+    marks, bands = chaos_marks(run), phase_bands(run)
+    figures = []
+    for name, draw, _ in PLOTS:
+        figures.append((name, save_png(draw(run, marks, bands), run.folder / "plots" / f"{name}.png")))
+    page = run.folder / "report.html"
+    page.write_text(build_page(run, head, findings(run, head), figures), encoding="utf-8")
+    return page
+

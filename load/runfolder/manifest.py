@@ -1,0 +1,76 @@
+"""manifest.json: what ran, so a run folder says how to reproduce it."""
+
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from load.config.options import mask_argv, mask_options
+from load.config.settings import REPO_ROOT
+
+PACKAGES = ("django", "channels", "channels-redis", "daphne", "asgiref", "redis", "locust", "websocket-client", "gevent", "twisted")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def redis_server_version(redis_url: str) -> str | None:
+    """The version the Redis at redis_url reports, or None if it cannot be asked."""
+    if not redis_url:
+        return None
+
+    try:
+        return redis.Redis.from_url(redis_url, socket_timeout=2).info("server").get("redis_version")
+    except (redis.RedisError, OSError):
+        return None
+
+
+def git_sha() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+    return result.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def json_safe(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    return str(value)
+
+
+def build_manifest(run_id: str, run_dir: Path, options: dict, config: dict, stack: dict | None, redis_url: str) -> dict:
+    versions = package_versions()
+    versions["redis-server"] = redis_server_version(redis_url)
+    return {
+        "run_id": run_id,
+        "run_dir": str(run_dir),
+        "started_at": time.time(),
+        "command": mask_argv(sys.argv),  # secrets hidden: run folders are meant to be shared
+        "options": json_safe(mask_options(options)),
+        "config": json_safe(config),
+        "stack": json_safe(stack),
+        "versions": versions,
+        "git_sha": git_sha(),
+        "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
+    }

@@ -1,0 +1,1 @@
+"""Locust started as a process: headless runs, scenarios, sweeps, the demo."""

@@ -1,0 +1,85 @@
+"""`python -m load demo`: the embedded default run, the seed's scenario.
+
+A local stack (Redis and two Daphne); websocket users on /ws/ping/, some of whose pings
+sleep 30 s in the consumer (the seed's reproduction) and who, like heartbeat clients,
+give up on a socket whose pong is 5 s late; users in a room; and Daphne restarted every
+20 s while those consumers sleep. The summary shows the kills Daphne logged, the group
+members each restart leaks into Redis, the error spikes and the recovery time of each
+restart. Locust runs as a supervised child process (its log in the run folder), so
+gevent never enters this process.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from load.analysis.summary_table import format_summary
+from load.chaos.controller import failure_line
+from load.runfolder.runids import new_run_id
+from load.runs.headless import (
+    discard_refused_run,
+    interrupted_exit_code,
+    locust_error,
+    refusal,
+    run_folder_options,
+    run_locust,
+)
+
+DEMO_PATHS = "/ws/ping/:3,/ws/ping/?sleep_ms=30000:1,/ws/room/demo/:2,/ws/ping/layer/:1"
+
+
+def locust_options(args: argparse.Namespace, run_id: str) -> list[str]:
+    argv = [
+        *run_folder_options(Path(args.results_dir), run_id),
+        "--stack", "local", "--stack-daphne", str(args.daphne),
+        "-u", str(args.users), "-r", str(args.users), "-t", f"{args.run_time}s",
+        "--paths", DEMO_PATHS, "--ping-rate", str(args.ping_rate), "--pong-timeout", "5", "--reconnect-on-timeout",
+        "--restart-every", str(args.restart_every), "--restart-mode", args.restart_mode,
+    ]
+    if args.asgi_threads is not None:
+        argv += ["--asgi-threads", str(args.asgi_threads)]
+    if args.redis_socket_timeout:
+        argv += ["--redis-socket-timeout", args.redis_socket_timeout]
+    return argv
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    run_id = new_run_id(Path(args.results_dir), "demo")
+    run_dir = Path(args.results_dir) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    restarts = f"a {args.restart_mode} restart of every Daphne each {args.restart_every:g} s" if args.restart_every else "no restarts"
+    print(
+        f"{args.users} websocket users, {args.ping_rate:g} pings/s each, for {args.run_time:g} s against a local stack "
+        f"(Redis + {args.daphne} Daphne), {restarts}\npaths {DEMO_PATHS}\nresults: {run_dir}",
+        flush=True,
+    )
+    try:
+        code = run_locust(locust_options(args, run_id), run_dir, args.run_time + 120)
+        finished, interrupted = code is not None, False
+    except KeyboardInterrupt:
+        print("interrupted: Locust and the stack were stopped", file=sys.stderr, flush=True)
+        code, finished, interrupted = None, False, True
+    summary_path = run_dir / "summary.json"
+    if not summary_path.exists() and code == 2:
+        print(f"python -m load: error: {refusal(run_dir)}", file=sys.stderr)
+        discard_refused_run(run_dir)
+        return 2
+    if not summary_path.exists():
+        print(f"no summary was written: {locust_error(run_dir)} (log: {run_dir / 'locust.log'})", file=sys.stderr)
+        return interrupted_exit_code() if interrupted else 2
+    summary = json.loads(summary_path.read_text())
+    print()
+    print(format_summary(summary))
+    for failure in summary.get("chaos_failures", []):
+        print(failure_line(failure))
+    print(f"\nper-second series: {run_dir / 'timeseries.csv'} (all endpoints), {run_dir / 'endpoints.csv'} (each)")
+    print(f"report with plots: {run_dir / 'report.html'}")
+    if (run_dir / "locust_report.html").exists():  # Locust writes it at its end, not when stopped by SIGTERM
+        print(f"Locust's own report: {run_dir / 'locust_report.html'}")
+    print(f"Locust's log: {run_dir / 'locust.log'}")
+    if interrupted:
+        return interrupted_exit_code()
+    # The demo exists to show failures: finished with a summary is success here, unless a
+    # restart it meant to show did not happen.
+    return 0 if finished and not summary.get("chaos_failures") else 1

@@ -1,0 +1,311 @@
+"""The local stack: Redis and N Daphne processes of target_app, supervised.
+
+Every step is recorded as an event (a dict with wall-clock `ts`) in `Stack.events` and
+passed to `on_event`, so restarts can be laid next to what users saw second by second.
+Readiness is polled with a deadline: "listening" when Daphne logs its TCP address,
+"ready" when /healthz answers from the new process.
+"""
+
+import http.client
+import json
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from load.config.settings import REPO_ROOT, RESTART_MODES, ConfigError, StackConfig
+from load.probes.redisprobe import prefixes_of
+from load.supervise.procs import Child, ExitRecord, stop_all
+from load.supervise.redisserver import LocalRedis, StackError, redis_answers
+
+LISTENING = re.compile(rb"Listening on TCP address [\d.]+:(\d+)")
+LISTEN_FAILURE = b"Listen failure"
+
+Event = dict
+EventSink = Callable[[Event], None]
+
+
+@dataclass
+class DaphneInstance:
+    index: int
+    env: dict[str, str]
+    port: int = 0  # 0 until the first generation listens; later generations reuse it
+    generation: int = 0
+    child: Child | None = None
+    pids: list[int] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"daphne-{self.index}"
+
+    def http_url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def ws_url(self, path: str = "/ws/ping/") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+
+@dataclass(frozen=True)
+class RestartOutcome:
+    instance: str
+    mode: str
+    exit: ExitRecord
+    down_seconds: float  # from the first signal until the new process answered /healthz
+    new_pid: int
+    generation: int
+
+
+def healthz(port: int, timeout: float = 1.0) -> dict | None:
+    """The /healthz body of whatever listens on port, or None if nothing answers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/healthz")
+        response = conn.getresponse()
+        return json.loads(response.read()) if response.status == 200 else None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+class Stack:
+    def __init__(self, config: StackConfig, on_event: EventSink | None = None):
+        self.config = config.validate()
+        self.on_event = on_event
+        self.events: list[Event] = []
+        self.server_dir = Path(config.log_dir)
+        self.redis: LocalRedis | None = None
+        self.redis_url = config.redis_url or ""
+        self.instances: list[DaphneInstance] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> "Stack":
+        """Start Redis (unless given or not needed) and every Daphne; on failure stop what started."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> "Stack":
+        self.server_dir.mkdir(parents=True, exist_ok=True)
+        if self.redis_url and not redis_answers(self.redis_url):
+            raise ConfigError("redis_url", self.redis_url, "no Redis answers PING there; start it, or leave it out to run a local one")
+        if not self.redis_url and self.config.app.layer != "memory":
+            self.redis = LocalRedis(self.server_dir, REPO_ROOT, self.config.ready_timeout).start()
+            self.redis_url = self.redis.url
+            self._record("redis_ready", pid=self.redis.child.pid, url=self.redis_url)
+        self._migrate()
+        self.instances = [DaphneInstance(i, self._instance_env(i), port=self.config.base_port + i if self.config.base_port else 0) for i in range(self.config.daphne_count)]
+        for instance in self.instances:
+            self._spawn(instance)
+        for instance in self.instances:
+            self._wait_ready(instance)
+        return self
+
+    def stop(self) -> None:
+        """Stop every Daphne (graceful, bounded by kill_after), then Redis."""
+        running = [i for i in self.instances if i.child is not None and i.child.alive()]
+        records = stop_all([i.child for i in running], "graceful", self.config.kill_after, self._record_signal)
+        for instance, record in zip(running, records, strict=True):
+            self._record_exit(instance, record)
+        if self.redis is not None and self.redis.child is not None and self.redis.child.alive():
+            record = self.redis.child.stop("hard")
+            self._record("redis_stopped", how=record.how)
+
+    def restart(self, index: int, mode: str = "graceful") -> RestartOutcome:
+        """Stop one instance (graceful: SIGTERM, SIGKILL after kill_after; hard: SIGKILL) and start its next generation."""
+        return self.restart_together([index], mode)[0]
+
+    def restart_together(self, indices: list[int], mode: str = "graceful") -> list[RestartOutcome]:
+        """Restart several instances at once, as a deploy without rolling does: all go down together."""
+        if mode not in RESTART_MODES:
+            raise ConfigError("mode", mode, "choose graceful or hard")
+        chosen = [self.instances[i] for i in indices]
+        for instance in chosen:
+            self._record("restart_begin", instance, mode=mode)
+        records = stop_all([i.child for i in chosen], mode, self.config.kill_after, self._record_signal)
+        for instance, record in zip(chosen, records, strict=True):
+            self._record_exit(instance, record)
+            self._spawn(instance)
+        outcomes = []
+        for instance, record in zip(chosen, records, strict=True):
+            self._wait_ready(instance)
+            down = time.time() - record.signal_sent_at
+            self._record("restart_done", instance, mode=mode, down_seconds=round(down, 3))
+            outcomes.append(RestartOutcome(instance.name, mode, record, down, instance.child.pid, instance.generation))
+        return outcomes
+
+    def restart_redis(self) -> float:
+        """SIGKILL our Redis and start it again on the same port, empty; returns seconds down."""
+        if self.redis is None:
+            raise StackError("this stack does not run its own Redis (it was given --redis-url)")
+        self._record("redis_restart_begin", pid=self.redis.child.pid)
+        began = time.time()
+        self.redis.restart()
+        down = time.time() - began
+        self._record("redis_restart_done", pid=self.redis.child.pid, down_seconds=round(down, 3))
+        return down
+
+    def stop_instance(self, index: int, mode: str = "graceful") -> ExitRecord:
+        """Take one instance down and leave it down (an outage); start_instance brings it back."""
+        if mode not in RESTART_MODES:
+            raise ConfigError("mode", mode, "choose graceful or hard")
+        instance = self.instances[index]
+        record = stop_all([instance.child], mode, self.config.kill_after, self._record_signal)[0]
+        self._record_exit(instance, record)
+        return record
+
+    def start_instance(self, index: int) -> None:
+        """Start the next generation of a stopped instance on its port and wait until it is ready."""
+        instance = self.instances[index]
+        if instance.child is not None and instance.child.alive():
+            raise StackError(f"{instance.name} is still running (pid {instance.child.pid}); stop it first")
+        self._spawn(instance)
+        self._wait_ready(instance)
+
+    def set_asgi_threads(self, threads: int | None) -> None:
+        """ASGI_THREADS for every instance's next generation (None: unset); restart to apply."""
+        if threads is not None and (isinstance(threads, bool) or threads <= 0):
+            raise ConfigError("asgi_threads", threads, "must be a positive number (or unset)")
+        for instance in self.instances:
+            instance.env.pop("ASGI_THREADS", None)
+            if threads is not None:
+                instance.env["ASGI_THREADS"] = str(threads)
+        self._record("asgi_threads_set", threads=threads)
+
+    # -- what the stack is -------------------------------------------------------------
+
+    def ws_urls(self, path: str = "/ws/ping/") -> list[str]:
+        return [instance.ws_url(path) for instance in self.instances]
+
+    def pids(self) -> list[int]:
+        """Every process this stack ever started, all generations, Redis included."""
+        pids = [pid for instance in self.instances for pid in instance.pids]
+        if self.redis is not None:
+            pids.extend(self.redis.pids)
+        return pids
+
+    def live_prefixes(self) -> set[str] | None:
+        """The channel-layer process prefixes of the instances that answer /healthz now;
+        None when they cannot be told (see redisprobe.prefixes_of)."""
+        alive = [i for i in self.instances if i.port and i.child is not None and i.child.alive()]
+        if not alive:
+            return set()  # every process is down: every member is stale
+        return prefixes_of([healthz(instance.port) for instance in alive])
+
+    def status(self) -> list[dict]:
+        return [
+            {
+                "instance": i.name,
+                "generation": i.generation,
+                "pid": i.child.pid if i.child else None,
+                "alive": bool(i.child and i.child.alive()),
+                "port": i.port,
+                "health": healthz(i.port) if i.port else None,
+            }
+            for i in self.instances
+        ]
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _base_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("ASGI_THREADS", "REDIS_SOCKET_TIMEOUT")}
+        env.update(self.config.app.environ())
+        env.update(
+            DJANGO_SETTINGS_MODULE="target_app.settings",
+            PYTHONUNBUFFERED="1",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+            DATABASE_PATH=str(self.server_dir.resolve() / "target_app.sqlite3"),
+        )
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        return env
+
+    def _instance_env(self, index: int) -> dict[str, str]:
+        env = self._base_env()
+        env["TARGET_INSTANCE"] = f"daphne-{index}"
+        if self.config.asgi_threads is not None:
+            env["ASGI_THREADS"] = str(self.config.asgi_threads)
+        return env
+
+    def _migrate(self) -> None:
+        argv = [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"]
+        child = Child("migrate", argv, self._base_env(), self.server_dir / "migrate.log", REPO_ROOT).start()
+        if not child.wait(self.config.ready_timeout) or child.process.returncode != 0:
+            child.stop("hard")
+            raise StackError(f"target_app migrate failed:\n{child.log_tail()}")
+
+    def _spawn(self, instance: DaphneInstance) -> None:
+        instance.generation += 1
+        argv = [
+            sys.executable, "-m", "daphne", "-b", self.config.daphne_bind, "-p", str(instance.port),
+            *self.config.daphne.argv(), "target_app.asgi:application",
+        ]
+        log_path = self.server_dir / f"{instance.name}.gen{instance.generation}.log"
+        instance.child = Child(instance.name, argv, instance.env, log_path, REPO_ROOT).start()
+        instance.pids.append(instance.child.pid)
+        self._record("spawned", instance, pid=instance.child.pid, log=str(log_path))
+
+    def _wait_ready(self, instance: DaphneInstance) -> None:
+        child = instance.child
+        deadline = time.monotonic() + self.config.ready_timeout
+        port = self._poll(instance, deadline, lambda: self._listening_port(child))
+        instance.port = port
+        self._record("listening", instance, port=port, after_s=round(time.time() - child.started_at, 3))
+        self._poll(instance, deadline, lambda: (healthz(port) or {}).get("pid") == child.pid or None)
+        self._record("ready", instance, after_s=round(time.time() - child.started_at, 3))
+
+    def _poll(self, instance: DaphneInstance, deadline: float, probe: Callable[[], object]):
+        while time.monotonic() < deadline:
+            value = probe()
+            if value:
+                return value
+            if not instance.child.alive():
+                self._fail(instance, f"exited with code {instance.child.process.returncode}")
+            time.sleep(0.05)
+        self._fail(instance, f"not ready within {self.config.ready_timeout:g} s")
+
+    def _listening_port(self, child: Child) -> int | None:
+        try:
+            log = child.log_path.read_bytes()
+        except OSError:
+            return None
+        if LISTEN_FAILURE in log:
+            return None  # the process stops itself; _poll reports its exit and log
+        match = LISTENING.search(log)
+        return int(match.group(1)) if match else None
+
+    def _fail(self, instance: DaphneInstance, why: str) -> None:
+        self._record("failed", instance, why=why)
+        raise StackError(f"{instance.name} generation {instance.generation} {why}:\n{instance.child.log_tail()}")
+
+    def _record_signal(self, child: Child, signum: int, ts: float) -> None:
+        instance = next(i for i in self.instances if i.child is child)
+        self._record("signal_sent", instance, ts=ts, pid=child.pid, signal=signal.Signals(signum).name)
+
+    def _record_exit(self, instance: DaphneInstance, record: ExitRecord) -> None:
+        self._record(
+            "exited", instance, ts=record.exited_at, pid=instance.child.pid, how=record.how,
+            returncode=record.returncode, after_s=round(record.seconds, 3),
+        )
+
+    def _record(self, name: str, instance: DaphneInstance | None = None, **fields) -> None:
+        event: Event = {"ts": fields.pop("ts", time.time()), "event": name}
+        if instance is not None:
+            event.update(instance=instance.name, generation=instance.generation)
+        event.update(fields)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)

@@ -1,0 +1,441 @@
+"""The glue between the suite and Locust's events.
+
+Roles, as Locust has them: a local runner records, merges and writes; workers record and
+ship their windows to the master (every report via `report_to_master`, and a final
+message at `test_stop`); the master merges and writes. Files are written only where the
+run is whole: on the master or the local runner.
+
+Importing this module registers the listeners; locustfile.py does that.
+"""
+
+import glob
+import logging
+import os
+import shlex
+import signal
+import socket
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from urllib.parse import urlparse
+
+import gevent
+import locust.stats
+import psutil
+import websocket
+from locust import events
+from locust.runners import MasterRunner, WorkerRunner
+
+from load.agent.server import AgentClient, AgentError
+from load.analysis.thresholds import check as thresholds_check
+from load.analysis.thresholds import parse_thresholds
+from load.chaos.controller import HookTarget, LocalStackTarget, failure_line
+from load.chaos.remote import AgentMirror, AgentTarget
+from load.config.options import (
+    OPTIONS,
+    PLAN_KEYS,
+    RunConfig,
+    add_options,
+    config_from_options,
+    plan_from_options,
+    set_run_config,
+)
+from load.config.settings import (
+    LOCUST_OPTION_NAMES,
+    ChaosPlan,
+    ConfigError,
+    DaphneOptions,
+    LayerOptions,
+    LoadConfig,
+    StackConfig,
+    check_run_folder,
+    parse_asgi_threads,
+)
+from load.measure.timeline import timeline_for
+from load.probes.serverlog import CommandFollower, ServerLogFollower, daphne_logs
+from load.runfolder.manifest import build_manifest
+from load.runfolder.runids import new_run_id
+from load.supervise.redisserver import StackError
+from load.supervise.stack import Stack
+from load.user.recorder import RunRecorder, ServerSide, until_next_second
+from load.user.webform import guard_web_form
+
+logger = logging.getLogger("load")
+
+NO_TARGET = "a chaos plan needs something to act on: --stack local, --agent-url or --restart-cmd"
+TIMELINE_KEY = "channels_timeline"
+FINAL_MESSAGE = "channels_timeline_final"
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser, **_kwargs) -> None:
+    add_options(parser)
+
+
+@events.init.add_listener
+def _guard_web_form(environment, **_kwargs) -> None:
+    # Registered before _on_init, so its test_start listener runs before the plugin's.
+    guard_web_form(environment)
+
+
+@events.init.add_listener
+def _forget_the_agent_token(environment, **_kwargs) -> None:
+    # Parsed already: the commands and processes this Locust starts do not need the token.
+    os.environ.pop("LOCUST_AGENT_TOKEN", None)
+
+
+@events.init.add_listener
+def _on_init(environment, **_kwargs) -> None:
+    restore_sigint()
+    if environment.parsed_options is not None and hasattr(environment.parsed_options, "ping_rate"):
+        SuitePlugin(environment)
+
+
+def restore_sigint() -> None:
+    """A `locust` started in the background by a non-interactive shell inherits SIGINT
+    ignored; Locust installs no SIGINT handler of its own (but in the parent of
+    --processes), so without this it would not stop on SIGINT, nor its --processes workers."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def die(message: str) -> None:
+    """A user's mistake at start-up: one line, exit code 2, and no process of ours left."""
+    sys.stderr.write(f"locust: error: {message}\n")
+    for child in psutil.Process().children(recursive=True):
+        child.kill()
+    sys.exit(2)
+
+
+def checked_agent(options) -> AgentClient:
+    """The agent's client, once it has answered; silence or a refused token is a ConfigError."""
+    client = AgentClient(options.agent_url, options.agent_token)
+    try:
+        client.status()
+    except AgentError as exc:
+        raise ConfigError("agent_url", options.agent_url, exc.message) from None
+    return client
+
+
+def missing_target(options) -> ConfigError:
+    """A plan with nothing to act on, named by the option that asked for it (--restart-at 20)."""
+    defaults = {option[2:].replace("-", "_"): default for option, default, _help, _ui in OPTIONS}
+    given = [key for key in PLAN_KEYS if getattr(options, key) != defaults[key] and key not in ("restart_mode", "restart_which")]
+    name = given[0] if given else "chaos_plan"
+    return ConfigError(name, getattr(options, name), NO_TARGET)
+
+
+def checked_hooks(options) -> None:
+    if isinstance(options.hook_instances, bool) or options.hook_instances < 1:
+        raise ConfigError("hook_instances", options.hook_instances, "how many instances --restart-cmd addresses, 1 or more")
+    if options.hook_timeout <= 0:
+        raise ConfigError("hook_timeout", options.hook_timeout, "seconds a --restart-cmd may take, above 0")
+
+
+HANDSHAKE_HINTS = {
+    403: "the server may check the Origin, or want a header or cookie",
+    401: "the server wants credentials (a header, cookie or token in the URL)",
+    404: "the server has no websocket at that path; check --paths",
+}
+
+
+def refused_handshake(config: LoadConfig) -> str | None:
+    """The first (target, path) whose websocket handshake fails, as a message; None when all open.
+
+    A TCP check passes a server that answers the upgrade with 403 (an origin check), and
+    every user would then fail for the whole run.
+    """
+    for target in config.targets:
+        for path, _weight in config.paths:
+            url = target + path
+            try:
+                websocket.create_connection(url, timeout=min(config.connect_timeout, 5)).close()
+            except websocket.WebSocketBadStatusException as exc:
+                hint = HANDSHAKE_HINTS.get(exc.status_code, "check the URL and --paths")
+                return f"--host {target}: the websocket handshake to {url} got HTTP {exc.status_code}; {hint}"
+            except (websocket.WebSocketException, OSError) as exc:
+                return f"--host {target}: the websocket handshake to {url} failed ({exc or type(exc).__name__}); check the URL and --paths"
+    return None
+
+
+def unreachable(targets: tuple[str, ...]) -> str | None:
+    """The first target nothing listens on, as a message; None when all accept TCP."""
+    for target in targets:
+        parsed = urlparse(target)
+        port = parsed.port or (443 if parsed.scheme == "wss" else 80)
+        try:
+            socket.create_connection((parsed.hostname, port), timeout=3).close()
+        except OSError as exc:
+            return f"--host {target}: nothing accepts connections at {parsed.hostname}:{port} ({exc.strerror or exc}); start the server or fix the URL"
+    return None
+
+
+class SuitePlugin:
+    def __init__(self, environment):
+        self.env = environment
+        self.options = environment.parsed_options
+        self.is_worker = isinstance(environment.runner, WorkerRunner)
+        self.is_master = isinstance(environment.runner, MasterRunner)
+        self.stack: Stack | None = None
+        self.run: RunRecorder | None = None
+        self.sampler: gevent.Greenlet | None = None
+        self.first_run_id = ""
+        self.csv_writer = None
+        self.csv_greenlet: gevent.Greenlet | None = None
+        env_events = environment.events
+        env_events.test_start.add_listener(self.on_test_start)
+        env_events.test_stopping.add_listener(self.on_test_stopping)
+        env_events.test_stop.add_listener(self.on_test_stop)
+        env_events.quitting.add_listener(self.on_quitting)
+        if self.is_worker:
+            env_events.report_to_master.add_listener(self.on_report_to_master)
+        else:
+            self.prepare()
+            if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # ignored: `nohup locust ...`, on purpose
+                gevent.signal_handler(signal.SIGHUP, self.on_sighup)
+        if self.is_master:
+            env_events.worker_report.add_listener(self.on_worker_report)
+            environment.runner.register_message(FINAL_MESSAGE, self.on_final_message)
+
+    # -- start-up on the master or local runner -------------------------------------------
+
+    def prepare(self) -> None:
+        """Every check of the options before anything starts: a bad value dies with exit 2.
+
+        Headless runs also check what the plan acts on (instance numbers) and that every
+        (target, path) accepts a websocket; the web UI checks its form at test_start.
+        """
+        options = self.options
+        if options.stack not in ("", "local"):
+            die(f"--stack {options.stack!r}: use --stack local, or leave it out to test --host")
+        results_dir = Path(options.results_dir)
+        try:
+            check_run_folder(results_dir, options.run_id)
+            parse_thresholds(options.fail_on)
+            if options.stack == "local":
+                config_from_options(options, "ws://127.0.0.1:1")  # all but the URLs, before starting anything
+                stack_config = self.stack_config(Path("server")).validate()
+                plan_from_options(options).validate(stack_config.daphne_count)
+                self.first_run_id = options.run_id or new_run_id(results_dir, label=options.run_label)
+                self.start_stack(replace(stack_config, log_dir=results_dir / self.first_run_id / "server"))
+            elif options.headless:
+                self.check_remote_start(options)
+        except ConfigError as exc:
+            die(exc.as_option(LOCUST_OPTION_NAMES))
+        except StackError as exc:
+            die(str(exc).splitlines()[0])
+        self.first_run_id = self.first_run_id or options.run_id or new_run_id(results_dir, label=options.run_label)
+        if options.csv_prefix is None:
+            self.start_locust_csv(results_dir / self.first_run_id)
+
+    def check_remote_start(self, options) -> None:
+        """A headless run against servers we did not start: its plan's target, then the servers."""
+        plan = plan_from_options(options)
+        config = config_from_options(options, self.env.host)
+        if options.agent_url:
+            status = checked_agent(options).status()
+            if plan.active:
+                plan.validate(len(status["instances"]))
+        elif options.restart_cmd:
+            checked_hooks(options)
+            plan.validate(options.hook_instances)
+        elif plan.active:
+            raise missing_target(options)
+        problem = unreachable(config.targets) or refused_handshake(config)
+        if problem:
+            die(problem)
+
+    def stack_config(self, server_dir: Path) -> StackConfig:
+        options = self.options
+        return StackConfig(
+            daphne_count=options.stack_daphne,
+            asgi_threads=parse_asgi_threads(options.asgi_threads),
+            app=LayerOptions(layer=options.stack_layer, redis_socket_timeout=options.redis_socket_timeout or None),
+            daphne=DaphneOptions(
+                application_close_timeout=options.application_close_timeout,
+                websocket_connect_timeout=options.websocket_connect_timeout,
+            ),
+            kill_after=options.kill_after,
+            log_dir=server_dir,
+        )
+
+    def start_stack(self, config: StackConfig) -> None:
+        logger.info("starting the local stack: Redis and %d Daphne instance(s)", config.daphne_count)
+        self.stack = Stack(config, on_event=self.on_stack_event).start()
+        options = self.options
+        options.targets = ",".join(i.ws_url("") for i in self.stack.instances)
+        self.env.host = self.env.host or self.stack.instances[0].ws_url("")
+        logger.info("local stack ready: %s (Redis %s)", options.targets, self.stack.redis_url)
+
+    def start_locust_csv(self, run_dir: Path) -> None:
+        """Locust's own CSV files in the run folder, when --csv did not put them elsewhere."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_writer = locust.stats.StatsCSVFileWriter(
+            self.env, locust.stats.PERCENTILES_TO_REPORT, str(run_dir / "locust"), self.options.stats_history_enabled
+        )
+        self.csv_greenlet = gevent.spawn(self.csv_writer.stats_writer)
+
+    # -- a test run ------------------------------------------------------------------------
+
+    def agent_side(self, server: ServerSide, run_dir: Path) -> None:
+        """Restarts through the agent; its events and logs mirrored into this run's folder."""
+        options = self.options
+        client = checked_agent(options)  # unreachable or refused: say so now, not at the first restart
+        target = AgentTarget(client, options.redis_probe_url)
+        try:
+            server.mirror = AgentMirror(client, run_dir / "server", lambda event: None)
+            healths = [i.get("health") or {} for i in client.status()["instances"]]
+        except AgentError as exc:
+            raise ConfigError("agent_url", options.agent_url, exc.message) from None
+        server.target, server.live_prefixes = target, target.live_prefixes
+        server.layer = next((h["channel_layer"] for h in healths if h.get("channel_layer")), "")  # for the Redis probe
+        server.log_follower = ServerLogFollower(server.mirror.log_paths)
+
+    def on_stack_event(self, event: dict) -> None:
+        if self.run is not None:
+            self.run.record(event)
+
+    def on_test_start(self, environment, **_kwargs) -> None:
+        run = RunConfig()
+        try:
+            run.config = config_from_options(self.options, self.env.host)
+            plan = plan_from_options(self.options) if not self.is_worker else ChaosPlan()
+        except ConfigError as exc:
+            run.error = exc
+        set_run_config(self.env, run)
+        timeline = timeline_for(self.env)
+        timeline.take()  # nothing from an earlier run leaks into this one
+        timeline.totals.clear()
+        timeline.stop_began = None
+        if run.error is not None:
+            logger.error("not starting: %s", run.error.as_option())
+            if not self.is_worker:
+                gevent.spawn(self.env.runner.stop)
+            return
+        if self.is_worker:
+            self.sampler = gevent.spawn(self._sample_forever)
+            return
+        run_id = self.first_run_id or new_run_id(Path(self.options.results_dir), label=self.options.run_label)
+        self.first_run_id = ""
+        run_dir = Path(run.config.results_dir) / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            server = self.server_side(plan, run_dir)
+        except ConfigError as exc:
+            logger.error("not starting: %s", exc.as_option())
+            gevent.spawn(self.env.runner.stop)
+            return
+        stack = self.stack
+        stack_info = {"redis_url": stack.redis_url, "server_dir": str(stack.server_dir), "instances": stack.status()} if stack else None
+        manifest = build_manifest(run_id, run_dir, vars(self.options), asdict(run.config), stack_info, server.redis_url)
+        manifest["chaos_plan"] = asdict(plan)
+        self.run = RunRecorder(self.env, run_dir, run.config, plan, server, not self.is_master, manifest, self.options.run_time)
+        self.run.on_summary = self.check_run
+
+    def check_run(self, summary: dict) -> None:
+        self.check_chaos(summary)
+        self.check_thresholds(summary)
+
+    def check_chaos(self, summary: dict) -> None:
+        """A chaos action that failed or was aborted: summary["chaos_failures"], and exit code 1
+        unless --chaos-failures-ok (a restart run in which nothing restarted is no pass)."""
+        controller = self.run.controller if self.run is not None else None
+        failures = controller.failed_actions() if controller is not None else []
+        summary["chaos_failures"] = failures
+        if failures and not self.options.chaos_failures_ok:
+            more = f" ({len(failures) - 1} more in events.jsonl)" if len(failures) > 1 else ""
+            logger.error(failure_line(failures[0]) + more)
+            self.env.process_exit_code = 1
+
+    def check_thresholds(self, summary: dict) -> None:
+        """--fail-on: one line per breach, and exit code 1 (Locust's own code otherwise)."""
+        try:
+            lines, notes = thresholds_check(parse_thresholds(self.options.fail_on), summary)
+        except ConfigError as exc:
+            logger.error("thresholds not checked: %s", exc.as_option())
+            return
+        for line in lines:
+            logger.error(line)
+        for note in notes:  # a figure the run could not measure: no breach, but say so
+            logger.warning(note)
+        if lines:
+            self.env.process_exit_code = 1
+        summary["threshold_breaches"] = lines
+        summary["threshold_notes"] = notes
+
+    def server_side(self, plan: ChaosPlan, run_dir: Path) -> ServerSide:
+        """The target of the chaos plan and the sources of server signals for this run."""
+        options, stack = self.options, self.stack
+        server = ServerSide(redis_url=options.redis_probe_url or (stack.redis_url if stack else ""))
+        if stack is not None:
+            server.target = LocalStackTarget(stack)
+            server.live_prefixes = stack.live_prefixes
+            server.layer = options.stack_layer
+            server.log_follower = ServerLogFollower(daphne_logs(stack.server_dir))
+        elif options.agent_url:
+            self.agent_side(server, run_dir)
+        elif options.restart_cmd:
+            server.target = HookTarget(options.restart_cmd, options.hook_instances, options.hook_timeout, run_dir / "hooks", server.redis_url)
+        if options.server_log_cmd:
+            server.log_follower = CommandFollower(shlex.split(options.server_log_cmd), run_dir / "server" / "remote.log").start()
+        elif options.server_log:
+            pattern = options.server_log
+            server.log_follower = ServerLogFollower(lambda: [Path(p) for p in sorted(glob.glob(pattern))])
+        if plan.active and server.target is None:
+            raise missing_target(options)
+        if plan.active:
+            plan.validate(server.target.instance_count())
+        return server
+
+    def _sample_forever(self) -> None:
+        timeline = timeline_for(self.env)
+        while True:
+            gevent.sleep(until_next_second(0.5))
+            timeline.sample_gauges(time.time())
+
+    def on_test_stopping(self, environment, **_kwargs) -> None:
+        """Fired on every node before Locust stops its users (-t, Stop, Ctrl-C): pings that
+        come due from now on are not due, so the stop itself is never counted as failures."""
+        timeline_for(self.env).begin_stop(time.time())
+
+    def on_test_stop(self, environment, **_kwargs) -> None:
+        if self.is_worker:
+            if self.sampler is not None:
+                self.sampler.kill()
+            timeline = timeline_for(self.env)
+            data = {"client_id": self.env.runner.client_id, "windows": timeline.take(), "totals": dict(timeline.totals)}
+            self.env.runner.send_message(FINAL_MESSAGE, data)
+            logger.info("channels timeline totals of this worker: %s", dict(sorted(timeline.totals.items())))
+        elif self.run is not None:
+            self.run.stopping()
+
+    def on_report_to_master(self, client_id, data, **_kwargs) -> None:
+        data[TIMELINE_KEY] = timeline_for(self.env).take()
+
+    def on_worker_report(self, client_id, data, **_kwargs) -> None:
+        if self.run is not None and data.get(TIMELINE_KEY):
+            self.run.merge(client_id, data[TIMELINE_KEY])
+
+    def on_final_message(self, environment, msg, **_kwargs) -> None:
+        if self.run is not None:
+            self.run.final(msg.data["client_id"], msg.data["windows"], msg.data["totals"])
+
+    def on_sighup(self) -> None:
+        """A closed terminal or a supervisor's SIGHUP stops the run as SIGTERM does (Locust
+        handles only that one): the users stop and the run is written."""
+        logger.info("Got SIGHUP signal: stopping as for SIGTERM")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_quitting(self, environment, **_kwargs) -> None:
+        if self.run is not None and not self.run.done:
+            # Ctrl-C and SIGTERM reach `quitting` before Locust stops the users; stop them
+            # first so their unanswered pings are counted (test_stop then finishes the run).
+            self.env.runner.stop()
+            self.run.finish()
+        if self.stack is not None:
+            self.stack.stop()
+        if self.csv_writer is not None:
+            gevent.sleep(locust.stats.CSV_STATS_INTERVAL_SEC + 0.1)  # one more pass with the final stats
+            self.csv_greenlet.kill()
+            self.csv_writer.close_files()

@@ -1,0 +1,227 @@
+"""One run, on the master or local runner: merges the users' windows, reads the server's
+side (Daphne logs, Redis) each second, runs the chaos plan, and writes the run folder.
+
+Files, all written as the run goes: timeseries.csv, endpoints.csv, groups.csv and
+events.jsonl (flushed each second or each event), manifest.json at the start,
+summary.json at the end.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gevent
+
+from load.analysis.recovery import daphne_down_s, restart_costs
+from load.chaos.controller import Controller, Target
+from load.config.settings import ChaosPlan, LoadConfig
+from load.measure.collector import NOT_MEASURED, Collector, write_json
+from load.measure.timeline import timeline_for
+from load.probes.redisprobe import NO_REDIS_PROBE, REDIS, RedisProbe
+from load.probes.serverlog import NO_SERVER_LOG, SERVER_SIGNATURES
+from load.runfolder.eventlog import EventLog
+
+logger = logging.getLogger("load")
+
+WORKER_REPORT_INTERVAL = 3.0  # locust.runners.WORKER_REPORT_INTERVAL
+SATURATION_SHARE = 0.01  # warn when more than this share of a second's pings went out late
+RESTART_ACTIONS = ("restart", "asgi_threads")
+# A restart under way at the end may finish (a half-restarted stack helps no one), this long:
+# a graceful local restart takes up to --kill-after (10 s) plus the new process's start.
+ACTION_GRACE = 20.0
+
+
+@dataclass
+class ServerSide:
+    """Where the server's side of the run is read and changed; any part may be missing."""
+
+    target: Target | None = None
+    redis_url: str = ""
+    live_prefixes: Callable[[], set[str] | None] | None = None  # None: nothing can say which processes are alive
+    layer: str = ""  # the channel layer, when known (the Redis probe finds out otherwise)
+    log_follower: object | None = None  # load.probes.serverlog.ServerLogFollower or CommandFollower
+    mirror: object | None = None  # load.chaos.remote.AgentMirror: brings a remote agent's events and logs here
+
+
+def until_next_second(offset: float) -> float:
+    """Seconds to sleep to wake `offset` into the next second."""
+    return (1 - (time.time() - offset) % 1) or 1
+
+
+class RunRecorder:
+    def __init__(self, env, run_dir: Path, config: LoadConfig, plan: ChaosPlan, server: ServerSide, local: bool, manifest: dict,
+                 run_time: float | None = None):
+        self.env = env
+        self.local = local
+        self.run_dir = run_dir
+        self.started = time.time()
+        self.events = EventLog(run_dir / "events.jsonl")
+        self.manifest = manifest
+        write_json(run_dir / "manifest.json", manifest)
+        self.controller = Controller(plan, server.target, self.record, self.started, run_time) if plan.active else None
+        lag = config.pong_timeout + 2 + (0 if local else WORKER_REPORT_INTERVAL)
+        phase_at = self.controller.phase_at if self.controller else (lambda second: "run")
+        self.collector = Collector(run_dir, self.started, lag, phase_at, signatures=server.log_follower is not None)
+        self.probe = RedisProbe(server.redis_url, server.live_prefixes, layer=server.layer) if server.redis_url else None
+        self.follower = server.log_follower
+        self.mirror = server.mirror
+        if self.mirror is not None:
+            self.mirror.record = self.record
+        if self.follower is not None:
+            self.follower.poll()  # what the logs held before this run is not this run's
+            self.follower.totals.clear()
+            self.follower.messages.clear()
+        self.on_summary: Callable[[dict], None] = lambda summary: None  # e.g. the thresholds
+        self.seen_workers: set[str] = set()
+        self.final_workers: dict[str, dict] = {}
+        self.closing = self.done = False
+        self.last_warning = 0.0
+        self.record({"ts": self.started, "event": "run_start", "run_id": manifest["run_id"]})
+        self.ticker = gevent.spawn(self._tick_forever)
+        self.chaos = gevent.spawn(self.controller.run, gevent.sleep) if self.controller else None
+        logger.info("results of this run: %s", run_dir)
+
+    def record(self, event: dict) -> None:
+        if not self.done:
+            self.events.write(event)
+
+    # -- the users' windows ------------------------------------------------------------
+
+    def merge(self, client_id: str, wire: dict) -> None:
+        self.seen_workers.add(client_id)
+        if not self.done:
+            self.collector.merge(wire)
+
+    def final(self, client_id: str, wire: dict, totals: dict) -> None:
+        self.merge(client_id, wire)
+        self.final_workers[client_id] = totals
+        if self.closing and self.seen_workers <= set(self.final_workers):
+            self.finish()
+
+    def stopping(self) -> None:
+        """test_stop: a local runner is complete now; a master waits for its workers' finals."""
+        self.closing = True
+        self._stop_chaos()
+        if self.local or self.seen_workers <= set(self.final_workers):
+            self.finish()
+        else:
+            gevent.spawn_later(WORKER_REPORT_INTERVAL + 7, self.finish)
+
+    def _stop_chaos(self) -> None:
+        """No action starts after the run; a hook under way is stopped (its whole process
+        group), a local or agent restart under way may finish within ACTION_GRACE seconds,
+        and whatever is still under way then ends as action_aborted."""
+        if self.chaos is None:
+            return
+        if self.controller.busy:
+            self.controller.abort("the run ended")
+            self.chaos.join(timeout=ACTION_GRACE)
+        self.controller.stopped = True
+        self.chaos.kill()
+        self.controller.abandon(f"the run ended and the action was not done {ACTION_GRACE:g} s later")
+
+    # -- each second -------------------------------------------------------------------
+
+    def _tick_forever(self) -> None:
+        while True:
+            gevent.sleep(until_next_second(0.5))
+            self.tick()
+
+    def tick(self) -> None:
+        now = time.time()
+        if self.local:
+            timeline = timeline_for(self.env)
+            timeline.sample_gauges(now)
+            self.collector.merge(timeline.take())
+        self.collector.record_users(now, self.env.runner.user_count)
+        if self.mirror is not None:
+            self.mirror.poll()
+        if self.follower is not None:
+            self.collector.record_server(self.follower.poll(now))
+        if self.probe is not None:
+            self.collector.record_redis(now, self.probe.sample())
+        for row in self.collector.flush(now):
+            self._warn_if_saturated(row)
+
+    def _warn_if_saturated(self, row: dict) -> None:
+        sent, late = row.get("sent", 0), row.get("late_sends", 0)
+        if sent and late / sent > SATURATION_SHARE and time.time() - self.last_warning > 10:
+            self.last_warning = time.time()
+            logger.warning(
+                "the load generator is saturated: %d of %d pings in second %s went out over 50 ms late "
+                "(latency then includes our own delay); add workers (--processes) or lower the rate",
+                late, sent, row["time"],
+            )
+
+    # -- the end -----------------------------------------------------------------------
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.ticker.kill()
+        self._stop_chaos()
+        if self.local:
+            self.collector.merge(timeline_for(self.env).take())
+        if self.mirror is not None:
+            self.mirror.poll()
+        if self.follower is not None:
+            self.collector.record_server(self.follower.poll())
+            if hasattr(self.follower, "stop"):  # a command we started (CommandFollower)
+                self.follower.stop()
+        self.collector.close()
+        summary = self.collector.summary()
+        ended = time.time()
+        summary.update(run_id=self.manifest["run_id"], started_at=self.started, ended_at=ended, duration_s=round(ended - self.started, 3))
+        summary["restarts"] = restart_costs(self.collector.history, self._restarts())
+        summary[NOT_MEASURED] = self._not_measured()
+        if self.follower is not None:
+            summary["exception_messages"] = dict(self.follower.messages.most_common(20))
+        if not self.local:
+            summary["workers"] = self.final_workers
+        self.on_summary(summary)
+        write_json(self.run_dir / "summary.json", summary)
+        self.record({"ts": ended, "event": "run_end"})
+        self.done = True
+        self.events.close()
+        self.manifest["ended_at"] = ended
+        write_json(self.run_dir / "manifest.json", self.manifest)
+        self._write_report()
+        logger.info("run written to %s", self.run_dir)
+
+    def _write_report(self) -> None:
+        from load.report.runreport import write_report  # matplotlib: loaded when a run ends, not at start-up
+
+        try:
+            logger.info("report: %s", write_report(self.run_dir))
+        except Exception:  # the data is written; a report can be made later with `python -m load report`
+            logger.exception("the report of %s could not be written", self.run_dir)
+
+    def _restarts(self) -> list[dict]:
+        """The restarts the controller carried out, from its own record of them."""
+        if self.controller is None:
+            return []
+        restarts = []
+        for begin, done in self.controller.completed:
+            if done["action"] not in RESTART_ACTIONS or done["event"] != "action_done":
+                continue
+            outcomes = done.get("outcome") or []
+            restarts.append({
+                "ts": begin["ts"], "at_s": done["at_s"], "action": done["action"], "threads": done.get("threads"),
+                "mode": self.controller.plan.restart_mode, "which": self.controller.plan.restart_which,
+                "instances": [o.get("instance") for o in outcomes],
+                "down_s": daphne_down_s(outcomes),  # None for hooks: restart_costs takes what the clients saw
+            })
+        return restarts
+
+    def _not_measured(self) -> dict[str, str]:
+        """Figure -> why, for every figure this run could not measure (empty in the CSV, null in JSON)."""
+        missing = {}
+        if self.follower is None:
+            missing[SERVER_SIGNATURES] = NO_SERVER_LOG
+        if self.probe is None:
+            missing[REDIS] = NO_REDIS_PROBE
+        else:
+            missing.update(self.probe.not_measured())
+        return missing

@@ -1,0 +1,288 @@
+"""The Locust user: one websocket per user, pings on an open-loop schedule.
+
+Two greenlets per user. The user's own greenlet connects, reads frames until the socket
+ends, backs off and reconnects, forever: a failed connect never kills the user (Locust
+would drop it from the count and show the failure only under exceptions). The sender
+greenlet keeps the schedule: ping k is due at t0 + k / rate, whether or not the previous
+pong came back; a ping that comes due while the socket is down is counted as
+`not_sent_disconnected`. Latency runs from the due time.
+
+Our own stop is no failure: once Locust begins to stop the users (test_stopping), no ping
+comes due any more, and a ping still unanswered when the user stops is `in_flight`.
+
+Everything is reported twice: to Locust through `events.request` (request type WS,
+names `connect <path>` and `ping <path>`), and to this process's Timeline per second.
+Locust gets a response time only for what succeeded (a pong's latency, a handshake's
+duration); failures go with response_time None, so they count in Locust's failures and
+exit code but stay out of its percentiles, as they stay out of ours.
+"""
+
+import itertools
+import random
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import gevent
+import websocket
+from locust import User, constant, task
+from locust.exception import StopUser
+
+from load.config.options import load_config
+from load.config.settings import ConfigError, LoadConfig, path_knobs
+from load.measure.timeline import Timeline, timeline_for
+from load.wire import errors
+from load.wire.errors import WsFailure
+from load.wire.protocol import BROADCAST, ERROR, PONG, TargetAppCodec, TemplateCodec
+
+_user_numbers = itertools.count()
+
+
+@dataclass
+class Pending:
+    due: float
+    sent: float
+
+
+def codec_for(config: LoadConfig, path: str):
+    if config.protocol == "template":
+        return TemplateCodec(config.ping_template, config.pong_field)
+    knobs = {"sleep_ms": config.sleep_ms, "work_ms": config.work_ms, "payload_bytes": config.payload_bytes}
+    knobs.update(path_knobs(path))  # this path's own knobs win
+    return TargetAppCodec(knobs["sleep_ms"], knobs["work_ms"], int(knobs["payload_bytes"]))
+
+
+def assignment(config: LoadConfig, number: int) -> tuple[str, str]:
+    """User number -> (server URL, path): weighted over paths, round robin over servers."""
+    spread = [path for path, weight in config.paths for _ in range(weight)]
+    path = spread[number % len(spread)]
+    base = config.targets[(number // len(spread)) % len(config.targets)]
+    return base.rstrip("/") + path, path
+
+
+class WebSocketSession:
+    """One user's socket, its schedule and its pending pings."""
+
+    def __init__(self, user: User, config: LoadConfig, url: str, path: str, timeline: Timeline, number: int = 0):
+        self.user, self.config, self.url, self.path, self.timeline = user, config, url, path, timeline
+        # With a seed, user N keeps the same phase, jitter and backoff in every run (sweeps compare like with like).
+        self.rng = random.Random(f"{config.seed}-{number}") if config.seed else random.Random()
+        self.fresh_socket = False  # no pong yet on the current socket
+        self.codec = codec_for(config, path)
+        self.ws: websocket.WebSocket | None = None
+        self.abandoned: websocket.WebSocket | None = None  # a socket we closed ourselves
+        self.pending: OrderedDict[int, Pending] = OrderedDict()
+        self.seq = 0
+        self.last_seen: dict[str, int] = {}  # room broadcasts: sender -> highest seq seen
+        self.sender: gevent.Greenlet | None = None
+
+    # -- the user's greenlet: connect, read, reconnect ------------------------------------
+
+    def run(self) -> None:
+        failures = 0
+        while True:
+            ws = self._connect()
+            if ws is None:
+                failures += 1
+                gevent.sleep(self._backoff(failures))
+                continue
+            failures = 0
+            if self.sender is None:  # the schedule starts with the first socket, then never waits
+                interval = 1.0 / self.config.ping_rate
+                t0 = time.time() + self.rng.uniform(0, interval)  # users do not ping in lockstep
+                self.sender = gevent.spawn(self._send_loop, t0, interval)
+            self._read_until_closed(ws)
+            gevent.sleep(self._backoff(1))
+
+    def stop(self) -> None:
+        """Called from on_stop: nothing of this user may outlive it."""
+        if self.sender is not None:
+            # Dead before the socket closes: a sender still running would find it gone and
+            # count our own close as a ping not sent, or a send failed.
+            self.sender.kill(block=True)
+        ws, self.ws = self.ws, None
+        if ws is not None:
+            self.timeline.connections_open -= 1
+            try:
+                ws.close(timeout=0.2)
+            except Exception:  # the socket may already be gone; we are leaving anyway
+                pass
+        for pending in self.pending.values():
+            self.timeline.ping_done(self.path, pending.due, errors.IN_FLIGHT)
+        self.pending.clear()
+
+    def _backoff(self, failures: int) -> float:
+        cap = min(self.config.reconnect_max, self.config.reconnect_min * 2 ** (failures - 1))
+        return self.rng.uniform(cap / 2, cap)
+
+    def _connect(self) -> websocket.WebSocket | None:
+        started = time.time()
+        name = f"connect {self.path}"
+        try:
+            ws = websocket.create_connection(self.url, timeout=self.config.connect_timeout, enable_multithread=True)
+        except (OSError, websocket.WebSocketException) as exc:
+            failure = errors.classify_connect_error(exc)
+            self.timeline.connect(self.path, time.time(), failure.kind)
+            self._report(name, None, failure)
+            return None
+        # create_connection's timeout would stay on every later recv(): idle sockets would
+        # raise false timeouts. Pong timeouts are ours to track.
+        ws.settimeout(None)
+        self.timeline.connect(self.path, time.time(), "connect_ok")
+        self.timeline.connections_open += 1
+        self.last_seen.clear()
+        self.fresh_socket = True
+        self.ws = ws
+        self._report(name, (time.time() - started) * 1000)
+        return ws
+
+    def _read_until_closed(self, ws: websocket.WebSocket) -> None:
+        code = errors.NO_CLOSE_FRAME
+        while True:
+            try:
+                opcode, data = ws.recv_data(control_frame=True)
+            except (OSError, websocket.WebSocketException):
+                break
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+                break
+            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                self._on_frame(data, time.time())
+        self._on_closed(ws, code)
+
+    def _on_closed(self, ws: websocket.WebSocket, code: int) -> None:
+        if self.ws is ws:
+            self.ws = None
+            self.timeline.connections_open -= 1
+        now = time.time()
+        if ws is self.abandoned:
+            self.timeline.client_closed(self.path, now)
+        else:
+            self.timeline.closed(self.path, now, code)
+        for seq in list(self.pending):
+            self._fail(seq, WsFailure(errors.CLOSED_BY_SERVER, str(code)))
+        try:
+            ws.close(timeout=0.1)
+        except Exception:  # already broken: closing is only tidying up
+            pass
+
+    def _on_frame(self, data: bytes | str, now: float) -> None:
+        reply = self.codec.decode(data)
+        if reply.kind == PONG:
+            seq = reply.seq if reply.seq is not None else next(iter(self.pending), None)
+            pending = self.pending.pop(seq, None) if seq is not None else None
+            if pending is not None:
+                latency, service = (now - pending.due) * 1000, (now - pending.sent) * 1000
+                self.timeline.ping_done(self.path, pending.due, errors.PONG, latency, service)
+                if self.fresh_socket:  # service is back for this user: what recovery time measures
+                    self.fresh_socket = False
+                    self.timeline.first_pong(self.path, now)
+                self.user.environment.events.request.fire(
+                    request_type="WS", name=f"ping {self.path}", response_time=latency,
+                    response_length=len(data), exception=None, context={},
+                )
+        elif reply.kind == ERROR:
+            seq = reply.seq if reply.seq in self.pending else next(iter(self.pending), None)
+            if seq is not None:
+                self._fail(seq, WsFailure(errors.BAD_PONG, reply.detail[:80]))
+        elif reply.kind == BROADCAST:
+            last = self.last_seen.get(reply.sender)
+            missed = reply.seq - last - 1 if last is not None and reply.seq > last + 1 else 0
+            self.last_seen[reply.sender] = max(reply.seq, last or 0)
+            self.timeline.broadcast(self.path, now, missed)
+
+    def _fail(self, seq: int, failure: WsFailure) -> None:
+        pending = self.pending.pop(seq)
+        self.timeline.ping_done(self.path, pending.due, failure.kind)
+        self._report(f"ping {self.path}", None, failure)
+
+    # -- the sender greenlet: the open-loop schedule --------------------------------------
+
+    def _send_loop(self, t0: float, interval: float) -> None:
+        jitter = self.config.ping_jitter * interval
+        for k in itertools.count():
+            due = t0 + k * interval + (self.rng.uniform(-jitter, jitter) / 2 if jitter else 0)
+            now = self._wait_until(due)
+            if self.timeline.is_due(due):  # after the stop began: not due, but sent pings may still time out
+                self._send_ping(due, now)
+
+    def _wait_until(self, due: float) -> float:
+        """Sleep until `due`, expiring pings whose pong timeout passes meanwhile."""
+        while True:
+            now = time.time()
+            self._expire(now)
+            if now >= due:
+                return now
+            oldest = next(iter(self.pending.values()), None)
+            wake = min(due, oldest.due + self.config.pong_timeout) if oldest else due
+            gevent.sleep(max(wake - now, 0.001))
+
+    def _expire(self, now: float) -> None:
+        while self.pending:
+            seq, pending = next(iter(self.pending.items()))
+            if now - pending.due < self.config.pong_timeout:
+                return
+            if self.config.reconnect_on_timeout and self.ws is not None:
+                self._give_up_on_socket()
+                return
+            self._fail(seq, WsFailure(errors.PONG_TIMEOUT))
+
+    def _give_up_on_socket(self) -> None:
+        """A heartbeat client's move: no pong in time, so the socket is dead to it; every
+        ping still waiting on it has timed out. The reader greenlet then reconnects."""
+        ws, self.ws = self.ws, None
+        self.abandoned = ws
+        self.timeline.connections_open -= 1
+        for seq in list(self.pending):
+            self._fail(seq, WsFailure(errors.PONG_TIMEOUT))
+        try:
+            ws.send_close()  # our close frame, without waiting for the busy server's answer
+        except (OSError, websocket.WebSocketException):  # already broken: the reader notices either way
+            pass
+        ws.shutdown()
+
+    def _send_ping(self, due: float, now: float) -> None:
+        ws = self.ws
+        if ws is None:
+            self.timeline.ping_due(self.path, due, sent=False)
+            self.timeline.ping_done(self.path, due, errors.NOT_SENT_DISCONNECTED)
+            self._report(f"ping {self.path}", None, WsFailure(errors.NOT_SENT_DISCONNECTED))
+            return
+        self.seq += 1
+        self.pending[self.seq] = Pending(due, now)
+        self.timeline.ping_due(self.path, due, sent=True, lag_s=now - due)
+        try:
+            ws.send(self.codec.encode(self.seq))
+        except (OSError, websocket.WebSocketException):
+            self._fail(self.seq, WsFailure(errors.SEND_FAILED))
+
+    def _report(self, name: str, response_time_ms: float | None, failure: WsFailure | None = None) -> None:
+        """To Locust. A failure has no response time: None keeps it out of Locust's
+        percentiles (StatsEntry counts it in num_none_requests) but in its failures."""
+        self.user.environment.events.request.fire(
+            request_type="WS", name=name, response_time=response_time_ms, response_length=0,
+            exception=failure, context={},
+        )
+
+
+class ChannelsUser(User):
+    """A websocket user of a Channels server; configured by the plugin's options."""
+
+    wait_time = constant(0)  # the task below lasts as long as the user does
+
+    def on_start(self) -> None:
+        try:
+            config = load_config(self.environment)
+        except ConfigError:
+            raise StopUser() from None  # the plugin has said why, once
+        number = next(_user_numbers)
+        url, path = assignment(config, number)
+        self.session = WebSocketSession(self, config, url, path, timeline_for(self.environment), number)
+
+    @task
+    def hold_a_socket(self) -> None:
+        self.session.run()
+
+    def on_stop(self) -> None:
+        if hasattr(self, "session"):
+            self.session.stop()
