@@ -84,6 +84,7 @@ def test_the_recorder_merges_every_window_and_writes_the_run_when_it_finishes(en
     run.merge("local", pings(Timeline(), "/a/", second + 0.2, (PONG, 10.0)).take())
     run.merge("local", pings(Timeline(), "/b/", second + 0.7, (PONG, 30.0)).take())
     pings(timeline_for(env), "/a/", second + 1.5, (PONG, 20.0), (PONG_TIMEOUT, 0.0))
+    timeline_for(env).connections_open = 2
     run.tick()
     run.finish()
 
@@ -92,7 +93,8 @@ def test_the_recorder_merges_every_window_and_writes_the_run_when_it_finishes(en
     assert [int(r["epoch_s"]) for r in rows] == list(range(second, second + len(rows)))  # every second, once
     assert (by_second[second]["pings"], by_second[second]["pongs"], by_second[second]["max_ms"]) == ("2", "2", "30.0")
     assert (by_second[second + 1]["pings"], by_second[second + 1]["pongs"], by_second[second + 1]["errors"]) == ("2", "1", "1")
-    assert by_second[second]["users"] == "0"  # the runner's user count, sampled at the tick
+    # Sampled at the one tick: the runner's user count and the open sockets; other seconds unknown, not 0.
+    assert [(r["users"], r["connections"]) for r in rows if r["users"] != "" or r["connections"] != ""] == [("0", "2")]
 
     summary = read_json(tmp_path / "summary.json")
     assert (summary["all"]["pings"], summary["all"]["pongs"], summary["all"]["errors"]) == (4, 3, 1)
@@ -121,9 +123,9 @@ def test_a_master_finishes_when_every_worker_it_heard_from_sent_its_final_report
     second = int(run.started)
     run.merge("worker-1", pings(Timeline(), "/a/", second + 0.5, (PONG, 10.0)).take())
     run.merge("worker-2", pings(Timeline(), "/a/", second + 0.5, (PONG, 12.0)).take())
+    run.stopping()  # the users stop; each worker sends its last windows in a final report
     run.final("worker-1", pings(Timeline(), "/a/", second + 0.9, (PONG, 14.0)).take(), {"pings": 2})
-    run.stopping()  # worker-2 has not sent its final report: the run waits for it
-    assert not run.done and not (tmp_path / "summary.json").exists()
+    assert not run.done and not (tmp_path / "summary.json").exists()  # worker-2's is still to come
     run.final("worker-2", {}, {"pings": 1})
     assert run.done
     summary = read_json(tmp_path / "summary.json")
