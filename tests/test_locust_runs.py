@@ -256,7 +256,7 @@ def test_a_sigkilled_run_leaves_valid_csv_and_no_stack(locust, tmp_path):
     wait_until(rows_written, 60, "three rows in the timeseries")
     assert len(run.descendants) >= 2  # the Redis and Daphne of --stack local
     run.child.process.kill()
-    run.wait(10)
+    assert run.wait(10) == -signal.SIGKILL
     run.stop()  # the Redis and Daphne it started die with it (parent-death signal)
 
     folder = run_folder(series)

@@ -49,7 +49,7 @@ def runs(tmp_path_factory):
             process.note_descendants()
         wait_until(lambda: len(rows_so_far(base / "killed")) >= 3, 30, "three seconds in the killed run's timeseries.csv")
         os.kill(killed.child.pid, signal.SIGKILL)
-        killed.wait(10)
+        assert killed.wait(10) == -signal.SIGKILL
         for name in ("finished", "threads1", "threads4"):
             code = processes[name].wait(60)
             assert code == expected_exit_code(run_folder(base / name)), processes[name].output()[-3000:]
