@@ -63,3 +63,17 @@ def read_json(path: Path) -> dict:
 
 def number(cell: str) -> float:
     return float(cell) if cell != "" else 0.0
+
+
+def locust_failures(folder: Path) -> int:
+    """The failures Locust itself counted in the run written to folder (its Aggregated row)."""
+    (total,) = [row for row in read_csv(folder / "locust_stats.csv") if row["Name"] == "Aggregated"]
+    return int(total["Failure Count"])
+
+
+def expected_exit_code(folder: Path) -> int:
+    """The exit code a finished run must have: 1 when Locust counted a failure (its own rule)
+    or the suite found a failed chaos action or a threshold breach, else 0; never a crash's."""
+    summary = read_json(folder / "summary.json")
+    failed = locust_failures(folder) or summary.get("chaos_failures") or summary.get("threshold_breaches")
+    return 1 if failed else 0

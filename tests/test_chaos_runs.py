@@ -8,7 +8,7 @@ import pytest
 from load.agent.server import Agent, AgentConfig
 from load.config.settings import LayerOptions
 from load.supervise.stack import healthz
-from locustrun import read_csv, read_json, run_folder
+from locustrun import expected_exit_code, read_csv, read_json, run_folder
 
 TOKEN = "a-test-token-of-enough-length"
 
@@ -51,8 +51,9 @@ def test_an_asgi_threads_staircase_shows_as_phases_of_the_timeline(locust, tmp_p
                  "--paths", "/ws/ping/pool/?work_ms=20", "--ping-rate", "4", "--pong-timeout", "1",
                  "--asgi-threads-steps", "1,3", "--step-seconds", "4", "--restart-mode", "hard",
                  "--results-dir", str(tmp_path / "results"))
-    run.wait(90)
+    code = run.wait(90)
     folder = run_folder(tmp_path / "results")
+    assert code == expected_exit_code(folder) == 1, run.output()[-3000:]  # the hard restarts' dropped sockets fail pings
     phases = [r["phase"] for r in read_csv(folder / "timeseries.csv")]
     seen = [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]]
     assert seen[-2:] == ["asgi_threads=1", "asgi_threads=3"]
@@ -66,7 +67,8 @@ def test_a_plan_in_a_toml_file(locust, tmp_path):
     plan.write_text("[chaos]\nrestart_at = [2, 4]\nrestart_mode = \"hard\"\n")
     run = locust("--headless", "--stack", "local", "--stack-daphne", "1", "-u", "2", "-r", "2", "-t", "6s",
                  "--paths", "/ws/ping/", "--pong-timeout", "1", "--chaos-plan", str(plan), "--results-dir", str(tmp_path / "results"))
-    run.wait(90)
+    code = run.wait(90)
+    assert code == expected_exit_code(run_folder(tmp_path / "results")), run.output()[-3000:]
     restarts = read_json(run_folder(tmp_path / "results") / "summary.json")["restarts"]
     assert [(r["at_s"], r["mode"]) for r in restarts] == [(2.0, "hard"), (4.0, "hard")]
 
@@ -99,8 +101,9 @@ def test_a_server_the_suite_did_not_start_still_gives_its_log_and_redis_signals(
                  "--paths", "/ws/ping/", "--ping-rate", "1", "--pong-timeout", "1",
                  "--server-log", str(stack.server_dir / "daphne-*.log"), "--redis-probe-url", stack.redis_url,
                  "--results-dir", str(tmp_path / "results"))
-    run.wait(90)
+    code = run.wait(90)
     folder = run_folder(tmp_path / "results")
+    assert code == expected_exit_code(folder), run.output()[-3000:]
     summary = read_json(folder / "summary.json")
     assert summary["server"]["sig_exception"] >= 1
     assert any(message.startswith("Timeout reading from") for message in summary["exception_messages"])

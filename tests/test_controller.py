@@ -91,9 +91,14 @@ def test_a_redis_restart_and_flush_on_the_local_stack(start_stack):
     target = LocalStackTarget(stack)
     redis.Redis.from_url(stack.redis_url).set("marker", "1")
     assert target.flush_redis() == {"keys_flushed": 1}
+    redis.Redis.from_url(stack.redis_url).set("marker", "2")
     old = stack.redis.child.pid
-    assert target.restart_redis()["down_seconds"] >= 0
+    down = target.restart_redis()["down_seconds"]
+    (done,) = [e for e in stack.events if e["event"] == "redis_restart_done"]
+    # What the stack timed from the kill to the new Redis answering: a real, bounded wait.
+    assert down == done["down_seconds"] and 0 < down < 30
     assert stack.redis.child.pid != old and redis.Redis.from_url(stack.redis_url).ping()
+    assert redis.Redis.from_url(stack.redis_url).dbsize() == 0  # a restarted Redis comes back empty
 
 
 def test_no_action_starts_in_the_last_second_of_a_timed_run(tmp_path):

@@ -42,15 +42,6 @@ def test_merged_histograms_equal_one_histogram_of_all_values():
     assert merged.counts == whole.counts and merged.total == whole.total == 4000 and merged.max_us == whole.max_us
 
 
-def test_outcomes_belong_to_the_second_their_ping_was_due():
-    timeline = Timeline()
-    timeline.ping_due("/ws/ping/", 100.2, sent=True)
-    timeline.ping_done("/ws/ping/", 100.2, PONG, latency_ms=2500, service_ms=2500)  # answered at 102.7
-    windows = timeline.take()
-    assert list(windows) == ["100"]
-    assert timeline.take() == {}
-
-
 def test_the_collector_writes_every_second_once_and_only_when_final(tmp_path):
     collector = Collector(tmp_path, start=1000.3, lag_s=3)
     worker_a, worker_b = Timeline(), Timeline()

@@ -13,7 +13,7 @@ import pytest
 from load.config.settings import ConfigError
 from load.report.compare import ENDPOINT_METRICS, RUN_METRICS, write_comparison
 from load.report.runreport import PLOTS, fmt, write_report
-from locustrun import LocustProcess, number, read_csv, read_json, rows_so_far, run_folder
+from locustrun import LocustProcess, expected_exit_code, number, read_csv, read_json, rows_so_far, run_folder
 from support import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,14 +49,25 @@ def runs(tmp_path_factory):
             process.note_descendants()
         wait_until(lambda: len(rows_so_far(base / "killed")) >= 3, 30, "three seconds in the killed run's timeseries.csv")
         os.kill(killed.child.pid, signal.SIGKILL)
-        killed.wait(10)
+        assert killed.wait(10) == -signal.SIGKILL
         for name in ("finished", "threads1", "threads4"):
             code = processes[name].wait(60)
-            assert code in (0, 1), processes[name].output()[-3000:]  # 1: some requests failed, as chaos runs do
+            assert code == expected_exit_code(run_folder(base / name)), processes[name].output()[-3000:]
+        assert processes["finished"].child.process.returncode == 1  # its 5 s pings always time out: failures
         yield {name: run_folder(base / name) for name in processes}
     finally:
         for process in processes.values():
             process.stop()
+
+
+P99 = 8  # the p99 column of the endpoint table
+
+
+def total_row(page: str) -> list[str]:
+    """The cells of the endpoint table's total row ("all"), as text."""
+    (table,) = [t for t in page.split("<table>") if "errors by kind, closes</th>" in t]
+    (row,) = re.findall(r'<tr class="total">(.*?)</tr>', table)
+    return [html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
 
 
 def images(page: str) -> list[str]:
@@ -82,7 +93,10 @@ def test_report_of_a_finished_run(runs):
     assert summary["run_id"] in page and "did not finish" not in page
     for endpoint in summary["endpoints"]:
         assert html.escape(endpoint) in page
-    assert f"<td>{summary['all']['pings']}</td>" in page  # the merged totals, not a sum of seconds
+    # The total row shows the merged totals and the merged (exact) p99, not a sum or a bound of seconds.
+    total = total_row(page)
+    assert total[:4] == ["all", fmt(summary["all"]["pings"]), fmt(summary["all"]["pongs"]), fmt(summary["all"]["errors"])]
+    assert total[P99] == fmt(summary["all"]["p99_ms"])
     assert "Percentiles are merged" in page
     (restart,) = summary["restarts"]
     assert "+3 s" in page and "<h2>Findings</h2>" in page
@@ -98,10 +112,10 @@ def test_report_of_a_run_killed_mid_way(runs):
 
     assert_self_contained(page, len(PLOTS))
     assert "This run did not finish" in page
-    total = int(sum(number(r["pings"]) for r in rows))
-    assert f"<td>{total}</td>" in page  # counted from the seconds written
+    total = total_row(page)
+    assert total[:2] == ["all", fmt(sum(number(r["pings"]) for r in rows))]  # counted from the seconds written
     p99 = max(number(r["p99_ms"]) for r in rows if r["p99_ms"])
-    assert "≤ " in page and "largest per-second value" in page and p99 > 0
+    assert total[P99] == f"≤ {fmt(p99)}" and "largest per-second value" in page  # an upper bound, said so
     assert "+2 s" in page  # the restart, rebuilt from events.jsonl
 
 

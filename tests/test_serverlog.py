@@ -3,6 +3,7 @@ app wrote (each produced here on demand), and the follower on growing files."""
 
 import calendar
 import re
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -66,6 +67,14 @@ TASK_NEVER_RETRIEVED = "2026-11-26 06:00:50,001 ERROR    Task exception was neve
 
 def access(client: str, action: str, path: str = "/ws/ping/", when: str = "26/Nov/2026:05:18:21") -> str:
     return f'{client} - - [{when}] "{action} {path}" - -'
+
+
+def handshake_and_leave(port: int, path: str) -> None:
+    """A websocket handshake for `path`, the socket closed at once: Daphne starts the app
+    (on a path without a route it raises at once) and the checker reaps all of it in one round."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
 
 
 def log_lines(stack, text: str) -> list[str]:
@@ -293,8 +302,10 @@ def test_a_graceful_restart_counts_the_apps_daphne_cancelled(start_stack):
     sockets = [PingSocket(stack.instances[0].ws_url("/ws/room/gone/")) for _ in range(3)]
     # Daphne 4.2.3 keeps each upgraded HTTP request in its connection table until the 1 s
     # application checker reaps it. A SIGTERM before then makes kill_all_applications raise
-    # KeyError: no app is cancelled and no Killed line is written. Two checker rounds:
-    time.sleep(2.2)
+    # KeyError: no app is cancelled and no Killed line is written. Wait for a checker round
+    # after the sockets connected: the one that logs the crash of an app started after them.
+    handshake_and_leave(stack.instances[0].port, "/ws/no-route/")
+    wait_until(lambda: log_lines(stack, "No route found for path 'ws/no-route/'"), 10, "a checker round after the connects")
 
     stack.restart(0, "graceful")
 
