@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from load.config.settings import ConfigError
+from load.runfolder.derive import error_rate
 from load.runfolder.names import (
     ALL,
     CLOSES,
@@ -166,9 +167,9 @@ def run_value(summary: dict, metric: str) -> Figure:
 
 
 def endpoint_value(figures: dict, metric: str) -> Figure:
-    pings = figures.get(PINGS, 0)
     if metric == "error_rate":
-        return Figure.exact(figures.get(ERRORS, 0) / pings) if pings else Figure.unknown("no pings")
+        rate = error_rate(figures)
+        return Figure.exact(rate) if rate is not None else Figure.unknown("no pings")
     if metric == "connect_error_rate":
         connects = figures.get(CONNECTS, 0)
         return Figure.exact(sum(figures.get(k, 0) for k in CONNECT_ERRORS) / connects) if connects else Figure.unknown("no connects")

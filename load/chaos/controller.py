@@ -34,6 +34,7 @@ from load.runfolder.names import (
     REDIS_FLUSH,
     REDIS_RESTART,
     RESTART,
+    RUN_PHASE,
 )
 from load.supervise.procs import Child, stop_all
 
@@ -205,7 +206,7 @@ class Controller:
         self.target = target
         self.record = record
         self.started = started
-        self.phases: list[tuple[float, str]] = [(started, "run")]
+        self.phases: list[tuple[float, str]] = [(started, RUN_PHASE)]
         self.stopped = False  # set at test_stop: no new action starts
         self.busy = False  # an action is under way
         self.current: tuple[dict, dict] | None = None  # (action_begin, its fields) of the action under way

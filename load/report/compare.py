@@ -39,10 +39,10 @@ from load.report.runreport import (
     table,
     threads_findings,
 )
-from load.runfolder.loader import Run, count, number
+from load.runfolder.derive import error_rate, totals_from_rows
+from load.runfolder.loader import Run, number
 from load.runfolder.names import (
     CHAOS_PLAN,
-    ERRORS,
     KILL_COLUMNS,
     P50_MS,
     P99_MS,
@@ -304,9 +304,8 @@ def overall_findings(items: list[Entry], knob: str, names: list[str]) -> list[st
 
 
 def _whole_run_error_rate(point: Point) -> float | None:
-    rows = point.rows
-    pings = sum(count(r.get(PINGS)) for r in rows)
-    return sum(count(r.get(ERRORS)) for r in rows) / pings * 100 if pings else None
+    rate = error_rate(totals_from_rows(point.rows))
+    return rate * 100 if rate is not None else None
 
 
 def _change(a: float, b: float) -> float | None:

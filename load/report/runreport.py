@@ -39,7 +39,7 @@ from load.config.settings import ConfigError  # noqa: E402
 from load.probes.redisprobe import NO_REDIS_PROBE  # noqa: E402
 from load.probes.serverlog import NO_SERVER_LOG, ServerLogFollower, daphne_logs  # noqa: E402
 from load.runfolder import loader  # noqa: E402
-from load.runfolder.derive import restarts_from_events, totals_from_rows  # noqa: E402
+from load.runfolder.derive import error_rate, restarts_from_events, totals_from_rows  # noqa: E402
 from load.runfolder.loader import NotARunFolder, Run, count, number  # noqa: E402
 from load.runfolder.names import (  # noqa: E402
     ACTION_BEGIN,
@@ -230,10 +230,10 @@ class Headline:
 
 
 def _with_rates(figures: dict, duration_s: float) -> dict:
-    pings, pongs, errors = count(figures.get(PINGS)), count(figures.get(PONGS)), count(figures.get(ERRORS))
+    pongs, rate = count(figures.get(PONGS)), error_rate(figures)
     return {
         **figures,
-        "error_rate": errors / pings * 100 if pings else None,
+        "error_rate": rate * 100 if rate is not None else None,
         "pongs_per_s": pongs / duration_s if duration_s else None,
     }
 
@@ -913,11 +913,11 @@ def phase_table(run: Run) -> str:
                     continue
             else:
                 f = totals_from_rows(endpoint_series(run, endpoint, seconds))
-            pings, pongs, errors = (count(f.get(k)) for k in (PINGS, PONGS, ERRORS))
+            pings, pongs, errors, rate = count(f.get(PINGS)), count(f.get(PONGS)), count(f.get(ERRORS)), error_rate(f)
             bound = "" if exact else "≤ "
             rows.append([
                 phase, endpoint or ALL, len(seconds), fmt(pings), fmt(pongs), fmt(errors),
-                fmt(errors / pings * 100 if pings else None), fmt(pongs / len(seconds) if seconds else None),
+                fmt(rate * 100 if rate is not None else None), fmt(pongs / len(seconds) if seconds else None),
                 *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES), fmt(f.get(MAX_MS)),
             ])
     headers = [PHASE, ENDPOINT, "seconds", PINGS, PONGS, ERRORS, "error rate %", "pongs/s", "p50 ms", "p95 ms", "p99 ms", "max ms"]

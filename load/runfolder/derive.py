@@ -10,6 +10,7 @@ from load.runfolder.names import (
     EVENT,
     LATENCY_COLUMNS,
     PING_ERRORS,
+    PINGS,
     RESTART_ACTIONS,
     SEND_LAG_MAX_MS,
 )
@@ -45,6 +46,13 @@ def restarts_from_events(events: list[dict], mode: str, which: str) -> list[dict
                 "down_s": daphne_down_s(outcomes),  # None for hooks: restart_costs takes what the clients saw
             })
     return restarts
+
+
+def error_rate(figures: dict) -> float | None:
+    """Failed pings per ping, a fraction (what --fail-on compares; the report and compare show
+    it times 100); None without pings. Failed connects are in connect_error_rate, not here."""
+    pings = count(figures.get(PINGS))
+    return count(figures.get(ERRORS)) / pings if pings else None
 
 
 def totals_from_rows(rows: list[dict]) -> dict:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import redis
 
+from load.runfolder.names import RUN_ID, STARTED_AT
+
 PACKAGES = ("django", "channels", "channels-redis", "daphne", "asgiref", "redis", "locust", "websocket-client", "gevent", "twisted")
 
 
@@ -66,9 +68,9 @@ def build_manifest(run_id: str, run_dir: Path, command: list[str], options: dict
     versions = package_versions()
     versions["redis-server"] = redis_server_version(redis_url)
     return {
-        "run_id": run_id,
+        RUN_ID: run_id,
         "run_dir": str(run_dir),
-        "started_at": time.time(),
+        STARTED_AT: time.time(),
         "command": list(command),
         "options": json_safe(options),
         "config": json_safe(config),
