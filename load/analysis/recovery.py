@@ -25,15 +25,27 @@ from collections.abc import Iterable
 
 from load.runfolder.names import (
     CLOSES,
+    DOWN_BY_CLIENTS,
+    DOWN_BY_DAPHNE,
+    DOWN_S,
+    DOWN_SOURCE,
     EPOCH_S,
     ERRORS,
+    FAILED_PINGS,
     FIRST_CONNECT_FAILED,
     FIRST_CONNECT_OK,
     FIRST_PONG_AT,
+    FIRST_PONG_S,
     KILL_COLUMNS,
+    NOT_RECOVERED_UNTIL,
+    NOT_RECOVERED_WITHIN_S,
     PINGS,
     PONGS,
+    RECOVERY_S,
+    SERVER_KILLS,
     STALE_MEMBERS,
+    STALE_MEMBERS_AFTER,
+    STALE_MEMBERS_BEFORE,
     UNTIL_NEXT_RESTART,
     UNTIL_RUN_END,
 )
@@ -138,25 +150,25 @@ def restart_cost(rows: list[dict], restart: dict, next_begin: float | None) -> d
                      default=None)
     cost = {
         **restart,
-        "first_pong_s": round(first_pong - begin, 3) if first_pong is not None else None,
-        "recovery_s": round(back - begin, 1) if back is not None else None,
-        "failed_pings": _sum(during, (ERRORS, *CONNECT_FAILURES)),
+        FIRST_PONG_S: round(first_pong - begin, 3) if first_pong is not None else None,
+        RECOVERY_S: round(back - begin, 1) if back is not None else None,
+        FAILED_PINGS: _sum(during, (ERRORS, *CONNECT_FAILURES)),
         CLOSES: _sum(during, (CLOSES,)),
         # None when no server log was read: every signature cell is empty
-        "server_kills": _sum(around, KILL_COLUMNS) if any(_known(r.get(KILL_COLUMNS[0])) for r in rows) else None,
-        "stale_members_before": _stale_before(rows, int(begin)),
-        "stale_members_after": _stale_after(rows, int(begin), back, cap),
+        SERVER_KILLS: _sum(around, KILL_COLUMNS) if any(_known(r.get(KILL_COLUMNS[0])) for r in rows) else None,
+        STALE_MEMBERS_BEFORE: _stale_before(rows, int(begin)),
+        STALE_MEMBERS_AFTER: _stale_after(rows, int(begin), back, cap),
     }
-    if restart.get("down_s") is not None:
-        cost["down_source"] = "daphne"
+    if restart.get(DOWN_S) is not None:
+        cost[DOWN_SOURCE] = DOWN_BY_DAPHNE
     else:
-        cost["down_s"] = clients_down_s(rows, begin, cap)
-        cost["down_source"] = "clients" if cost["down_s"] is not None else None
+        cost[DOWN_S] = clients_down_s(rows, begin, cap)
+        cost[DOWN_SOURCE] = DOWN_BY_CLIENTS if cost[DOWN_S] is not None else None
     if back is None:
         # Any recovery would have begun in a second we could still check: at least this long.
         last_start = min(cap, end_of_data - QUIET_SECONDS + 1)
-        cost["not_recovered_within_s"] = round(max(0.0, last_start - begin), 1)
-        cost["not_recovered_until"] = UNTIL_NEXT_RESTART if last_start == cap and next_begin is not None else UNTIL_RUN_END
+        cost[NOT_RECOVERED_WITHIN_S] = round(max(0.0, last_start - begin), 1)
+        cost[NOT_RECOVERED_UNTIL] = UNTIL_NEXT_RESTART if last_start == cap and next_begin is not None else UNTIL_RUN_END
     return cost
 
 

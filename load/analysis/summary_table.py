@@ -5,31 +5,42 @@ from pathlib import Path
 
 from load.runfolder.names import (
     ALL,
+    AT_S,
     BROADCASTS,
     CLOSES,
     CONNECT_ERRORS,
     CONNECT_OK,
     CONNECTS,
+    DOWN_BY_CLIENTS,
+    DOWN_S,
+    DOWN_SOURCE,
     ENDPOINTS,
     ERRORS,
     EXCEPTION_MESSAGES,
+    FAILED_PINGS,
     IN_FLIGHT,
     LATE_SENDS,
     MAX_MS,
     MISSED_BROADCASTS,
     NOT_MEASURED,
+    NOT_RECOVERED_UNTIL,
+    NOT_RECOVERED_WITHIN_S,
     P50_MS,
     P95_MS,
     P99_MS,
     PING_ERRORS,
     PINGS,
     PONGS,
+    RECOVERY_S,
     RESTART,
     RESTARTS,
     SERVER,
+    SERVER_KILLS,
     SERVER_SIGNATURES,
     SIG_OVER_CAPACITY_CHANNELS,
     SIGNATURE_LABELS,
+    STALE_MEMBERS_AFTER,
+    STALE_MEMBERS_BEFORE,
     UNTIL_NEXT_RESTART,
 )
 
@@ -57,21 +68,21 @@ NOT_MEASURED_CELL = "not measured"
 
 def recovery_text(restart: dict) -> str:
     """'2.5', or for a restart whose recovery the run did not see, for how long it looked."""
-    if restart.get("recovery_s") is not None:
-        return f"{restart['recovery_s']:g}"
-    within = restart.get("not_recovered_within_s")
+    if restart.get(RECOVERY_S) is not None:
+        return f"{restart[RECOVERY_S]:g}"
+    within = restart.get(NOT_RECOVERED_WITHIN_S)
     if within is None:  # a summary written before this field existed
         return "never"
-    if restart.get("not_recovered_until") == UNTIL_NEXT_RESTART:
+    if restart.get(NOT_RECOVERED_UNTIL) == UNTIL_NEXT_RESTART:
         return f"not recovered in {within:g} s before the next restart"
     return f"not recovered in {within:g} s left"
 
 
 def down_text(restart: dict) -> str:
-    if restart.get("down_s") is None:
+    if restart.get(DOWN_S) is None:
         return NOT_MEASURED_CELL
-    source = restart.get("down_source")
-    return f"{restart['down_s']:.2f}" + (f" ({source})" if source else "")
+    source = restart.get(DOWN_SOURCE)
+    return f"{restart[DOWN_S]:.2f}" + (f" ({source})" if source else "")
 
 
 def _columns(rows: list[list[str]]) -> list[str]:
@@ -83,12 +94,12 @@ def _columns(rows: list[list[str]]) -> list[str]:
 def format_restarts(restarts: list[dict]) -> str:
     rows = [["restart", "down s", "recovery s", "failed pings", "closes", "server kills", "stale group members"]]
     for r in restarts:
-        what = f"+{r['at_s']:g}s {r['mode']} {r['which']}" if r["action"] == RESTART else f"+{r['at_s']:g}s threads={r['threads']}"
-        stale = f"{_or_unknown(r['stale_members_before'])} -> {_or_unknown(r['stale_members_after'])}"
-        rows.append([what, down_text(r), recovery_text(r), str(r["failed_pings"]), str(r[CLOSES]),
-                     _or_unknown(r.get("server_kills")), stale])
+        what = f"+{r[AT_S]:g}s {r['mode']} {r['which']}" if r["action"] == RESTART else f"+{r[AT_S]:g}s threads={r['threads']}"
+        stale = f"{_or_unknown(r[STALE_MEMBERS_BEFORE])} -> {_or_unknown(r[STALE_MEMBERS_AFTER])}"
+        rows.append([what, down_text(r), recovery_text(r), str(r[FAILED_PINGS]), str(r[CLOSES]),
+                     _or_unknown(r.get(SERVER_KILLS)), stale])
     lines = _columns(rows)
-    if any(r.get("down_source") == "clients" for r in restarts):
+    if any(r.get(DOWN_SOURCE) == DOWN_BY_CLIENTS for r in restarts):
         lines.append("down s (clients): from the first failed connect to the first accepted one, as the users saw it")
     return "\n".join(lines)
 

@@ -32,12 +32,14 @@ from load.runfolder.names import (
     MAX_MS,
     MISSED_BROADCASTS,
     NOT_MEASURED,
+    NOT_RECOVERED_WITHIN_S,
     P50_MS,
     P95_MS,
     P99_MS,
     PING_ERRORS,
     PINGS,
     PONGS,
+    RECOVERY_S,
     RESTARTS,
     SERVER,
     SERVER_SIGNATURES,
@@ -45,6 +47,7 @@ from load.runfolder.names import (
     SIG_KILLED_PENDING,
     SIG_TASK_EXCEPTION,
     STALE_MEMBERS,
+    STALE_MEMBERS_AFTER,
     TOO_LONG_KILLS,
 )
 
@@ -58,7 +61,7 @@ ENDPOINT_METRICS = (
     PINGS, PONGS, ERRORS, "error_rate", "connect_error_rate", P50_MS, P95_MS, P99_MS, MAX_MS,
     CLOSES, MISSED_BROADCASTS, LATE_SENDS, IN_FLIGHT, *PING_ERRORS, *CONNECT_ERRORS,
 )
-RUN_METRICS = ("recovery_s", "killed", "exceptions", "killed_pending", STALE_MEMBERS, "task_exceptions")
+RUN_METRICS = (RECOVERY_S, "killed", "exceptions", "killed_pending", STALE_MEMBERS, "task_exceptions")
 RATES = ("error_rate", "connect_error_rate")
 
 
@@ -136,15 +139,15 @@ def recovery_figure(restarts: list[dict]) -> Figure:
         return Figure.unknown("no restart in this run")
     lows, high = [], 0.0
     for restart in restarts:
-        if restart.get("recovery_s") is not None:
-            lows.append(restart["recovery_s"])
-            high = max(high, restart["recovery_s"])
+        if restart.get(RECOVERY_S) is not None:
+            lows.append(restart[RECOVERY_S])
+            high = max(high, restart[RECOVERY_S])
         else:
-            lows.append(restart.get("not_recovered_within_s") or 0.0)
+            lows.append(restart.get(NOT_RECOVERED_WITHIN_S) or 0.0)
             high = math.inf
     low = max(lows)
     if high == math.inf:
-        shorts = [r.get("not_recovered_within_s") or 0.0 for r in restarts if r.get("recovery_s") is None]
+        shorts = [r.get(NOT_RECOVERED_WITHIN_S) or 0.0 for r in restarts if r.get(RECOVERY_S) is None]
         why = f"{len(shorts)} restart(s) not recovered within {min(shorts):g} s before the run ended or the next restart"
         return Figure(low, high, why)
     return Figure(low, high)
@@ -153,10 +156,10 @@ def recovery_figure(restarts: list[dict]) -> Figure:
 def run_value(summary: dict, metric: str) -> Figure:
     server = summary.get(SERVER) or {}
     restarts = summary.get(RESTARTS, [])
-    if metric == "recovery_s":
+    if metric == RECOVERY_S:
         return recovery_figure(restarts)
     if metric == STALE_MEMBERS:
-        values = [r["stale_members_after"] for r in restarts if r.get("stale_members_after") is not None]
+        values = [r[STALE_MEMBERS_AFTER] for r in restarts if r.get(STALE_MEMBERS_AFTER) is not None]
         if values:
             return Figure.exact(max(values))
         return Figure.unknown(_why(summary, STALE_MEMBERS, "no restart in this run" if not restarts else "no reading after any restart"))

@@ -30,6 +30,7 @@ from load.runfolder.names import (
     ACTION_DONE,
     ACTION_FAILED,
     ASGI_THREADS,
+    AT_S,
     EVENT,
     REDIS_FLUSH,
     REDIS_RESTART,
@@ -237,7 +238,7 @@ class Controller:
                 self.busy = False
 
     def perform(self, action: Action) -> None:
-        fields = {"action": action.kind, "at_s": action.at}
+        fields = {"action": action.kind, AT_S: action.at}
         if action.kind == ASGI_THREADS:
             fields["threads"] = action.value
             self.phases.append((time.time(), phase_name(action.value)))
@@ -272,13 +273,13 @@ class Controller:
         """The action under way was cut off (its greenlet killed): end it in the record."""
         if self.current is not None:
             begin, fields = self.current
-            logger.warning("chaos action %s at %gs aborted: %s", fields["action"], fields["at_s"], reason)
+            logger.warning("chaos action %s at %gs aborted: %s", fields["action"], fields[AT_S], reason)
             self._end(begin, {EVENT: ACTION_ABORTED, **fields, "reason": reason})
 
     def failed_actions(self) -> list[dict]:
         """Every action that failed or was aborted: {action, at_s, event, error}."""
         return [
-            {"action": end["action"], "at_s": end["at_s"], EVENT: end[EVENT], "error": end.get("error") or end.get("reason", "")}
+            {"action": end["action"], AT_S: end[AT_S], EVENT: end[EVENT], "error": end.get("error") or end.get("reason", "")}
             for _begin, end in self.completed if end[EVENT] != ACTION_DONE
         ]
 
@@ -304,4 +305,4 @@ def failure_line(failure: dict, accepted: bool = False) -> str:
     """One chaos_failures entry of summary.json as the line the run ends with."""
     how = "was aborted" if failure[EVENT] == ACTION_ABORTED else "failed"
     consequence = "accepted (--chaos-failures-ok)" if accepted else "the run did not test what it meant to (--chaos-failures-ok to accept)"
-    return f"chaos action {failure['action']} at {failure['at_s']:g}s {how}: {failure['error']}; {consequence}"
+    return f"chaos action {failure['action']} at {failure[AT_S]:g}s {how}: {failure['error']}; {consequence}"

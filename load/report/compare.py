@@ -48,6 +48,7 @@ from load.runfolder.names import (
     P99_MS,
     PINGS,
     PONGS,
+    RECOVERY_S,
     RESTARTS,
     SIG_KILLED_PENDING,
     STALE_MEMBERS,
@@ -153,7 +154,7 @@ def entries(runs: list[Run], names: list[str]) -> tuple[list[Entry], bool]:
 
 def run_metrics(entry: Entry) -> dict[str, float | None]:
     head, rows = entry.head, entry.run.rows
-    recoveries = [r["recovery_s"] for r in head.restarts if r.get("recovery_s") is not None]
+    recoveries = [r[RECOVERY_S] for r in head.restarts if r.get(RECOVERY_S) is not None]
     stale = [v for v in (number(r.get(STALE_MEMBERS)) for r in rows) if v is not None]
     return {
         "recovery_s_mean": statistics.fmean(recoveries) if recoveries else None,

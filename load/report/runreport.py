@@ -46,6 +46,7 @@ from load.runfolder.names import (  # noqa: E402
     ACTION_ENDS,
     ALL,
     ASGI_THREADS,
+    AT_S,
     CHAOS_FAILURES,
     CHAOS_PLAN,
     CLIENT_CLOSES,
@@ -55,6 +56,10 @@ from load.runfolder.names import (  # noqa: E402
     CONNECT_OK,
     CONNECTIONS,
     DEAD_PROCESS_KEYS,
+    DOWN_BY_CLIENTS,
+    DOWN_BY_DAPHNE,
+    DOWN_S,
+    DOWN_SOURCE,
     DURATION_S,
     ELAPSED_S,
     ENDPOINT,
@@ -64,6 +69,8 @@ from load.runfolder.names import (  # noqa: E402
     EVENT,
     EXCEPTION_MESSAGES,
     EXITED,
+    FAILED_PINGS,
+    FIRST_PONG_S,
     GROUP_MEMBERS,
     KILLED_AFTER_TIMEOUT,
     LATE_SENDS,
@@ -79,6 +86,7 @@ from load.runfolder.names import (  # noqa: E402
     PINGS,
     PLOTS_DIR,
     PONGS,
+    RECOVERY_S,
     REDIS,
     REDIS_COLUMNS,
     REDIS_FLUSH,
@@ -93,6 +101,7 @@ from load.runfolder.names import (  # noqa: E402
     SERVER,
     SERVER_COLUMNS,
     SERVER_DIR,
+    SERVER_KILLS,
     SERVER_SIGNATURES,
     SIG_EXCEPTION,
     SIG_HANDSHAKE_INCOMPLETE,
@@ -105,6 +114,8 @@ from load.runfolder.names import (  # noqa: E402
     SIG_TASK_EXCEPTION,
     SIGNATURE_LABELS,
     STALE_MEMBERS,
+    STALE_MEMBERS_AFTER,
+    STALE_MEMBERS_BEFORE,
     STARTED_AT,
     SUMMARY_JSON,
     TOO_LONG_KILLS,
@@ -409,9 +420,9 @@ def _after_restart(rows: list[dict], restarts: list[dict]) -> list[dict]:
     first = int(rows[0][EPOCH_S])
     for restart in restarts:
         if first - 2 <= int(restart["ts"]) <= first + 1:
-            if restart.get("recovery_s") is None:
+            if restart.get(RECOVERY_S) is None:
                 return []
-            back = restart["ts"] + restart["recovery_s"]
+            back = restart["ts"] + restart[RECOVERY_S]
             return [r for r in rows if int(r[EPOCH_S]) >= back]
     return rows
 
@@ -430,7 +441,7 @@ def _chain(values: list[int | None]) -> str:
 
 
 def restart_name(restart: dict) -> str:
-    at = f"+{fmt(restart.get('at_s'))} s"
+    at = f"+{fmt(restart.get(AT_S))} s"
     return f"{at}, ASGI_THREADS={restart.get('threads')}" if restart.get("action") == ASGI_THREADS else at
 
 
@@ -457,38 +468,38 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
     if not restarts:
         return findings
     n = len(restarts)
-    leaks = [(r["stale_members_before"], r["stale_members_after"]) for r in restarts
-             if r.get("stale_members_before") is not None and r.get("stale_members_after") is not None]
+    leaks = [(r[STALE_MEMBERS_BEFORE], r[STALE_MEMBERS_AFTER]) for r in restarts
+             if r.get(STALE_MEMBERS_BEFORE) is not None and r.get(STALE_MEMBERS_AFTER) is not None]
     if leaks and sum(after - before for before, after in leaks) > 0:
         mean = statistics.fmean(after - before for before, after in leaks)
-        chain = _chain([restarts[0].get("stale_members_before")] + [r.get("stale_members_after") for r in restarts])
+        chain = _chain([restarts[0].get(STALE_MEMBERS_BEFORE)] + [r.get(STALE_MEMBERS_AFTER) for r in restarts])
         known = "" if len(leaks) == n else f"; known for {len(leaks)} of {n} restarts"
         lead = "The restart left" if n == 1 else "Each restart left on average"
         members = "group member" if mean == 1 else "group members"
         findings.append(f"{lead} {fmt(mean)} {members} in Redis that no live process owns ({chain}{known}; FM-5).")
-    downs = [r["down_s"] for r in restarts if r.get("down_s") is not None and r.get("down_source", "daphne") == "daphne"]
+    downs = [r[DOWN_S] for r in restarts if r.get(DOWN_S) is not None and r.get(DOWN_SOURCE, DOWN_BY_DAPHNE) == DOWN_BY_DAPHNE]
     if downs:
         findings.append(f"Daphne was down {_average(downs, ' s')}, from the signal to the new process answering.")
-    seen = [r["down_s"] for r in restarts if r.get("down_s") is not None and r.get("down_source") == "clients"]
+    seen = [r[DOWN_S] for r in restarts if r.get(DOWN_S) is not None and r.get(DOWN_SOURCE) == DOWN_BY_CLIENTS]
     if seen:
         findings.append(f"The clients saw Daphne down {_average(seen, ' s')}, from the first failed connect to the first "
                         "accepted one (the restart hook cannot say; to within a second).")
-    unseen = [restart_name(r) for r in restarts if r.get("down_s") is None]
+    unseen = [restart_name(r) for r in restarts if r.get(DOWN_S) is None]
     if unseen:
         which = "the restart" if n == 1 else f"{len(unseen)} of {n} restarts ({'; '.join(unseen)})"
         findings.append(f"Down time of {which}: not measured (the restart hook cannot say, and no client connect failed "
                         "between the restart and the next).")
-    recovered = [r for r in restarts if r.get("recovery_s") is not None]
-    recoveries = [r["recovery_s"] for r in recovered]
+    recovered = [r for r in restarts if r.get(RECOVERY_S) is not None]
+    recoveries = [r[RECOVERY_S] for r in recovered]
     if len(recovered) == 1:
         which = "the restart" if n == 1 else f"the restart at {restart_name(recovered[0])}"
         findings.append(f"Recovery after {which} took {fmt(recoveries[0])} s.")
     elif recovered:
         findings.append(f"Recovery after restarts took {fmt(statistics.fmean(recoveries))} s on average (max {fmt(max(recoveries))} s).")
-    first = [r["first_pong_s"] for r in restarts if r.get("first_pong_s") is not None]
+    first = [r[FIRST_PONG_S] for r in restarts if r.get(FIRST_PONG_S) is not None]
     if first:
         findings.append(f"The first pong on a new socket came {_average(first, ' s')} after the restart began.")
-    never = [f"{restart_name(r)}: {recovery_text(r)}" for r in restarts if r.get("recovery_s") is None]
+    never = [f"{restart_name(r)}: {recovery_text(r)}" for r in restarts if r.get(RECOVERY_S) is None]
     if never:
         until = "the end of the run" if run_ended else "the last second written"
         which = f"the restart at {never[0]}" if n == 1 else f"{len(never)} of {n} restarts ({'; '.join(never)})"
@@ -497,7 +508,7 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
             "(no three seconds in which pings were answered with no more failures than before the restart); "
             "its recovery time is not known, only that it was longer."
         )
-    failed = [r.get("failed_pings", 0) for r in restarts]
+    failed = [r.get(FAILED_PINGS, 0) for r in restarts]
     closes = [r.get(CLOSES, 0) for r in restarts]
     if sum(failed) or sum(closes):
         if n == 1:
@@ -622,12 +633,12 @@ class Mark:
 def chaos_marks(run: Run) -> list[Mark]:
     """Every restart (controller actions; a restart_begin no action explains) and Redis action."""
     marks, windows = [], []
-    done = {(e.get("action"), e.get("at_s")): e["ts"] for e in run.events if e.get(EVENT) in ACTION_ENDS}
+    done = {(e.get("action"), e.get(AT_S)): e["ts"] for e in run.events if e.get(EVENT) in ACTION_ENDS}
     for event in run.events:
         if event.get(EVENT) != ACTION_BEGIN:
             continue
         action = event.get("action")
-        end = done.get((action, event.get("at_s")), math.inf)
+        end = done.get((action, event.get(AT_S)), math.inf)
         windows.append((event["ts"], end))
         if action == RESTART:
             marks.append(Mark(event["ts"] - run.t0, "restart", "restart"))
@@ -930,14 +941,14 @@ def phase_table(run: Run) -> str:
 def restart_table(head: Headline) -> str:
     if not head.restarts:
         return "<p>No restarts in this run.</p>"
-    first_pong = any("first_pong_s" in r for r in head.restarts)
+    first_pong = any(FIRST_PONG_S in r for r in head.restarts)
     rows = []
     for r in head.restarts:
         what = f"{r.get('mode', '')} {r.get('which', '')}".strip() if r.get("action") == RESTART else f"ASGI_THREADS={r.get('threads')}"
         rows.append([
-            f"+{fmt(r.get('at_s'))} s", what, down_text(r), *([fmt(r.get("first_pong_s"))] if first_pong else []),
-            recovery_text(r), r.get("failed_pings", 0), r.get(CLOSES, 0), _known_or(r.get("server_kills"), head.signatures_known),
-            f"{_stale_cell(r.get('stale_members_before'), head)} → {_stale_cell(r.get('stale_members_after'), head)}",
+            f"+{fmt(r.get(AT_S))} s", what, down_text(r), *([fmt(r.get(FIRST_PONG_S))] if first_pong else []),
+            recovery_text(r), r.get(FAILED_PINGS, 0), r.get(CLOSES, 0), _known_or(r.get(SERVER_KILLS), head.signatures_known),
+            f"{_stale_cell(r.get(STALE_MEMBERS_BEFORE), head)} → {_stale_cell(r.get(STALE_MEMBERS_AFTER), head)}",
         ])
     headers = ["restart at", "what", "down s", *(["first pong s"] if first_pong else []), "recovery s",
                "failed pings", "closes", "server kills", "stale members before → after"]

@@ -5,7 +5,9 @@ from load.runfolder.loader import count, number
 from load.runfolder.names import (
     ACTION_BEGIN,
     ACTION_DONE,
+    AT_S,
     COUNT_COLUMNS,
+    DOWN_S,
     ERRORS,
     EVENT,
     LATENCY_COLUMNS,
@@ -34,16 +36,16 @@ def restarts_from_events(events: list[dict], mode: str, which: str) -> list[dict
     for event in events:
         if event.get("action") not in RESTART_ACTIONS:
             continue
-        key = (event["action"], event.get("at_s"))
+        key = (event["action"], event.get(AT_S))
         if event.get(EVENT) == ACTION_BEGIN:
             begun[key] = event
         elif event.get(EVENT) == ACTION_DONE and key in begun:
             begin, outcomes = begun.pop(key), event.get("outcome") or []
             restarts.append({
-                "ts": begin["ts"], "at_s": event.get("at_s"), "action": event["action"], "threads": event.get("threads"),
+                "ts": begin["ts"], AT_S: event.get(AT_S), "action": event["action"], "threads": event.get("threads"),
                 "mode": mode, "which": which,
                 "instances": [o.get("instance") for o in outcomes],
-                "down_s": daphne_down_s(outcomes),  # None for hooks: restart_costs takes what the clients saw
+                DOWN_S: daphne_down_s(outcomes),  # None for hooks: restart_costs takes what the clients saw
             })
     return restarts
 

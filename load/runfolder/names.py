@@ -172,6 +172,17 @@ LATE_WINDOWS = "late_windows"
 RUN_ID = "run_id"
 STARTED_AT, ENDED_AT, DURATION_S = "started_at", "ended_at", "duration_s"
 RESTARTS = "restarts"
+# Each entry of restarts (load.analysis.recovery.restart_costs writes them).
+AT_S = "at_s"  # when the plan said, in seconds from the start (also in action events)
+DOWN_S, DOWN_SOURCE = "down_s", "down_source"
+DOWN_BY_DAPHNE, DOWN_BY_CLIENTS = "daphne", "clients"  # the down_source values
+FIRST_PONG_S = "first_pong_s"
+RECOVERY_S = "recovery_s"
+NOT_RECOVERED_WITHIN_S = "not_recovered_within_s"  # no recovery_s: at least this long
+NOT_RECOVERED_UNTIL = "not_recovered_until"
+FAILED_PINGS = "failed_pings"
+SERVER_KILLS = "server_kills"
+STALE_MEMBERS_BEFORE, STALE_MEMBERS_AFTER = "stale_members_before", "stale_members_after"
 # A restart's not_recovered_until: what ended the seconds its recovery was looked for in.
 UNTIL_RUN_END, UNTIL_NEXT_RESTART = RUN_END, "next_restart"
 NOT_MEASURED = "not_measured"  # figure -> why this run could not measure it (its cells empty, null)
