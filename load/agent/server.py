@@ -43,6 +43,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from load.config.settings import RESTART_MODES, ConfigError, StackConfig
 from load.runfolder.eventlog import EventLog, format_event
+from load.runfolder.names import EVENT, EVENTS_JSONL, EXITED, SPAWNED
 from load.supervise.redisserver import StackError
 from load.supervise.stack import Stack
 
@@ -368,7 +369,7 @@ class Agent:
 
     def _log_paths(self, name: str) -> dict[int, Path]:
         """Every generation's log file of one instance, from the stack's `spawned` events."""
-        return {e["generation"]: Path(e["log"]) for e in list(self.stack.events) if e["event"] == "spawned" and e.get("instance") == name}
+        return {e["generation"]: Path(e["log"]) for e in list(self.stack.events) if e[EVENT] == SPAWNED and e.get("instance") == name}
 
     def _restart(self, body: dict) -> _Reply:
         _fields(body, required={"instance"}, optional={"mode", "together"})
@@ -643,7 +644,7 @@ def run_agent(stack_config: StackConfig, agent_config: AgentConfig, announce: Lo
     """
     agent_config.validate()
     stack_config.validate()
-    events = EventLog(Path(stack_config.log_dir).parent / "events.jsonl")
+    events = EventLog(Path(stack_config.log_dir).parent / EVENTS_JSONL)
 
     def on_event(event: dict) -> None:
         events.write(event)
@@ -682,7 +683,7 @@ def _watch(agent: Agent, announce: Log) -> None:
         if not agent.lock.acquire(blocking=False):
             continue  # a change is in progress: its processes come and go on purpose
         try:
-            stopped = {e.get("pid") for e in agent.stack.events if e["event"] == "exited"}
+            stopped = {e.get("pid") for e in agent.stack.events if e[EVENT] == EXITED}
             for instance in agent.stack.instances:
                 child = instance.child
                 if child is not None and not child.alive() and child.pid not in stopped | reported:

@@ -23,15 +23,38 @@ None when neither can tell (no connect failed in the restart's window).
 
 from collections.abc import Iterable
 
+from load.runfolder.names import (
+    CLOSES,
+    DOWN_BY_CLIENTS,
+    DOWN_BY_DAPHNE,
+    DOWN_S,
+    DOWN_SOURCE,
+    EPOCH_S,
+    ERRORS,
+    FAILED_PINGS,
+    FIRST_CONNECT_FAILED,
+    FIRST_CONNECT_OK,
+    FIRST_PONG_AT,
+    FIRST_PONG_S,
+    KILL_COLUMNS,
+    NOT_RECOVERED_UNTIL,
+    NOT_RECOVERED_WITHIN_S,
+    PINGS,
+    PONGS,
+    RECOVERY_S,
+    SERVER_KILLS,
+    STALE_MEMBERS,
+    STALE_MEMBERS_AFTER,
+    STALE_MEMBERS_BEFORE,
+    UNTIL_NEXT_RESTART,
+    UNTIL_RUN_END,
+)
+from load.runfolder.names import CONNECT_ERRORS as CONNECT_FAILURES
+
 QUIET_SECONDS = 3
 ERROR_SHARE = 0.01
 BASELINE_SECONDS = 5
 STALE_DELAY = 2  # stale members are read this many seconds after recovery (disconnects settle)
-KILL_COLUMNS = ("sig_killed_own_await", "sig_killed_on_thread", "sig_killed_other", "sig_killed_pending")
-CONNECT_FAILURES = ("connect_refused", "connect_timeout", "handshake_rejected")
-FIRST_CONNECT_FAILED = "first_connect_failed_at"  # timeseries.csv: the second's earliest failed connect (epoch s)
-FIRST_CONNECT_OK = "first_connect_ok_at"  # timeseries.csv: the second's earliest accepted connect (epoch s)
-UNTIL_RUN_END, UNTIL_NEXT_RESTART = "run_end", "next_restart"
 
 
 def _number(value) -> float:
@@ -43,21 +66,21 @@ def _known(value) -> bool:
 
 
 def _failed(row: dict) -> float:
-    return _number(row.get("errors")) + sum(_number(row.get(c)) for c in CONNECT_FAILURES)
+    return _number(row.get(ERRORS)) + sum(_number(row.get(c)) for c in CONNECT_FAILURES)
 
 
 def _share_failed(rows: list[dict]) -> float:
-    pings = sum(_number(r.get("pings")) for r in rows)
+    pings = sum(_number(r.get(PINGS)) for r in rows)
     return sum(_failed(r) for r in rows) / pings if pings else 0.0
 
 
 def _served(row: dict, tolerated: float) -> bool:
-    pings = _number(row.get("pings"))
-    return _number(row.get("pongs")) > 0 and _failed(row) <= tolerated * max(pings, 1)
+    pings = _number(row.get(PINGS))
+    return _number(row.get(PONGS)) > 0 and _failed(row) <= tolerated * max(pings, 1)
 
 
 def _second(row: dict) -> int:
-    return int(row["epoch_s"])
+    return int(row[EPOCH_S])
 
 
 def recovered_at(rows: list[dict], begin: float, before: int | None = None) -> int | None:
@@ -72,15 +95,6 @@ def recovered_at(rows: list[dict], begin: float, before: int | None = None) -> i
         if all(_served(r, tolerated) for r in window):
             return _second(window[0])
     return None
-
-
-def daphne_down_s(outcomes: list[dict]) -> float | None:
-    """The longest down time the target measured, None unless it measured every instance's
-    (restart hooks measure none: 0 would be a false figure)."""
-    downs = [o.get("down_seconds") for o in outcomes]
-    if not downs or any(d is None for d in downs):
-        return None
-    return max(downs)
 
 
 def clients_down_s(rows: list[dict], begin: float, stop: int) -> float | None:
@@ -103,18 +117,18 @@ def clients_down_s(rows: list[dict], begin: float, stop: int) -> float | None:
 def _stale_after(rows: list[dict], begin: int, back: int | None, stop: int) -> int | None:
     """Stale members STALE_DELAY seconds after recovery, or the last reading of the window
     before that; None when the window has no reading (or the probe could not tell)."""
-    readings = [r for r in rows if begin < _second(r) < stop and _known(r.get("stale_members"))]
+    readings = [r for r in rows if begin < _second(r) < stop and _known(r.get(STALE_MEMBERS))]
     if back is not None:
         settled = [r for r in readings if _second(r) >= back + STALE_DELAY]
         if settled:
-            return int(_number(settled[0]["stale_members"]))
-    return int(_number(readings[-1]["stale_members"])) if readings else None
+            return int(_number(settled[0][STALE_MEMBERS]))
+    return int(_number(readings[-1][STALE_MEMBERS])) if readings else None
 
 
 def _stale_before(rows: list[dict], begin: int) -> int | None:
     for row in rows:
-        if _second(row) == begin - 1 and _known(row.get("stale_members")):
-            return int(_number(row["stale_members"]))
+        if _second(row) == begin - 1 and _known(row.get(STALE_MEMBERS)):
+            return int(_number(row[STALE_MEMBERS]))
     return None
 
 
@@ -131,30 +145,30 @@ def restart_cost(rows: list[dict], restart: dict, next_begin: float | None) -> d
     stop = min(max(back if back is not None else cap, int(begin) + 1), cap)
     during = [r for r in rows if int(begin) <= _second(r) < stop]
     around = [r for r in rows if int(begin) <= _second(r) < min(stop + STALE_DELAY + 1, cap)]
-    first_pong = min((_number(r["first_pong_at"]) for r in rows if _known(r.get("first_pong_at"))
-                      and begin <= _number(r["first_pong_at"]) and (next_begin is None or _number(r["first_pong_at"]) < next_begin)),
+    first_pong = min((_number(r[FIRST_PONG_AT]) for r in rows if _known(r.get(FIRST_PONG_AT))
+                      and begin <= _number(r[FIRST_PONG_AT]) and (next_begin is None or _number(r[FIRST_PONG_AT]) < next_begin)),
                      default=None)
     cost = {
         **restart,
-        "first_pong_s": round(first_pong - begin, 3) if first_pong is not None else None,
-        "recovery_s": round(back - begin, 1) if back is not None else None,
-        "failed_pings": _sum(during, ("errors", *CONNECT_FAILURES)),
-        "closes": _sum(during, ("closes",)),
+        FIRST_PONG_S: round(first_pong - begin, 3) if first_pong is not None else None,
+        RECOVERY_S: round(back - begin, 1) if back is not None else None,
+        FAILED_PINGS: _sum(during, (ERRORS, *CONNECT_FAILURES)),
+        CLOSES: _sum(during, (CLOSES,)),
         # None when no server log was read: every signature cell is empty
-        "server_kills": _sum(around, KILL_COLUMNS) if any(_known(r.get(KILL_COLUMNS[0])) for r in rows) else None,
-        "stale_members_before": _stale_before(rows, int(begin)),
-        "stale_members_after": _stale_after(rows, int(begin), back, cap),
+        SERVER_KILLS: _sum(around, KILL_COLUMNS) if any(_known(r.get(KILL_COLUMNS[0])) for r in rows) else None,
+        STALE_MEMBERS_BEFORE: _stale_before(rows, int(begin)),
+        STALE_MEMBERS_AFTER: _stale_after(rows, int(begin), back, cap),
     }
-    if restart.get("down_s") is not None:
-        cost["down_source"] = "daphne"
+    if restart.get(DOWN_S) is not None:
+        cost[DOWN_SOURCE] = DOWN_BY_DAPHNE
     else:
-        cost["down_s"] = clients_down_s(rows, begin, cap)
-        cost["down_source"] = "clients" if cost["down_s"] is not None else None
+        cost[DOWN_S] = clients_down_s(rows, begin, cap)
+        cost[DOWN_SOURCE] = DOWN_BY_CLIENTS if cost[DOWN_S] is not None else None
     if back is None:
         # Any recovery would have begun in a second we could still check: at least this long.
         last_start = min(cap, end_of_data - QUIET_SECONDS + 1)
-        cost["not_recovered_within_s"] = round(max(0.0, last_start - begin), 1)
-        cost["not_recovered_until"] = UNTIL_NEXT_RESTART if last_start == cap and next_begin is not None else UNTIL_RUN_END
+        cost[NOT_RECOVERED_WITHIN_S] = round(max(0.0, last_start - begin), 1)
+        cost[NOT_RECOVERED_UNTIL] = UNTIL_NEXT_RESTART if last_start == cap and next_begin is not None else UNTIL_RUN_END
     return cost
 
 

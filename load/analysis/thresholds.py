@@ -19,9 +19,37 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from load.config.settings import ConfigError
-from load.measure.collector import NOT_MEASURED
-from load.probes.serverlog import SERVER_SIGNATURES
-from load.wire.errors import CONNECT_ERRORS, PING_ERRORS
+from load.runfolder.derive import error_rate
+from load.runfolder.names import (
+    ALL,
+    CLOSES,
+    CONNECT_ERRORS,
+    CONNECTS,
+    ENDPOINTS,
+    ERRORS,
+    IN_FLIGHT,
+    LATE_SENDS,
+    MAX_MS,
+    MISSED_BROADCASTS,
+    NOT_MEASURED,
+    NOT_RECOVERED_WITHIN_S,
+    P50_MS,
+    P95_MS,
+    P99_MS,
+    PING_ERRORS,
+    PINGS,
+    PONGS,
+    RECOVERY_S,
+    RESTARTS,
+    SERVER,
+    SERVER_SIGNATURES,
+    SIG_EXCEPTION,
+    SIG_KILLED_PENDING,
+    SIG_TASK_EXCEPTION,
+    STALE_MEMBERS,
+    STALE_MEMBERS_AFTER,
+    TOO_LONG_KILLS,
+)
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operator.gt, "<": operator.lt,
@@ -30,10 +58,10 @@ EXPRESSION = re.compile(r"^\s*([a-z_0-9]+)(?:@(\S+?))?\s*(>=|<=|==|>|<)\s*(-?[0-
 
 # Figures of an endpoint (or of all of them) in summary.json, plus these derived ones.
 ENDPOINT_METRICS = (
-    "pings", "pongs", "errors", "error_rate", "connect_error_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms",
-    "closes", "missed_broadcasts", "late_sends", "in_flight", *PING_ERRORS, *CONNECT_ERRORS,
+    PINGS, PONGS, ERRORS, "error_rate", "connect_error_rate", P50_MS, P95_MS, P99_MS, MAX_MS,
+    CLOSES, MISSED_BROADCASTS, LATE_SENDS, IN_FLIGHT, *PING_ERRORS, *CONNECT_ERRORS,
 )
-RUN_METRICS = ("recovery_s", "killed", "exceptions", "killed_pending", "stale_members", "task_exceptions")
+RUN_METRICS = (RECOVERY_S, "killed", "exceptions", "killed_pending", STALE_MEMBERS, "task_exceptions")
 RATES = ("error_rate", "connect_error_rate")
 
 
@@ -90,13 +118,13 @@ def parse_thresholds(text: str) -> tuple[Threshold, ...]:
         if percent and metric not in RATES:
             raise ConfigError("fail_on", part, f"only {' and '.join(RATES)} take a percentage")
         limit = float(number) / (100 if percent else 1)
-        thresholds.append(Threshold(metric, endpoint or "all", op, limit, part))
+        thresholds.append(Threshold(metric, endpoint or ALL, op, limit, part))
     return tuple(thresholds)
 
 
 SIGNATURE_METRICS = {
-    "killed": ("sig_killed_own_await", "sig_killed_on_thread", "sig_killed_other"),
-    "exceptions": ("sig_exception",), "killed_pending": ("sig_killed_pending",), "task_exceptions": ("sig_task_exception",),
+    "killed": TOO_LONG_KILLS,
+    "exceptions": (SIG_EXCEPTION,), "killed_pending": (SIG_KILLED_PENDING,), "task_exceptions": (SIG_TASK_EXCEPTION,),
 }
 
 
@@ -111,30 +139,30 @@ def recovery_figure(restarts: list[dict]) -> Figure:
         return Figure.unknown("no restart in this run")
     lows, high = [], 0.0
     for restart in restarts:
-        if restart.get("recovery_s") is not None:
-            lows.append(restart["recovery_s"])
-            high = max(high, restart["recovery_s"])
+        if restart.get(RECOVERY_S) is not None:
+            lows.append(restart[RECOVERY_S])
+            high = max(high, restart[RECOVERY_S])
         else:
-            lows.append(restart.get("not_recovered_within_s") or 0.0)
+            lows.append(restart.get(NOT_RECOVERED_WITHIN_S) or 0.0)
             high = math.inf
     low = max(lows)
     if high == math.inf:
-        shorts = [r.get("not_recovered_within_s") or 0.0 for r in restarts if r.get("recovery_s") is None]
+        shorts = [r.get(NOT_RECOVERED_WITHIN_S) or 0.0 for r in restarts if r.get(RECOVERY_S) is None]
         why = f"{len(shorts)} restart(s) not recovered within {min(shorts):g} s before the run ended or the next restart"
         return Figure(low, high, why)
     return Figure(low, high)
 
 
 def run_value(summary: dict, metric: str) -> Figure:
-    server = summary.get("server") or {}
-    restarts = summary.get("restarts", [])
-    if metric == "recovery_s":
+    server = summary.get(SERVER) or {}
+    restarts = summary.get(RESTARTS, [])
+    if metric == RECOVERY_S:
         return recovery_figure(restarts)
-    if metric == "stale_members":
-        values = [r["stale_members_after"] for r in restarts if r.get("stale_members_after") is not None]
+    if metric == STALE_MEMBERS:
+        values = [r[STALE_MEMBERS_AFTER] for r in restarts if r.get(STALE_MEMBERS_AFTER) is not None]
         if values:
             return Figure.exact(max(values))
-        return Figure.unknown(_why(summary, "stale_members", "no restart in this run" if not restarts else "no reading after any restart"))
+        return Figure.unknown(_why(summary, STALE_MEMBERS, "no restart in this run" if not restarts else "no reading after any restart"))
     cells = [server.get(column, 0) for column in SIGNATURE_METRICS[metric]]  # null: no log was read
     if not server or any(cell is None for cell in cells):
         return Figure.unknown(_why(summary, SERVER_SIGNATURES, "no server log was read"))
@@ -142,11 +170,11 @@ def run_value(summary: dict, metric: str) -> Figure:
 
 
 def endpoint_value(figures: dict, metric: str) -> Figure:
-    pings = figures.get("pings", 0)
     if metric == "error_rate":
-        return Figure.exact(figures.get("errors", 0) / pings) if pings else Figure.unknown("no pings")
+        rate = error_rate(figures)
+        return Figure.exact(rate) if rate is not None else Figure.unknown("no pings")
     if metric == "connect_error_rate":
-        connects = figures.get("connects", 0)
+        connects = figures.get(CONNECTS, 0)
         return Figure.exact(sum(figures.get(k, 0) for k in CONNECT_ERRORS) / connects) if connects else Figure.unknown("no connects")
     value = figures.get(metric)
     return Figure.exact(value) if value is not None else Figure.unknown("no pongs" if metric.endswith("_ms") else "not in the summary")
@@ -155,10 +183,10 @@ def endpoint_value(figures: dict, metric: str) -> Figure:
 def _figure_of(threshold: Threshold, summary: dict) -> Figure | None:
     if threshold.metric in RUN_METRICS:
         return run_value(summary, threshold.metric)
-    if threshold.endpoint == "all":
-        return endpoint_value(summary["all"], threshold.metric)
-    if threshold.endpoint in summary.get("endpoints", {}):
-        return endpoint_value(summary["endpoints"][threshold.endpoint], threshold.metric)
+    if threshold.endpoint == ALL:
+        return endpoint_value(summary[ALL], threshold.metric)
+    if threshold.endpoint in summary.get(ENDPOINTS, {}):
+        return endpoint_value(summary[ENDPOINTS][threshold.endpoint], threshold.metric)
     return None
 
 
@@ -184,7 +212,7 @@ def check(thresholds: tuple[Threshold, ...], summary: dict) -> tuple[list[str], 
         if breached:
             lines.append(f"threshold breached: {threshold.text} (was {_shown(threshold, figure)}, {threshold.endpoint})")
         elif breached is None:
-            what = f"{threshold.metric}" + (f"@{threshold.endpoint}" if threshold.endpoint != "all" else "")
+            what = f"{threshold.metric}" + (f"@{threshold.endpoint}" if threshold.endpoint != ALL else "")
             if figure.low is None:
                 notes.append(f"threshold {threshold.text} not checked: {what} not measured ({figure.why})")
             else:

@@ -24,6 +24,19 @@ from typing import Protocol
 import redis
 
 from load.config.settings import ChaosPlan
+from load.runfolder.names import (
+    ACTION_ABORTED,
+    ACTION_BEGIN,
+    ACTION_DONE,
+    ACTION_FAILED,
+    ASGI_THREADS,
+    AT_S,
+    EVENT,
+    REDIS_FLUSH,
+    REDIS_RESTART,
+    RESTART,
+    RUN_PHASE,
+)
 from load.supervise.procs import Child, stop_all
 
 logger = logging.getLogger("load.chaos.controller")
@@ -172,18 +185,18 @@ class Action:
 def schedule(plan: ChaosPlan) -> Iterator[Action]:
     """Every action of the plan in time order (endless with restart_every)."""
     streams = [
-        (Action(at, "restart") for at in plan.restart_at),
-        (Action(at, "redis_restart") for at in plan.redis_restart_at),
-        (Action(at, "redis_flush") for at in plan.redis_flush_at),
-        (Action(k * plan.step_seconds, "asgi_threads", v) for k, v in enumerate(plan.asgi_threads_steps)),
+        (Action(at, RESTART) for at in plan.restart_at),
+        (Action(at, REDIS_RESTART) for at in plan.redis_restart_at),
+        (Action(at, REDIS_FLUSH) for at in plan.redis_flush_at),
+        (Action(k * plan.step_seconds, ASGI_THREADS, v) for k, v in enumerate(plan.asgi_threads_steps)),
     ]
     if plan.restart_every > 0:
-        streams.append(Action(k * plan.restart_every, "restart") for k in itertools.count(1))
+        streams.append(Action(k * plan.restart_every, RESTART) for k in itertools.count(1))
     return heapq.merge(*streams)
 
 
 def phase_name(threads: int | None) -> str:
-    return f"asgi_threads={threads if threads is not None else 'unset'}"
+    return f"{ASGI_THREADS}={threads if threads is not None else 'unset'}"
 
 
 class Controller:
@@ -194,7 +207,7 @@ class Controller:
         self.target = target
         self.record = record
         self.started = started
-        self.phases: list[tuple[float, str]] = [(started, "run")]
+        self.phases: list[tuple[float, str]] = [(started, RUN_PHASE)]
         self.stopped = False  # set at test_stop: no new action starts
         self.busy = False  # an action is under way
         self.current: tuple[dict, dict] | None = None  # (action_begin, its fields) of the action under way
@@ -225,21 +238,21 @@ class Controller:
                 self.busy = False
 
     def perform(self, action: Action) -> None:
-        fields = {"action": action.kind, "at_s": action.at}
-        if action.kind == "asgi_threads":
+        fields = {"action": action.kind, AT_S: action.at}
+        if action.kind == ASGI_THREADS:
             fields["threads"] = action.value
             self.phases.append((time.time(), phase_name(action.value)))
-        begin = {"ts": time.time(), "event": "action_begin", **fields}
+        begin = {"ts": time.time(), EVENT: ACTION_BEGIN, **fields}
         self.record(begin)
         self.current = (begin, fields)
         try:
-            end = {"event": "action_done", **fields, "outcome": self._carry_out(action)}
+            end = {EVENT: ACTION_DONE, **fields, "outcome": self._carry_out(action)}
         except ActionAborted as exc:
             logger.warning("chaos action %s at %gs aborted: %s", action.kind, action.at, exc)
-            end = {"event": "action_aborted", **fields, "reason": str(exc)}
+            end = {EVENT: ACTION_ABORTED, **fields, "reason": str(exc)}
         except Exception as exc:  # a failed action is data, not the end of the run
             logger.warning("chaos action %s at %gs failed: %s", action.kind, action.at, exc)
-            end = {"event": "action_failed", **fields, "error": str(exc)}
+            end = {EVENT: ACTION_FAILED, **fields, "error": str(exc)}
         self._end(begin, end)
 
     def _end(self, begin: dict, end: dict) -> None:
@@ -260,23 +273,23 @@ class Controller:
         """The action under way was cut off (its greenlet killed): end it in the record."""
         if self.current is not None:
             begin, fields = self.current
-            logger.warning("chaos action %s at %gs aborted: %s", fields["action"], fields["at_s"], reason)
-            self._end(begin, {"event": "action_aborted", **fields, "reason": reason})
+            logger.warning("chaos action %s at %gs aborted: %s", fields["action"], fields[AT_S], reason)
+            self._end(begin, {EVENT: ACTION_ABORTED, **fields, "reason": reason})
 
     def failed_actions(self) -> list[dict]:
         """Every action that failed or was aborted: {action, at_s, event, error}."""
         return [
-            {"action": end["action"], "at_s": end["at_s"], "event": end["event"], "error": end.get("error") or end.get("reason", "")}
-            for _begin, end in self.completed if end["event"] != "action_done"
+            {"action": end["action"], AT_S: end[AT_S], EVENT: end[EVENT], "error": end.get("error") or end.get("reason", "")}
+            for _begin, end in self.completed if end[EVENT] != ACTION_DONE
         ]
 
     def _carry_out(self, action: Action):
-        if action.kind == "restart":
+        if action.kind == RESTART:
             return self._restart()
-        if action.kind == "asgi_threads":
+        if action.kind == ASGI_THREADS:
             self.target.set_asgi_threads(action.value)
             return self._restart()
-        if action.kind == "redis_restart":
+        if action.kind == REDIS_RESTART:
             return self.target.restart_redis()
         return self.target.flush_redis()
 
@@ -290,6 +303,6 @@ class Controller:
 
 def failure_line(failure: dict, accepted: bool = False) -> str:
     """One chaos_failures entry of summary.json as the line the run ends with."""
-    how = "was aborted" if failure["event"] == "action_aborted" else "failed"
+    how = "was aborted" if failure[EVENT] == ACTION_ABORTED else "failed"
     consequence = "accepted (--chaos-failures-ok)" if accepted else "the run did not test what it meant to (--chaos-failures-ok to accept)"
-    return f"chaos action {failure['action']} at {failure['at_s']:g}s {how}: {failure['error']}; {consequence}"
+    return f"chaos action {failure['action']} at {failure[AT_S]:g}s {how}: {failure['error']}; {consequence}"

@@ -10,6 +10,7 @@ from pathlib import Path
 from load.agent.server import AgentClient, AgentError
 from load.chaos.controller import TargetError, flush_redis
 from load.probes.redisprobe import prefixes_of
+from load.runfolder.names import AGENT_UNREACHABLE, EVENT, SPAWNED
 
 
 class AgentTarget:
@@ -78,14 +79,14 @@ class AgentMirror:
             self._copy_events()
             self._copy_logs()
         except AgentError as exc:  # the agent's host may be the one restarting; try next second
-            self.record({"ts": time.time(), "event": "agent_unreachable", "error": exc.message})
+            self.record({"ts": time.time(), EVENT: AGENT_UNREACHABLE, "error": exc.message})
 
     def _copy_events(self) -> None:
         reply = self.client.events(self.next_event)
         self.next_event = reply["next"]
         for event in reply["events"]:
             self.record({**event, "source": "agent"})
-            if event["event"] == "spawned":
+            if event[EVENT] == SPAWNED:
                 self.offsets.setdefault((int(event["instance"].rsplit("-", 1)[1]), event["generation"]), 0)
 
     def _copy_logs(self) -> None:

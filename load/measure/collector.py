@@ -9,63 +9,62 @@ to the file in one write() and is on disk before the next second: a run killed m
 leaves valid CSV up to its last written second.
 """
 
-import csv
-import io
-import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from load.analysis.recovery import FIRST_CONNECT_FAILED, FIRST_CONNECT_OK
 from load.measure.timeline import EndpointWindow, Window, windows_from_wire
-from load.probes.redisprobe import COLUMNS as REDIS_COLUMNS
 from load.probes.redisprobe import Sample
-from load.probes.serverlog import COLUMNS as SERVER_COLUMNS
-from load.wire.errors import CLOSE_CODES, CONNECT_ERRORS, IN_FLIGHT, PING_ERRORS, PONG
+from load.runfolder.files import AppendOnlyCsv
+from load.runfolder.names import (
+    ALL,
+    CLOSES,
+    CONNECTIONS,
+    COUNT_COLUMNS,
+    ELAPSED_S,
+    ENDPOINT,
+    ENDPOINT_COLUMNS,
+    ENDPOINTS,
+    ENDPOINTS_CSV,
+    EPOCH_S,
+    ERRORS,
+    FIRST_CONNECT_FAILED,
+    FIRST_CONNECT_OK,
+    FIRST_PONG_AT,
+    GROUP,
+    GROUP_COLUMNS,
+    GROUPS_CSV,
+    LATE_WINDOWS,
+    MAX_MS,
+    MEMBERS,
+    P50_MS,
+    P95_MS,
+    P99_MS,
+    PHASE,
+    PHASES,
+    PINGS,
+    PONGS,
+    RUN_PHASE,
+    SEND_LAG_MAX_MS,
+    SERVER,
+    SERVER_COLUMNS,
+    SERVICE_P50_MS,
+    SERVICE_P99_MS,
+    STALE_MEMBERS,
+    TIME,
+    TIMESERIES_COLUMNS,
+    TIMESERIES_CSV,
+    USERS,
+)
+from load.wire.errors import CONNECT_ERRORS, PING_ERRORS, PONG
 
-COUNT_COLUMNS = (
-    "pings", "sent", "pongs", IN_FLIGHT, "errors", *PING_ERRORS,
-    "connects", "connect_ok", *CONNECT_ERRORS,
-    "closes", *(f"close_{code}" for code in CLOSE_CODES), "close_other", "client_closes",
-    "broadcasts", "missed_broadcasts", "late_sends", "fresh_socket_pongs",
-)
-LATENCY_COLUMNS = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "service_p50_ms", "service_p99_ms")
-TIME_COLUMNS = ("time", "epoch_s", "elapsed_s", "phase")
-TIMESERIES_COLUMNS = (
-    *TIME_COLUMNS, "users", "connections", *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], "send_lag_max_ms",
-    "first_pong_at", FIRST_CONNECT_FAILED, FIRST_CONNECT_OK, *SERVER_COLUMNS, *REDIS_COLUMNS,
-)
-NOT_MEASURED = "not_measured"  # summary.json: figure -> why this run could not measure it (its cells empty, null)
-GROUP_COLUMNS = ("time", "epoch_s", "elapsed_s", "group", "members", "stale_members")
 # What the recovery analysis needs of each written second; the rest stays on disk only.
 HISTORY_COLUMNS = (
-    "epoch_s", "pings", "pongs", "errors", "closes", "first_pong_at", FIRST_CONNECT_FAILED, FIRST_CONNECT_OK,
-    *CONNECT_ERRORS, *SERVER_COLUMNS, "stale_members",
+    EPOCH_S, PINGS, PONGS, ERRORS, CLOSES, FIRST_PONG_AT, FIRST_CONNECT_FAILED, FIRST_CONNECT_OK,
+    *CONNECT_ERRORS, *SERVER_COLUMNS, STALE_MEMBERS,
 )
-ENDPOINT_COLUMNS = (*TIME_COLUMNS, "endpoint", *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], "send_lag_max_ms")
-
-
-class AppendOnlyCsv:
-    """A CSV file whose every batch of rows lands in a single write() system call."""
-
-    def __init__(self, path: Path, columns: tuple[str, ...]):
-        self.columns = columns
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        self.write_rows([dict(zip(columns, columns, strict=True))])
-
-    def write_rows(self, rows: list[dict]) -> None:
-        if not rows:
-            return
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, self.columns, extrasaction="ignore", lineterminator="\n")
-        writer.writerows(rows)
-        os.write(self.fd, buffer.getvalue().encode())
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 def _rounded(value: float | None) -> float | None:
@@ -76,18 +75,21 @@ def figures(window: EndpointWindow) -> dict:
     """The CSV/summary figures of one endpoint window (or of a merge of several)."""
     counts = window.counts
     row = {name: counts.get(name, 0) for name in COUNT_COLUMNS}
-    row["pongs"] = counts.get(PONG, 0)
-    row["errors"] = sum(counts.get(kind, 0) for kind in PING_ERRORS)
+    row[PONGS] = counts.get(PONG, 0)
+    row[ERRORS] = sum(counts.get(kind, 0) for kind in PING_ERRORS)
     row.update(
-        p50_ms=_rounded(window.latency.percentile(0.50)),
-        p95_ms=_rounded(window.latency.percentile(0.95)),
-        p99_ms=_rounded(window.latency.percentile(0.99)),
-        max_ms=_rounded(window.latency.max_ms),
-        service_p50_ms=_rounded(window.service.percentile(0.50)),
-        service_p99_ms=_rounded(window.service.percentile(0.99)),
-        send_lag_max_ms=round(window.send_lag_max_ms, 1),
-        first_pong_at=_rounded(window.first_pong_at),
-        **{FIRST_CONNECT_FAILED: _rounded(window.first_connect_failed_at), FIRST_CONNECT_OK: _rounded(window.first_connect_ok_at)},
+        {
+            P50_MS: _rounded(window.latency.percentile(0.50)),
+            P95_MS: _rounded(window.latency.percentile(0.95)),
+            P99_MS: _rounded(window.latency.percentile(0.99)),
+            MAX_MS: _rounded(window.latency.max_ms),
+            SERVICE_P50_MS: _rounded(window.service.percentile(0.50)),
+            SERVICE_P99_MS: _rounded(window.service.percentile(0.99)),
+            SEND_LAG_MAX_MS: round(window.send_lag_max_ms, 1),
+            FIRST_PONG_AT: _rounded(window.first_pong_at),
+            FIRST_CONNECT_FAILED: _rounded(window.first_connect_failed_at),
+            FIRST_CONNECT_OK: _rounded(window.first_connect_ok_at),
+        }
     )
     return row
 
@@ -100,7 +102,7 @@ def merged(windows: list[EndpointWindow]) -> EndpointWindow:
 
 
 class Collector:
-    def __init__(self, run_dir: Path, start: float, lag_s: float, phase_at: Callable[[int], str] = lambda s: "run",
+    def __init__(self, run_dir: Path, start: float, lag_s: float, phase_at: Callable[[int], str] = lambda s: RUN_PHASE,
                  signatures: bool = True):
         self.start = start
         self.signatures = signatures  # False: no server log is read, every signature is unknown (empty, null)
@@ -116,9 +118,9 @@ class Collector:
         self.totals: dict[str, EndpointWindow] = {}
         self.phase_totals: dict[str, dict[str, EndpointWindow]] = {}
         self.late_windows = 0  # data for seconds already written; kept in the totals
-        self.timeseries = AppendOnlyCsv(run_dir / "timeseries.csv", TIMESERIES_COLUMNS)
-        self.endpoints = AppendOnlyCsv(run_dir / "endpoints.csv", ENDPOINT_COLUMNS)
-        self.groups = AppendOnlyCsv(run_dir / "groups.csv", GROUP_COLUMNS)
+        self.timeseries = AppendOnlyCsv(run_dir / TIMESERIES_CSV, TIMESERIES_COLUMNS)
+        self.endpoints = AppendOnlyCsv(run_dir / ENDPOINTS_CSV, ENDPOINT_COLUMNS)
+        self.groups = AppendOnlyCsv(run_dir / GROUPS_CSV, GROUP_COLUMNS)
         self.closed = False
 
     def merge(self, wire: dict[str, dict]) -> None:
@@ -168,17 +170,17 @@ class Collector:
             stamp = self._stamp(second)
             row = {**stamp, **figures(merged(list(window.endpoints.values())))}
             # no sample of the open connections that second (a worker's report missed it): unknown, not 0
-            row.update(users=self.users.pop(second, ""), connections=window.gauges.get("connections", ""))
+            row.update({USERS: self.users.pop(second, ""), CONNECTIONS: window.gauges.get(CONNECTIONS, "")})
             server = self.server.pop(second, Counter())
             row.update({column: server.get(column, 0) if self.signatures else "" for column in SERVER_COLUMNS})
             sample = self.redis.pop(second, None)
             if sample is not None:
                 row.update(sample.figures)
-                groups += [{**stamp, "group": g, "members": m, "stale_members": st} for g, (m, st) in sorted(sample.groups.items())]
+                groups += [{**stamp, GROUP: g, MEMBERS: m, STALE_MEMBERS: st} for g, (m, st) in sorted(sample.groups.items())]
             series.append(row)
             self.history.append({column: row.get(column, "") for column in HISTORY_COLUMNS})
             for path in sorted(window.endpoints):
-                per_endpoint.append({**stamp, "endpoint": path, **figures(window.endpoints[path])})
+                per_endpoint.append({**stamp, ENDPOINT: path, **figures(window.endpoints[path])})
         self.next_second = max(self.next_second, until)
         self.timeseries.write_rows(series)
         self.endpoints.write_rows(per_endpoint)
@@ -187,10 +189,10 @@ class Collector:
 
     def _stamp(self, second: int) -> dict:
         return {
-            "time": datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "epoch_s": second,
-            "elapsed_s": second - int(self.start),
-            "phase": self.phase_at(second),
+            TIME: datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            EPOCH_S: second,
+            ELAPSED_S: second - int(self.start),
+            PHASE: self.phase_at(second),
         }
 
     def summary(self) -> dict:
@@ -198,14 +200,7 @@ class Collector:
         overall = figures(merged(list(self.totals.values())))
         server = {column: self.server_totals.get(column, 0) if self.signatures else None for column in SERVER_COLUMNS}
         phases = {
-            name: {"all": figures(merged(list(paths.values()))), "endpoints": {p: figures(w) for p, w in sorted(paths.items())}}
+            name: {ALL: figures(merged(list(paths.values()))), ENDPOINTS: {p: figures(w) for p, w in sorted(paths.items())}}
             for name, paths in self.phase_totals.items()
         }
-        return {"all": overall, "endpoints": endpoints, "phases": phases, "server": server, "late_windows": self.late_windows}
-
-
-def write_json(path: Path, body: dict) -> None:
-    """Write a JSON file whole or not at all (a rename is atomic)."""
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(temporary, path)
+        return {ALL: overall, ENDPOINTS: endpoints, PHASES: phases, SERVER: server, LATE_WINDOWS: self.late_windows}

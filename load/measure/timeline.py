@@ -15,6 +15,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from load.measure.histogram import Histogram
+from load.runfolder.names import (
+    BROADCASTS,
+    CLIENT_CLOSES,
+    CLOSES,
+    CONNECT_OK,
+    CONNECTIONS,
+    CONNECTS,
+    FRESH_SOCKET_PONGS,
+    LATE_SENDS,
+    MISSED_BROADCASTS,
+    PINGS,
+    SENT,
+)
 from load.wire.errors import PONG, close_column
 
 LATE_SEND_S = 0.05  # a ping sent this much after its due time counts as a late send
@@ -119,13 +132,13 @@ class Timeline:
 
     def ping_due(self, path: str, due: float, sent: bool, lag_s: float = 0.0) -> None:
         window = self._at(due, path)
-        window.counts["pings"] += 1
-        self.totals["pings"] += 1
+        window.counts[PINGS] += 1
+        self.totals[PINGS] += 1
         if sent:
-            window.counts["sent"] += 1
+            window.counts[SENT] += 1
             window.send_lag_max_ms = max(window.send_lag_max_ms, lag_s * 1000)
             if lag_s > LATE_SEND_S:
-                window.counts["late_sends"] += 1
+                window.counts[LATE_SENDS] += 1
 
     def ping_done(self, path: str, due: float, kind: str, latency_ms: float = 0.0, service_ms: float = 0.0) -> None:
         """kind is PONG, IN_FLIGHT or one of errors.PING_ERRORS."""
@@ -139,42 +152,42 @@ class Timeline:
     def connect(self, path: str, ts: float, kind: str) -> None:
         """kind is 'connect_ok' or one of errors.CONNECT_ERRORS."""
         window = self._at(ts, path)
-        window.counts["connects"] += 1
+        window.counts[CONNECTS] += 1
         window.counts[kind] += 1
         self.totals[kind] += 1
-        if kind == "connect_ok":
+        if kind == CONNECT_OK:
             window.first_connect_ok_at = earliest(window.first_connect_ok_at, ts)
         else:
             window.first_connect_failed_at = earliest(window.first_connect_failed_at, ts)
 
     def closed(self, path: str, ts: float, code: int) -> None:
         window = self._at(ts, path)
-        window.counts["closes"] += 1
+        window.counts[CLOSES] += 1
         window.counts[close_column(code)] += 1
-        self.totals["closes"] += 1
+        self.totals[CLOSES] += 1
 
     def first_pong(self, path: str, ts: float) -> None:
         """The first pong on a socket opened since the last one broke: service is back for a user."""
         window = self._at(ts, path)
-        window.counts["fresh_socket_pongs"] += 1
+        window.counts[FRESH_SOCKET_PONGS] += 1
         window.first_pong_at = earliest(window.first_pong_at, ts)
 
     def client_closed(self, path: str, ts: float) -> None:
         """We closed the socket (reconnect-on-timeout): not the server's doing."""
-        self._at(ts, path).counts["client_closes"] += 1
-        self.totals["client_closes"] += 1
+        self._at(ts, path).counts[CLIENT_CLOSES] += 1
+        self.totals[CLIENT_CLOSES] += 1
 
     def broadcast(self, path: str, ts: float, missed: int) -> None:
         window = self._at(ts, path)
-        window.counts["broadcasts"] += 1
-        window.counts["missed_broadcasts"] += missed
-        self.totals["missed_broadcasts"] += missed
+        window.counts[BROADCASTS] += 1
+        window.counts[MISSED_BROADCASTS] += missed
+        self.totals[MISSED_BROADCASTS] += missed
 
     def sample_gauges(self, ts: float) -> None:
         second = int(ts)
         if second not in self.windows:
             self.windows[second] = Window()
-        self.windows[second].gauges["connections"] = self.connections_open
+        self.windows[second].gauges[CONNECTIONS] = self.connections_open
 
     def take(self) -> dict[str, dict]:
         windows, self.windows = self.windows, {}

@@ -13,19 +13,27 @@ from dataclasses import dataclass, field
 
 import redis
 
-COLUMNS = (
-    "redis_keys", "redis_used_memory_mb", "redis_clients", "groups", "group_members",
-    "stale_members", "member_processes", "specific_keys", "dead_process_keys", "live_processes",
+from load.runfolder.names import (
+    DEAD_PROCESS_KEYS,
+    GROUP_MEMBERS,
+    GROUPS,
+    LIVE_PROCESSES,
+    MEMBER_PROCESSES,
+    REDIS_CLIENTS,
+    REDIS_KEYS,
+    REDIS_USED_MEMORY_MB,
+    SPECIFIC_KEYS,
+    STALE_MEMBERS,
 )
+
 # Read from the channels_redis key layout; the redis-pubsub layer has none of these keys.
-LAYER_COLUMNS = ("groups", "group_members", "stale_members", "member_processes", "specific_keys", "dead_process_keys", "live_processes")
+LAYER_COLUMNS = (GROUPS, GROUP_MEMBERS, STALE_MEMBERS, MEMBER_PROCESSES, SPECIFIC_KEYS, DEAD_PROCESS_KEYS, LIVE_PROCESSES)
 # Need the prefixes of the live processes as well.
-LIVE_COLUMNS = ("stale_members", "dead_process_keys", "live_processes")
+LIVE_COLUMNS = (STALE_MEMBERS, DEAD_PROCESS_KEYS, LIVE_PROCESSES)
 SCAN_COUNT = 1000
 PUBSUB_LAYER = "redis-pubsub"  # the target app's CHANNEL_LAYER and --stack-layer value
 
-# summary.json's not_measured: every Redis figure at once, when nothing probes Redis
-REDIS = "redis"
+# summary.json's not_measured[REDIS]: every Redis figure at once, when nothing probes Redis
 NO_REDIS_PROBE = "no Redis probe: --redis-probe-url (the channel layer's Redis) or --stack local"
 
 NO_LIVE_LIST = ("no list of live Daphne processes: only --stack local or --agent-url can say which processes are alive, "
@@ -109,9 +117,9 @@ class RedisProbe:
         info = self.client.info()
         sample = Sample()
         sample.figures = {
-            "redis_keys": self.client.dbsize(),
-            "redis_used_memory_mb": round(info.get("used_memory", 0) / 2**20, 2),
-            "redis_clients": info.get("connected_clients", 0),
+            REDIS_KEYS: self.client.dbsize(),
+            REDIS_USED_MEMORY_MB: round(info.get("used_memory", 0) / 2**20, 2),
+            REDIS_CLIENTS: info.get("connected_clients", 0),
         }
         if self._uses_pubsub():
             sample.figures.update(dict.fromkeys(LAYER_COLUMNS, ""))
@@ -129,13 +137,13 @@ class RedisProbe:
             stale_total += stale
         specific = list(self.client.scan_iter(match=f"{self.prefix}specific.*!", count=SCAN_COUNT))
         sample.figures.update({
-            "groups": len(sample.groups),
-            "group_members": members_total,
-            "stale_members": stale_total,
-            "member_processes": len(members_by_process),
-            "specific_keys": len(specific),
-            "dead_process_keys": sum(process_prefix(k) not in live for k in specific) if live is not None else 0,
-            "live_processes": len(live) if live is not None else 0,
+            GROUPS: len(sample.groups),
+            GROUP_MEMBERS: members_total,
+            STALE_MEMBERS: stale_total,
+            MEMBER_PROCESSES: len(members_by_process),
+            SPECIFIC_KEYS: len(specific),
+            DEAD_PROCESS_KEYS: sum(process_prefix(k) not in live for k in specific) if live is not None else 0,
+            LIVE_PROCESSES: len(live) if live is not None else 0,
         })
         if live is None:
             sample.figures.update(dict.fromkeys(LIVE_COLUMNS, ""))

@@ -28,27 +28,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from load.runfolder.names import SERVER_COLUMNS
+from load.runfolder.names import SERVER_SIGNATURES as SERVER_SIGNATURES
+from load.runfolder.names import SIG_EXCEPTION as EXCEPTION
+from load.runfolder.names import SIG_HANDSHAKE_INCOMPLETE as HANDSHAKE_INCOMPLETE
+from load.runfolder.names import SIG_KILLED_ON_THREAD as KILLED_ON_THREAD
+from load.runfolder.names import SIG_KILLED_OTHER as KILLED_OTHER
+from load.runfolder.names import SIG_KILLED_OWN_AWAIT as KILLED_OWN_AWAIT
+from load.runfolder.names import SIG_KILLED_PENDING as KILLED_PENDING
+from load.runfolder.names import SIG_OVER_CAPACITY as OVER_CAPACITY
+from load.runfolder.names import SIG_OVER_CAPACITY_CHANNELS as OVER_CAPACITY_CHANNELS
+from load.runfolder.names import SIG_TASK_EXCEPTION as TASK_EXCEPTION
 from load.supervise.procs import Child, ExitRecord
 
-KILLED_OWN_AWAIT = "sig_killed_own_await"
-KILLED_ON_THREAD = "sig_killed_on_thread"
-KILLED_OTHER = "sig_killed_other"
-EXCEPTION = "sig_exception"
-KILLED_PENDING = "sig_killed_pending"
-TASK_EXCEPTION = "sig_task_exception"
-OVER_CAPACITY = "sig_over_capacity"
-OVER_CAPACITY_CHANNELS = "sig_over_capacity_channels"
-HANDSHAKE_INCOMPLETE = "sig_handshake_incomplete"
-
-COLUMNS = (
-    KILLED_OWN_AWAIT, KILLED_ON_THREAD, KILLED_OTHER, EXCEPTION, KILLED_PENDING,
-    TASK_EXCEPTION, OVER_CAPACITY, OVER_CAPACITY_CHANNELS, HANDSHAKE_INCOMPLETE,
-)
+COLUMNS = SERVER_COLUMNS  # the signatures this follower counts, in timeseries.csv order
 
 Windows = dict[int, Counter]
 
-# summary.json's not_measured: every signature at once, when no log is followed
-SERVER_SIGNATURES = "server_signatures"
+# summary.json's not_measured[SERVER_SIGNATURES], when no log is followed
 NO_SERVER_LOG = "no server log given: --server-log or --server-log-cmd (or --stack local, or --agent-url)"
 
 # Matched anywhere in the line, not after Daphne's prefix, so that logs reformatted on

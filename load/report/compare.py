@@ -23,26 +23,36 @@ from pathlib import Path
 
 from matplotlib.figure import Figure  # no pyplot: nothing here needs a display
 
-from load.analysis.recovery import KILL_COLUMNS
 from load.config.settings import ConfigError
 from load.report.runreport import (
     STYLE,
-    TOO_LONG_KILLS,
     Headline,
     Point,
-    Run,
     clearly_apart,
-    count,
     default_threads,
     fmt,
     headline,
     img,
     load_run,
-    number,
     percent,
     save_png,
     table,
     threads_findings,
+)
+from load.runfolder.derive import error_rate, totals_from_rows
+from load.runfolder.loader import Run, number
+from load.runfolder.names import (
+    CHAOS_PLAN,
+    KILL_COLUMNS,
+    P50_MS,
+    P99_MS,
+    PINGS,
+    PONGS,
+    RECOVERY_S,
+    RESTARTS,
+    SIG_KILLED_PENDING,
+    STALE_MEMBERS,
+    TOO_LONG_KILLS,
 )
 
 # Options that name where a run went or how it was reached, not how it was configured.
@@ -53,15 +63,15 @@ NOT_KNOBS = {
     "config", "base_port", "seed",
 }
 ENDPOINT_METRICS = (
-    ("pings", "pings"), ("pongs", "pongs"), ("error_rate", "error rate %"),
-    ("p50_ms", "p50 ms (whole run)"), ("p99_ms", "p99 ms (whole run)"), ("pongs_per_s", "pongs per second"),
+    (PINGS, PINGS), (PONGS, PONGS), ("error_rate", "error rate %"),
+    (P50_MS, "p50 ms (whole run)"), (P99_MS, "p99 ms (whole run)"), ("pongs_per_s", "pongs per second"),
 )
 RUN_METRICS = (
     ("recovery_s_mean", "mean recovery after a restart, s"), ("stale_members_max", "stale group members, max"),
     ("server_kills", "server kills (too long to shut down + pending at SIGTERM)"),
 )
 GRID = ".grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 0 1.5em; } .grid figure { margin: .5em 0 1.5em; }"
-RUN_COLUMNS = ("restarts", "restarts_not_recovered", "killed_too_long", "killed_pending")
+RUN_COLUMNS = (RESTARTS, "restarts_not_recovered", "killed_too_long", "killed_pending")
 
 
 @dataclass
@@ -89,7 +99,7 @@ def knob_names(runs: list[Run], knob: str | None) -> list[str]:
 
 
 def knob_value(manifest: dict, name: str):
-    for section in ("sweep", "options", "config", "chaos_plan"):
+    for section in ("sweep", "options", "config", CHAOS_PLAN):
         values = manifest.get(section) or {}
         if isinstance(values, dict) and name in values:
             return values[name]
@@ -144,17 +154,17 @@ def entries(runs: list[Run], names: list[str]) -> tuple[list[Entry], bool]:
 
 def run_metrics(entry: Entry) -> dict[str, float | None]:
     head, rows = entry.head, entry.run.rows
-    recoveries = [r["recovery_s"] for r in head.restarts if r.get("recovery_s") is not None]
-    stale = [v for v in (number(r.get("stale_members")) for r in rows) if v is not None]
+    recoveries = [r[RECOVERY_S] for r in head.restarts if r.get(RECOVERY_S) is not None]
+    stale = [v for v in (number(r.get(STALE_MEMBERS)) for r in rows) if v is not None]
     return {
         "recovery_s_mean": statistics.fmean(recoveries) if recoveries else None,
-        "restarts": len(head.restarts),
+        RESTARTS: len(head.restarts),
         "restarts_not_recovered": len(head.restarts) - len(recoveries),
         "stale_members_max": max(stale) if stale else None,
         # None (an empty cell, "–") when the run read no server log: unknown, not 0
         "server_kills": _total(head, KILL_COLUMNS),
         "killed_too_long": _total(head, TOO_LONG_KILLS),
-        "killed_pending": _total(head, ("sig_killed_pending",)),
+        "killed_pending": _total(head, (SIG_KILLED_PENDING,)),
     }
 
 
@@ -234,7 +244,7 @@ def plot_metric(metric: str, title: str, items: list[Entry], numeric: bool, endp
     ax.set_xticks(x, tick_labels(items, numeric), rotation=0 if numeric or len(items) < 4 else 20, fontsize=8)
     ax.set_xlabel(knob_title)
     ax.set_title(title)
-    if metric in ("p50_ms", "p99_ms"):
+    if metric in (P50_MS, P99_MS):
         ax.set_ylabel("ms")
     ax.grid(True, color="#ddd", lw=0.5)
     if all(math.isnan(v) for line in ax.get_lines() for v in line.get_ydata()):
@@ -262,7 +272,7 @@ def _groups(items: list[Entry], knob: str, names: list[str]) -> list[tuple[str, 
 
 def _point(entry: Entry, knob: str) -> Point:
     value = axis_value(knob, entry.values.get(knob), entry.run.manifest)
-    p99 = {path: f.get("p99_ms") for path, f in entry.head.endpoints.items()} if entry.head.exact_percentiles else {}
+    p99 = {path: f.get(P99_MS) for path, f in entry.head.endpoints.items()} if entry.head.exact_percentiles else {}
     return Point(f"{knob}={display(knob, entry.values.get(knob), entry.run.manifest)}", value if value is not None else math.nan,
                  entry.run, entry.run.rows, p99)
 
@@ -277,12 +287,12 @@ def overall_findings(items: list[Entry], knob: str, names: list[str]) -> list[st
         low, high = min(points, key=lambda p: p.value), max(points, key=lambda p: p.value)
         where = f" ({others})" if others else ""
         errors = _whole_run_error_rate(low), _whole_run_error_rate(high)
-        for column, what, unit in (("p99_ms", "p99", " ms"), ("error_rate", "error rate", " %")):
+        for column, what, unit in ((P99_MS, "p99", " ms"), ("error_rate", "error rate", " %")):
             a, b = low.per_second(None, column), high.per_second(None, column)
             if a is None or b is None or not clearly_apart(a, b):
                 continue
             caveat = ""
-            if column == "p99_ms" and None not in errors and abs(errors[0] - errors[1]) >= 5:
+            if column == P99_MS and None not in errors and abs(errors[0] - errors[1]) >= 5:
                 # Latency covers answered pings only: when failures turn into slow pongs, p99 rises.
                 caveat = (f"; the whole-run error rate moved {fmt(errors[0])} → {fmt(errors[1])} % at the same time, "
                           "so these percentiles describe different sets of pings")
@@ -295,9 +305,8 @@ def overall_findings(items: list[Entry], knob: str, names: list[str]) -> list[st
 
 
 def _whole_run_error_rate(point: Point) -> float | None:
-    rows = point.rows
-    pings = sum(count(r.get("pings")) for r in rows)
-    return sum(count(r.get("errors")) for r in rows) / pings * 100 if pings else None
+    rate = error_rate(totals_from_rows(point.rows))
+    return rate * 100 if rate is not None else None
 
 
 def _change(a: float, b: float) -> float | None:
@@ -344,8 +353,8 @@ def build_page(items: list[Entry], names: list[str], endpoints: list[str], sente
         m = run_metrics(e)
         bound = "" if e.head.exact_percentiles else "≤ "
         overview.append([
-            e.label, e.run.run_id, "yes" if e.run.finished else "no", fmt(number(o.get("pings"))), fmt(number(o.get("pongs"))),
-            fmt(o.get("error_rate")), bound + fmt(o.get("p50_ms")), bound + fmt(o.get("p99_ms")), fmt(o.get("pongs_per_s")),
+            e.label, e.run.run_id, "yes" if e.run.finished else "no", fmt(number(o.get(PINGS))), fmt(number(o.get(PONGS))),
+            fmt(o.get("error_rate")), bound + fmt(o.get(P50_MS)), bound + fmt(o.get(P99_MS)), fmt(o.get("pongs_per_s")),
             fmt(m["recovery_s_mean"]), fmt(m["stale_members_max"]), fmt(m["server_kills"]),
         ])
     per_endpoint = []
@@ -355,8 +364,8 @@ def build_page(items: list[Entry], names: list[str], endpoints: list[str], sente
             if f is None:
                 continue
             bound = "" if e.head.exact_percentiles else "≤ "
-            per_endpoint.append([endpoint, e.label, fmt(number(f.get("pings"))), fmt(number(f.get("pongs"))), fmt(f.get("error_rate")),
-                                 bound + fmt(f.get("p50_ms")), bound + fmt(f.get("p99_ms")), fmt(f.get("pongs_per_s"))])
+            per_endpoint.append([endpoint, e.label, fmt(number(f.get(PINGS))), fmt(number(f.get(PONGS))), fmt(f.get("error_rate")),
+                                 bound + fmt(f.get(P50_MS)), bound + fmt(f.get(P99_MS)), fmt(f.get("pongs_per_s"))])
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{STYLE}{GRID}</style></head><body>",
@@ -370,10 +379,10 @@ def build_page(items: list[Entry], names: list[str], endpoints: list[str], sente
         "per-second values (steady seconds: every user running) do not overlap. That says the seconds of one run differ from "
         "the seconds of the other, not that another pair of runs would differ the same way.</p>",
         "<h2>Runs</h2>",
-        table(["knobs", "run", "finished", "pings", "pongs", "error rate %", "p50 ms", "p99 ms", "pongs/s",
+        table(["knobs", "run", "finished", PINGS, PONGS, "error rate %", "p50 ms", "p99 ms", "pongs/s",
                 "recovery s (mean)", "stale members (max)", "server kills"], overview, left=(0, 1)),
         "<h2>Per endpoint</h2>",
-        table(["endpoint", "knobs", "pings", "pongs", "error rate %", "p50 ms", "p99 ms", "pongs/s"], per_endpoint, left=(0, 1)),
+        table(["endpoint", "knobs", PINGS, PONGS, "error rate %", "p50 ms", "p99 ms", "pongs/s"], per_endpoint, left=(0, 1)),
         "<h2>Each figure against the knob</h2>",
         '<div class="grid">',
     ]

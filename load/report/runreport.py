@@ -14,7 +14,6 @@ Kept free of locust and gevent: `python -m load report` runs in a plain process.
 """
 
 import base64
-import csv
 import html
 import json
 import math
@@ -32,24 +31,98 @@ matplotlib.use("Agg")  # before pyplot is imported anywhere: no display, PNG onl
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from load.analysis.recovery import daphne_down_s, restart_costs  # noqa: E402
-from load.analysis.summary_table import NOT_MEASURED_CELL, SIGNATURES, down_text, recovery_text  # noqa: E402
+from load.analysis.recovery import restart_costs  # noqa: E402
+from load.analysis.summary_table import NOT_MEASURED_CELL, down_text, recovery_text  # noqa: E402
 from load.chaos.controller import failure_line  # noqa: E402
 from load.config.options import mask_argv  # noqa: E402
 from load.config.settings import ConfigError  # noqa: E402
-from load.measure.collector import COUNT_COLUMNS, NOT_MEASURED  # noqa: E402
-from load.probes.redisprobe import COLUMNS as REDIS_COLUMNS  # noqa: E402
-from load.probes.redisprobe import NO_REDIS_PROBE, REDIS  # noqa: E402
-from load.probes.serverlog import COLUMNS as SERVER_COLUMNS  # noqa: E402
-from load.probes.serverlog import NO_SERVER_LOG, SERVER_SIGNATURES, ServerLogFollower, daphne_logs  # noqa: E402
-from load.wire.errors import CLOSE_CODES, CONNECT_ERRORS, PING_ERRORS  # noqa: E402
+from load.probes.redisprobe import NO_REDIS_PROBE  # noqa: E402
+from load.probes.serverlog import NO_SERVER_LOG, ServerLogFollower, daphne_logs  # noqa: E402
+from load.runfolder import loader  # noqa: E402
+from load.runfolder.derive import error_rate, restarts_from_events, totals_from_rows  # noqa: E402
+from load.runfolder.loader import NotARunFolder, Run, count, number  # noqa: E402
+from load.runfolder.names import (  # noqa: E402
+    ACTION_BEGIN,
+    ACTION_ENDS,
+    ALL,
+    ASGI_THREADS,
+    AT_S,
+    CHAOS_FAILURES,
+    CHAOS_PLAN,
+    CLIENT_CLOSES,
+    CLOSE_COLUMNS,
+    CLOSES,
+    CONNECT_ERRORS,
+    CONNECT_OK,
+    CONNECTIONS,
+    DEAD_PROCESS_KEYS,
+    DOWN_BY_CLIENTS,
+    DOWN_BY_DAPHNE,
+    DOWN_S,
+    DOWN_SOURCE,
+    DURATION_S,
+    ELAPSED_S,
+    ENDPOINT,
+    ENDPOINTS,
+    EPOCH_S,
+    ERRORS,
+    EVENT,
+    EXCEPTION_MESSAGES,
+    EXITED,
+    FAILED_PINGS,
+    FIRST_PONG_S,
+    GROUP_MEMBERS,
+    KILLED_AFTER_TIMEOUT,
+    LATE_SENDS,
+    MAX_MS,
+    NOT_MEASURED,
+    P50_MS,
+    P95_MS,
+    P99_MS,
+    PERCENTILES,
+    PHASE,
+    PHASES,
+    PING_ERRORS,
+    PINGS,
+    PLOTS_DIR,
+    PONGS,
+    RECOVERY_S,
+    REDIS,
+    REDIS_COLUMNS,
+    REDIS_FLUSH,
+    REDIS_KEYS,
+    REDIS_RESTART,
+    REPORT_HTML,
+    RESTART,
+    RESTART_BEGIN,
+    RESTARTS,
+    RUN_PHASE,
+    SENT,
+    SERVER,
+    SERVER_COLUMNS,
+    SERVER_DIR,
+    SERVER_KILLS,
+    SERVER_SIGNATURES,
+    SIG_EXCEPTION,
+    SIG_HANDSHAKE_INCOMPLETE,
+    SIG_KILLED_ON_THREAD,
+    SIG_KILLED_OTHER,
+    SIG_KILLED_OWN_AWAIT,
+    SIG_KILLED_PENDING,
+    SIG_OVER_CAPACITY,
+    SIG_OVER_CAPACITY_CHANNELS,
+    SIG_TASK_EXCEPTION,
+    SIGNATURE_LABELS,
+    STALE_MEMBERS,
+    STALE_MEMBERS_AFTER,
+    STALE_MEMBERS_BEFORE,
+    STARTED_AT,
+    SUMMARY_JSON,
+    TOO_LONG_KILLS,
+    USERS,
+)
 
-RESTART_ACTIONS = ("restart", "asgi_threads")  # the controller's actions that restart Daphne
-OTHER_ACTIONS = {"redis_restart": "Redis restart", "redis_flush": "Redis FLUSHDB"}
-PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
-TOO_LONG_KILLS = ("sig_killed_own_await", "sig_killed_on_thread", "sig_killed_other")  # FM-1
-SIGNATURE_LABELS = {**dict(SIGNATURES), "sig_over_capacity_channels": "channels over capacity (channels named in those lines)"}
-CLOSE_COLUMNS = (*(f"close_{code}" for code in CLOSE_CODES), "close_other")
+OTHER_ACTIONS = {REDIS_RESTART: "Redis restart", REDIS_FLUSH: "Redis FLUSHDB"}
 POOL_PREFIX, SYNC_PREFIX = "/ws/ping/pool/", "/ws/ping/sync/"
 SIMILAR = 0.20  # "did not change": within 20 %
 NOTABLE = 0.10  # a smaller change is not called large, however tight the spread
@@ -60,102 +133,15 @@ BARS_UP_TO = 600  # seconds; longer runs draw per-second counts as stepped areas
 # -- reading a run folder -------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    """What one run folder holds, as read from its files."""
-
-    folder: Path
-    rows: list[dict]  # timeseries.csv, one a second (cells as strings)
-    endpoint_rows: list[dict]  # endpoints.csv
-    events: list[dict]  # events.jsonl
-    manifest: dict  # {} if missing
-    summary: dict | None  # None: the run did not finish
-
-    @property
-    def finished(self) -> bool:
-        return self.summary is not None
-
-    @property
-    def run_id(self) -> str:
-        return str((self.summary or {}).get("run_id") or self.manifest.get("run_id") or self.folder.name)
-
-    @property
-    def t0(self) -> int:
-        """The epoch second that is 0 on every time axis (elapsed_s = epoch_s - t0)."""
-        if self.rows:
-            return int(self.rows[0]["epoch_s"]) - int(self.rows[0]["elapsed_s"])
-        started = (self.summary or {}).get("started_at") or self.manifest.get("started_at") or 0
-        return int(started)
-
-    @property
-    def endpoints(self) -> list[str]:
-        return sorted({r["endpoint"] for r in self.endpoint_rows} | set((self.summary or {}).get("endpoints", {})))
-
-    def phases(self) -> list[str]:
-        """The phase names in the order they first appear."""
-        return list(dict.fromkeys(r["phase"] for r in self.rows))
-
-
-def _read_csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        # A row cut short (a line being written when the run was killed) lacks its last cells.
-        return [row for row in reader if None not in row.values() and None not in row]
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _read_events(path: Path) -> list[dict]:
-    events = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a kill
-            if isinstance(event, dict) and "ts" in event:
-                events.append(event)
-    return events
-
-
 def load_run(run_dir: Path) -> Run:
-    """Read a run folder; ConfigError if it is not one (no timeseries.csv)."""
-    folder = Path(run_dir)
-    if not (folder / "timeseries.csv").is_file():
-        raise ConfigError("run_dir", str(folder), "not a run folder: it has no timeseries.csv (give a folder a run wrote under results/)")
-    return Run(
-        folder=folder,
-        rows=_read_csv(folder / "timeseries.csv"),
-        endpoint_rows=_read_csv(folder / "endpoints.csv"),
-        events=_read_events(folder / "events.jsonl"),
-        manifest=_read_json(folder / "manifest.json") or {},
-        summary=_read_json(folder / "summary.json"),
-    )
+    """Read a run folder (load.runfolder.loader); ConfigError if it is not one."""
+    try:
+        return loader.load_run(run_dir)
+    except NotARunFolder as exc:
+        raise ConfigError("run_dir", str(Path(run_dir)), str(exc)) from None
 
 
 # -- numbers --------------------------------------------------------------------------
-
-
-def number(cell) -> float | None:
-    """A CSV or JSON cell as a float; None for an empty cell (no sample that second)."""
-    if cell in ("", None):
-        return None
-    try:
-        value = float(cell)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
-
-
-def count(cell) -> float:
-    return number(cell) or 0.0
 
 
 @dataclass
@@ -243,7 +229,7 @@ class Headline:
     server: dict[str, float | None]  # None: not measured (no server log was read)
     restarts: list[dict]
     exception_messages: dict[str, int] | None  # None: not known
-    messages_from: str = "summary.json"
+    messages_from: str = SUMMARY_JSON
     not_measured: dict[str, str] = field(default_factory=dict)  # figure -> why the run could not measure it
 
     @property
@@ -255,45 +241,18 @@ class Headline:
 
 
 def _with_rates(figures: dict, duration_s: float) -> dict:
-    pings, pongs, errors = count(figures.get("pings")), count(figures.get("pongs")), count(figures.get("errors"))
+    pongs, rate = count(figures.get(PONGS)), error_rate(figures)
     return {
         **figures,
-        "error_rate": errors / pings * 100 if pings else None,
+        "error_rate": rate * 100 if rate is not None else None,
         "pongs_per_s": pongs / duration_s if duration_s else None,
     }
 
 
-def totals_from_rows(rows: list[dict]) -> dict:
-    """What summary.json would say, from per-second rows: exact counts and maxima; the
-    percentiles as the largest per-second value, which bounds the run's from above."""
-    totals: dict = {column: int(sum(count(r.get(column)) for r in rows)) for column in COUNT_COLUMNS}
-    totals["errors"] = sum(totals[kind] for kind in PING_ERRORS)
-    for column in (*PERCENTILES, "max_ms", "service_p50_ms", "service_p99_ms", "send_lag_max_ms"):
-        values = [v for v in (number(r.get(column)) for r in rows) if v is not None]
-        totals[column] = max(values) if values else None
-    return totals
-
-
-def _restarts_from_events(run: Run) -> list[dict]:
-    """The restarts the controller completed, as recorder.RunRecorder lists them."""
-    plan = run.manifest.get("chaos_plan") or {}
-    begun: dict[tuple, dict] = {}
-    restarts = []
-    for event in run.events:
-        if event.get("action") not in RESTART_ACTIONS:
-            continue
-        key = (event["action"], event.get("at_s"))
-        if event.get("event") == "action_begin":
-            begun[key] = event
-        elif event.get("event") == "action_done" and key in begun:
-            begin, outcomes = begun.pop(key), event.get("outcome") or []
-            restarts.append({
-                "ts": begin["ts"], "at_s": event.get("at_s"), "action": event["action"], "threads": event.get("threads"),
-                "mode": plan.get("restart_mode", "graceful"), "which": plan.get("restart_which", "all"),
-                "instances": [o.get("instance") for o in outcomes],
-                "down_s": daphne_down_s(outcomes),
-            })
-    return restarts
+def _restarts(run: Run) -> list[dict]:
+    """The restarts the controller completed, derived as the recorder derives them."""
+    plan = run.manifest.get(CHAOS_PLAN) or {}
+    return restarts_from_events(run.events, plan.get("restart_mode", "graceful"), plan.get("restart_which", "all"))
 
 
 UNSEEN_IN_CSV = "empty in every second of timeseries.csv"
@@ -316,7 +275,7 @@ def not_measured_from_rows(rows: list[dict]) -> dict[str, str]:
 
 
 def _messages_from_logs(run: Run) -> dict[str, int] | None:
-    server_dir = run.folder / "server"
+    server_dir = run.folder / SERVER_DIR
     if not server_dir.is_dir():
         return None
     follower = ServerLogFollower(daphne_logs(server_dir))
@@ -327,31 +286,31 @@ def _messages_from_logs(run: Run) -> dict[str, int] | None:
 def headline(run: Run) -> Headline:
     summary = run.summary
     if summary is not None:
-        duration = float(summary.get("duration_s") or len(run.rows) or 0)
-        messages = summary.get("exception_messages")
+        duration = float(summary.get(DURATION_S) or len(run.rows) or 0)
+        messages = summary.get(EXCEPTION_MESSAGES)
         return Headline(
-            endpoints={path: _with_rates(f, duration) for path, f in summary.get("endpoints", {}).items()},
-            overall=_with_rates(summary.get("all", {}), duration),
+            endpoints={path: _with_rates(f, duration) for path, f in summary.get(ENDPOINTS, {}).items()},
+            overall=_with_rates(summary.get(ALL, {}), duration),
             exact_percentiles=True,
             duration_s=duration,
-            server={column: number((summary.get("server") or {}).get(column, 0)) for column in SERVER_COLUMNS},
-            restarts=summary.get("restarts", []),
+            server={column: number((summary.get(SERVER) or {}).get(column, 0)) for column in SERVER_COLUMNS},
+            restarts=summary.get(RESTARTS, []),
             exception_messages=messages if messages is not None else _messages_from_logs(run),
-            messages_from="summary.json" if messages is not None else "the Daphne logs in server/",
+            messages_from=SUMMARY_JSON if messages is not None else "the Daphne logs in server/",
             not_measured=summary.get(NOT_MEASURED) or {},
         )
     duration = float(len(run.rows))
     missing = not_measured_from_rows(run.rows)
     by_endpoint: dict[str, list[dict]] = {}
     for row in run.endpoint_rows:
-        by_endpoint.setdefault(row["endpoint"], []).append(row)
+        by_endpoint.setdefault(row[ENDPOINT], []).append(row)
     return Headline(
         endpoints={path: _with_rates(totals_from_rows(rows), duration) for path, rows in sorted(by_endpoint.items())},
         overall=_with_rates(totals_from_rows(run.rows), duration),
         exact_percentiles=False,
         duration_s=duration,
         server={column: None if SERVER_SIGNATURES in missing else sum(count(r.get(column)) for r in run.rows) for column in SERVER_COLUMNS},
-        restarts=restart_costs(run.rows, _restarts_from_events(run)),
+        restarts=restart_costs(run.rows, _restarts(run)),
         exception_messages=_messages_from_logs(run),
         messages_from="the Daphne logs in server/",
         not_measured=missing,
@@ -363,7 +322,7 @@ def headline(run: Run) -> Headline:
 
 def steady_rows(rows: list[dict]) -> list[dict]:
     """The seconds with every user running: no ramp-up, no tail after the users stopped."""
-    users = [count(r.get("users")) for r in rows]
+    users = [count(r.get(USERS)) for r in rows]
     top = max(users, default=0)
     return [r for r, u in zip(rows, users, strict=True) if u == top and top > 0]
 
@@ -374,9 +333,9 @@ def endpoint_series(run: Run, endpoint: str | None, rows: list[dict] | None = No
     rows = run.rows if rows is None else rows
     if endpoint is None:
         return rows
-    own = {r["epoch_s"]: r for r in run.endpoint_rows if r["endpoint"] == endpoint}
-    empty = {"pings": 0, "pongs": 0, "errors": 0}
-    return [own.get(r["epoch_s"], {**empty, "epoch_s": r["epoch_s"], "elapsed_s": r["elapsed_s"], "phase": r["phase"]}) for r in rows]
+    own = {r[EPOCH_S]: r for r in run.endpoint_rows if r[ENDPOINT] == endpoint}
+    empty = {PINGS: 0, PONGS: 0, ERRORS: 0}
+    return [own.get(r[EPOCH_S], {**empty, EPOCH_S: r[EPOCH_S], ELAPSED_S: r[ELAPSED_S], PHASE: r[PHASE]}) for r in rows]
 
 
 @dataclass
@@ -391,10 +350,10 @@ class Point:
 
     def per_second(self, endpoint: str, column: str) -> Spread | None:
         series = endpoint_series(self.run, endpoint, steady_rows(self.rows))
-        if column == "pongs":
-            return spread(count(r.get("pongs")) for r in series)
+        if column == PONGS:
+            return spread(count(r.get(PONGS)) for r in series)
         if column == "error_rate":
-            return spread(count(r.get("errors")) / count(r.get("pings")) * 100 for r in series if count(r.get("pings")))
+            return spread(count(r.get(ERRORS)) / count(r.get(PINGS)) * 100 for r in series if count(r.get(PINGS)))
         return spread(number(r.get(column)) for r in series)
 
 
@@ -403,7 +362,7 @@ def _metric_sentence(what: str, unit: str, a: Point, b: Point, endpoint: str, co
     if sa is None or sb is None:
         return "", sa, sb
     text = f"median per-second {what} {fmt(sa.median)} → {fmt(sb.median)}{unit} ({percent(change(sa.median, sb.median))}"
-    if column == "p99_ms" and a.p99.get(endpoint) is not None and b.p99.get(endpoint) is not None:
+    if column == P99_MS and a.p99.get(endpoint) is not None and b.p99.get(endpoint) is not None:
         text += f"; whole-run p99 {fmt(a.p99[endpoint])} → {fmt(b.p99[endpoint])} ms"
     text += f"; IQR {fmt(sa.q1)}–{fmt(sa.q3)} vs {fmt(sb.q1)}–{fmt(sb.q3)}{unit}"
     return f"{text}: {verdict(sa, sb)})", sa, sb
@@ -420,14 +379,14 @@ def threads_findings(points: list[Point], knob_label: str = "ASGI_THREADS", sing
     caution = f"({single}: compared with the spread across seconds, not a significance test)"
     for endpoint in (e for e in endpoints if e.startswith(POOL_PREFIX)):
         parts = [s for s, *_ in (
-            _metric_sentence("p99", " ms", low, high, endpoint, "p99_ms"),
-            _metric_sentence("throughput", " pongs/s", low, high, endpoint, "pongs"),
+            _metric_sentence("p99", " ms", low, high, endpoint, P99_MS),
+            _metric_sentence("throughput", " pongs/s", low, high, endpoint, PONGS),
         ) if s]
         if parts:
             findings.append(f"{knob_label} {low.label} → {high.label}, thread-pool endpoint {endpoint}: {'; '.join(parts)} {caution}.")
     for endpoint in (e for e in endpoints if e.startswith(SYNC_PREFIX)):
-        p99, sa, sb = _metric_sentence("p99", " ms", low, high, endpoint, "p99_ms")
-        rate, ra, rb = _metric_sentence("throughput", " pongs/s", low, high, endpoint, "pongs")
+        p99, sa, sb = _metric_sentence("p99", " ms", low, high, endpoint, P99_MS)
+        rate, ra, rb = _metric_sentence("throughput", " pongs/s", low, high, endpoint, PONGS)
         changes = [change(x.median, y.median) for x, y in ((sa, sb), (ra, rb)) if x is not None and y is not None]
         if not changes or any(c is None for c in changes):
             continue
@@ -447,7 +406,7 @@ def phase_points(run: Run, restarts: list[dict]) -> list[Point]:
             continue
         setting = phase.split("=", 1)[1]
         value = float(setting) if setting.isdigit() else float(default_threads(run.manifest))
-        rows = _after_restart([r for r in run.rows if r["phase"] == phase], restarts)
+        rows = _after_restart([r for r in run.rows if r[PHASE] == phase], restarts)
         if rows:
             points.append(Point(phase, value, run, rows))
     return points
@@ -458,13 +417,13 @@ def _after_restart(rows: list[dict], restarts: list[dict]) -> list[dict]:
     step's); none if service never came back in that step."""
     if not rows:
         return rows
-    first = int(rows[0]["epoch_s"])
+    first = int(rows[0][EPOCH_S])
     for restart in restarts:
         if first - 2 <= int(restart["ts"]) <= first + 1:
-            if restart.get("recovery_s") is None:
+            if restart.get(RECOVERY_S) is None:
                 return []
-            back = restart["ts"] + restart["recovery_s"]
-            return [r for r in rows if int(r["epoch_s"]) >= back]
+            back = restart["ts"] + restart[RECOVERY_S]
+            return [r for r in rows if int(r[EPOCH_S]) >= back]
     return rows
 
 
@@ -482,16 +441,16 @@ def _chain(values: list[int | None]) -> str:
 
 
 def restart_name(restart: dict) -> str:
-    at = f"+{fmt(restart.get('at_s'))} s"
-    return f"{at}, ASGI_THREADS={restart.get('threads')}" if restart.get("action") == "asgi_threads" else at
+    at = f"+{fmt(restart.get(AT_S))} s"
+    return f"{at}, ASGI_THREADS={restart.get('threads')}" if restart.get("action") == ASGI_THREADS else at
 
 
 def exit_findings(run: Run) -> list[str]:
     """Daphne processes that ignored SIGTERM until the supervisor's SIGKILL (FM-4)."""
-    killed = [e for e in run.events if e.get("event") == "exited" and e.get("how") == "killed_after_timeout"]
+    killed = [e for e in run.events if e.get(EVENT) == EXITED and e.get("how") == KILLED_AFTER_TIMEOUT]
     if not killed:
         return []
-    exits = [e for e in run.events if e.get("event") == "exited"]
+    exits = [e for e in run.events if e.get(EVENT) == EXITED]
     waited = max(count(e.get("after_s")) for e in killed)
     return [f"{len(killed)} of {len(exits)} Daphne exits needed a SIGKILL: the process was still running {fmt(waited)} s "
             "after SIGTERM and was killed by the supervisor, so its restart took that long (FM-4)."]
@@ -509,38 +468,38 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
     if not restarts:
         return findings
     n = len(restarts)
-    leaks = [(r["stale_members_before"], r["stale_members_after"]) for r in restarts
-             if r.get("stale_members_before") is not None and r.get("stale_members_after") is not None]
+    leaks = [(r[STALE_MEMBERS_BEFORE], r[STALE_MEMBERS_AFTER]) for r in restarts
+             if r.get(STALE_MEMBERS_BEFORE) is not None and r.get(STALE_MEMBERS_AFTER) is not None]
     if leaks and sum(after - before for before, after in leaks) > 0:
         mean = statistics.fmean(after - before for before, after in leaks)
-        chain = _chain([restarts[0].get("stale_members_before")] + [r.get("stale_members_after") for r in restarts])
+        chain = _chain([restarts[0].get(STALE_MEMBERS_BEFORE)] + [r.get(STALE_MEMBERS_AFTER) for r in restarts])
         known = "" if len(leaks) == n else f"; known for {len(leaks)} of {n} restarts"
         lead = "The restart left" if n == 1 else "Each restart left on average"
         members = "group member" if mean == 1 else "group members"
         findings.append(f"{lead} {fmt(mean)} {members} in Redis that no live process owns ({chain}{known}; FM-5).")
-    downs = [r["down_s"] for r in restarts if r.get("down_s") is not None and r.get("down_source", "daphne") == "daphne"]
+    downs = [r[DOWN_S] for r in restarts if r.get(DOWN_S) is not None and r.get(DOWN_SOURCE, DOWN_BY_DAPHNE) == DOWN_BY_DAPHNE]
     if downs:
         findings.append(f"Daphne was down {_average(downs, ' s')}, from the signal to the new process answering.")
-    seen = [r["down_s"] for r in restarts if r.get("down_s") is not None and r.get("down_source") == "clients"]
+    seen = [r[DOWN_S] for r in restarts if r.get(DOWN_S) is not None and r.get(DOWN_SOURCE) == DOWN_BY_CLIENTS]
     if seen:
         findings.append(f"The clients saw Daphne down {_average(seen, ' s')}, from the first failed connect to the first "
                         "accepted one (the restart hook cannot say; to within a second).")
-    unseen = [restart_name(r) for r in restarts if r.get("down_s") is None]
+    unseen = [restart_name(r) for r in restarts if r.get(DOWN_S) is None]
     if unseen:
         which = "the restart" if n == 1 else f"{len(unseen)} of {n} restarts ({'; '.join(unseen)})"
         findings.append(f"Down time of {which}: not measured (the restart hook cannot say, and no client connect failed "
                         "between the restart and the next).")
-    recovered = [r for r in restarts if r.get("recovery_s") is not None]
-    recoveries = [r["recovery_s"] for r in recovered]
+    recovered = [r for r in restarts if r.get(RECOVERY_S) is not None]
+    recoveries = [r[RECOVERY_S] for r in recovered]
     if len(recovered) == 1:
         which = "the restart" if n == 1 else f"the restart at {restart_name(recovered[0])}"
         findings.append(f"Recovery after {which} took {fmt(recoveries[0])} s.")
     elif recovered:
         findings.append(f"Recovery after restarts took {fmt(statistics.fmean(recoveries))} s on average (max {fmt(max(recoveries))} s).")
-    first = [r["first_pong_s"] for r in restarts if r.get("first_pong_s") is not None]
+    first = [r[FIRST_PONG_S] for r in restarts if r.get(FIRST_PONG_S) is not None]
     if first:
         findings.append(f"The first pong on a new socket came {_average(first, ' s')} after the restart began.")
-    never = [f"{restart_name(r)}: {recovery_text(r)}" for r in restarts if r.get("recovery_s") is None]
+    never = [f"{restart_name(r)}: {recovery_text(r)}" for r in restarts if r.get(RECOVERY_S) is None]
     if never:
         until = "the end of the run" if run_ended else "the last second written"
         which = f"the restart at {never[0]}" if n == 1 else f"{len(never)} of {n} restarts ({'; '.join(never)})"
@@ -549,8 +508,8 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
             "(no three seconds in which pings were answered with no more failures than before the restart); "
             "its recovery time is not known, only that it was longer."
         )
-    failed = [r.get("failed_pings", 0) for r in restarts]
-    closes = [r.get("closes", 0) for r in restarts]
+    failed = [r.get(FAILED_PINGS, 0) for r in restarts]
+    closes = [r.get(CLOSES, 0) for r in restarts]
     if sum(failed) or sum(closes):
         if n == 1:
             findings.append(f"The restart cost {failed[0]} failed pings or connects and {closes[0]} closed sockets.")
@@ -569,18 +528,18 @@ def server_findings(server: dict[str, float | None], messages: dict[str, int] | 
     too_long = {c: int(server.get(c, 0)) for c in TOO_LONG_KILLS}
     if sum(too_long.values()):
         how = ", ".join(f"{v} {label}" for v, label in (
-            (too_long["sig_killed_own_await"], "in the app's own await"),
-            (too_long["sig_killed_on_thread"], "waiting on a thread"),
-            (too_long["sig_killed_other"], "other"),
+            (too_long[SIG_KILLED_OWN_AWAIT], "in the app's own await"),
+            (too_long[SIG_KILLED_ON_THREAD], "waiting on a thread"),
+            (too_long[SIG_KILLED_OTHER], "other"),
         ) if v)
         findings.append(
             f"{sum(too_long.values())} application instances (one per socket) were killed by Daphne for taking too long "
             f"to shut down after their connection closed (FM-1): {how}."
         )
-    if server.get("sig_killed_pending"):
+    if server.get(SIG_KILLED_PENDING):
         findings.append(f"SIGTERM cancelled {int(server['sig_killed_pending'])} pending application instances "
                         "(\"Killed N pending application instances\").")
-    if server.get("sig_exception"):
+    if server.get(SIG_EXCEPTION):
         top = ""
         if messages:
             message, times = max(messages.items(), key=lambda item: item[1])
@@ -588,14 +547,14 @@ def server_findings(server: dict[str, float | None], messages: dict[str, int] | 
             if "Timeout reading from" in message:
                 top += ", the signature of FM-7"
         findings.append(f"Daphne logged \"Exception inside application\" {int(server['sig_exception'])} times{top}.")
-    if server.get("sig_task_exception"):
+    if server.get(SIG_TASK_EXCEPTION):
         findings.append(f"\"Task exception was never retrieved\" was logged {int(server['sig_task_exception'])} times.")
-    if server.get("sig_over_capacity"):
+    if server.get(SIG_OVER_CAPACITY):
         findings.append(
             f"channels_redis logged channels over capacity in a group {int(server['sig_over_capacity'])} times "
             "(group_send into channels nobody reads, FM-5)."
         )
-    if server.get("sig_handshake_incomplete"):
+    if server.get(SIG_HANDSHAKE_INCOMPLETE):
         findings.append(f"{int(server['sig_handshake_incomplete'])} websocket handshakes never completed (FM-8).")
     return findings
 
@@ -603,7 +562,7 @@ def server_findings(server: dict[str, float | None], messages: dict[str, int] | 
 def error_findings(head: Headline) -> list[str]:
     findings = []
     for path, figures in head.endpoints.items():
-        pings, errors = count(figures.get("pings")), count(figures.get("errors"))
+        pings, errors = count(figures.get(PINGS)), count(figures.get(ERRORS))
         if not pings or not errors or errors / pings < 0.01:
             continue
         kinds = sorted(((count(figures.get(k)), k) for k in PING_ERRORS if figures.get(k)), reverse=True)
@@ -614,7 +573,7 @@ def error_findings(head: Headline) -> list[str]:
 
 
 def generator_findings(run: Run) -> list[str]:
-    late = [r for r in run.rows if count(r.get("sent")) and count(r.get("late_sends")) / count(r.get("sent")) > 0.01]
+    late = [r for r in run.rows if count(r.get(SENT)) and count(r.get(LATE_SENDS)) / count(r.get(SENT)) > 0.01]
     if not late:
         return []
     return [f"The load generator was saturated in {len(late)} of {len(run.rows)} seconds (over 1 % of pings sent over 50 ms late): "
@@ -622,7 +581,7 @@ def generator_findings(run: Run) -> list[str]:
 
 
 def redis_findings(run: Run, head: Headline) -> list[str]:
-    stale = [v for v in (number(r.get("stale_members")) for r in run.rows) if v is not None]
+    stale = [v for v in (number(r.get(STALE_MEMBERS)) for r in run.rows) if v is not None]
     if not stale or max(stale) == 0 or head.restarts:
         return []  # with restarts, restart_findings says it per restart
     return [f"Without any restart, up to {int(max(stale))} group members in Redis belonged to no live process "
@@ -631,7 +590,7 @@ def redis_findings(run: Run, head: Headline) -> list[str]:
 
 def chaos_findings(run: Run) -> list[str]:
     """Chaos actions that failed or were aborted: the run did not test what its plan said."""
-    failures = (run.summary or {}).get("chaos_failures") or []
+    failures = (run.summary or {}).get(CHAOS_FAILURES) or []
     return [failure_line(f, accepted=bool(run.manifest.get("options", {}).get("chaos_failures_ok"))) for f in failures]
 
 
@@ -661,7 +620,7 @@ def _dots(run: Run) -> dict:
 
 
 def _x(rows: list[dict]) -> list[float]:
-    return [int(r["elapsed_s"]) + 0.5 for r in rows]  # the middle of each second
+    return [int(r[ELAPSED_S]) + 0.5 for r in rows]  # the middle of each second
 
 
 @dataclass
@@ -674,36 +633,36 @@ class Mark:
 def chaos_marks(run: Run) -> list[Mark]:
     """Every restart (controller actions; a restart_begin no action explains) and Redis action."""
     marks, windows = [], []
-    done = {(e.get("action"), e.get("at_s")): e["ts"] for e in run.events if e.get("event") in ("action_done", "action_failed", "action_aborted")}
+    done = {(e.get("action"), e.get(AT_S)): e["ts"] for e in run.events if e.get(EVENT) in ACTION_ENDS}
     for event in run.events:
-        if event.get("event") != "action_begin":
+        if event.get(EVENT) != ACTION_BEGIN:
             continue
         action = event.get("action")
-        end = done.get((action, event.get("at_s")), math.inf)
+        end = done.get((action, event.get(AT_S)), math.inf)
         windows.append((event["ts"], end))
-        if action == "restart":
+        if action == RESTART:
             marks.append(Mark(event["ts"] - run.t0, "restart", "restart"))
-        elif action == "asgi_threads":
+        elif action == ASGI_THREADS:
             marks.append(Mark(event["ts"] - run.t0, f"threads={event.get('threads')}", "restart"))
         elif action in OTHER_ACTIONS:
             marks.append(Mark(event["ts"] - run.t0, OTHER_ACTIONS[action], "redis"))
     for event in run.events:
-        if event.get("event") == "restart_begin" and not any(b <= event["ts"] <= e + 1 for b, e in windows):
+        if event.get(EVENT) == RESTART_BEGIN and not any(b <= event["ts"] <= e + 1 for b, e in windows):
             marks.append(Mark(event["ts"] - run.t0, f"restart {event.get('instance', '')}".strip(), "restart"))
     return marks
 
 
 def phase_bands(run: Run) -> list[tuple[float, float, str]]:
     """Contiguous stretches of one phase: (start s, end s, name); none if the run had one phase 'run'."""
-    if {r["phase"] for r in run.rows} <= {"run"}:
+    if {r[PHASE] for r in run.rows} <= {RUN_PHASE}:
         return []
     bands: list[tuple[float, float, str]] = []
     for row in run.rows:
-        second = int(row["elapsed_s"])
-        if bands and bands[-1][2] == row["phase"] and bands[-1][1] == second:
-            bands[-1] = (bands[-1][0], second + 1, row["phase"])
+        second = int(row[ELAPSED_S])
+        if bands and bands[-1][2] == row[PHASE] and bands[-1][1] == second:
+            bands[-1] = (bands[-1][0], second + 1, row[PHASE])
         else:
-            bands.append((second, second + 1, row["phase"]))
+            bands.append((second, second + 1, row[PHASE]))
     return bands
 
 
@@ -726,7 +685,7 @@ def _decorate(ax, run: Run, marks: list[Mark], bands: list[tuple[float, float, s
         ax.annotate(mark.label, (mark.x, 0.02), xycoords=top, xytext=(2, 0), textcoords="offset points",
                     rotation=90, va="bottom", ha="left", fontsize=7, color=colour)
     if run.rows:
-        ax.set_xlim(0, int(run.rows[-1]["elapsed_s"]) + 1)
+        ax.set_xlim(0, int(run.rows[-1][ELAPSED_S]) + 1)
     ax.grid(True, color="#ddd", lw=0.5)
     ax.set_axisbelow(True)
 
@@ -768,7 +727,7 @@ def plot_latency(run: Run, marks, bands) -> Figure:
     fig, (ax, by_endpoint) = _figure(2)
     x = _x(run.rows)
     drawn = False
-    for column, style in (("p50_ms", "-"), ("p95_ms", "-"), ("p99_ms", "-"), ("max_ms", ":")):
+    for column, style in ((P50_MS, "-"), (P95_MS, "-"), (P99_MS, "-"), (MAX_MS, ":")):
         values = _series(run.rows, column)
         if any(not math.isnan(v) for v in values):
             ax.plot(x, values, style, **_dots(run), lw=1.2, label=column.replace("_ms", ""))
@@ -780,7 +739,7 @@ def plot_latency(run: Run, marks, bands) -> Figure:
     ax.set_title("Latency of all pings (from each ping's due time), per second")
     for endpoint in run.endpoints:
         rows = endpoint_series(run, endpoint)
-        values = _series(rows, "p99_ms")
+        values = _series(rows, P99_MS)
         if any(not math.isnan(v) for v in values):
             by_endpoint.plot(_x(rows), values, **_dots(run), lw=1.2, label=endpoint)
     by_endpoint.set_title("p99 per endpoint, per second")
@@ -807,7 +766,7 @@ def plot_errors(run: Run, marks, bands) -> Figure:
     ax.set_ylabel("per second")
     if not _stacked_bars(closes, x, run.rows, CLOSE_COLUMNS, lambda c: c.replace("_", " ")):
         _empty(closes, "no sockets closed by the server")
-    client = [count(r.get("client_closes")) for r in run.rows]
+    client = [count(r.get(CLIENT_CLOSES)) for r in run.rows]
     if any(client):
         closes.plot(x, client, "k-", lw=1, **_dots(run), label="closed by the client (reconnect)")
     closes.set_title("Socket closes by close code, per second (stacked; 1006 = no close frame)")
@@ -823,10 +782,10 @@ def plot_errors(run: Run, marks, bands) -> Figure:
 def plot_connections(run: Run, marks, bands) -> Figure:
     fig, (ax,) = _figure(1, 3.6)
     x = _x(run.rows)
-    _per_second(ax, x, [0.0] * len(x), [count(r.get("connect_ok")) for r in run.rows], color="#9ecae1",
+    _per_second(ax, x, [0.0] * len(x), [count(r.get(CONNECT_OK)) for r in run.rows], color="#9ecae1",
                 label="connects that succeeded, per second")
-    ax.step(x, _series(run.rows, "users"), where="mid", lw=1.5, color="#333", label="users")
-    ax.plot(x, _series(run.rows, "connections"), **_dots(run), lw=1.5, color="#2171b5", label="open connections")
+    ax.step(x, _series(run.rows, USERS), where="mid", lw=1.5, color="#333", label="users")
+    ax.plot(x, _series(run.rows, CONNECTIONS), **_dots(run), lw=1.5, color="#2171b5", label="open connections")
     ax.set_title("Users and open websocket connections")
     ax.set_ylabel("count")
     ax.set_xlabel("seconds since the start of the run")
@@ -837,7 +796,7 @@ def plot_connections(run: Run, marks, bands) -> Figure:
 
 def plot_server(run: Run, marks, bands) -> Figure:
     fig, (ax,) = _figure(1, 3.6)
-    columns = [c for c in SERVER_COLUMNS if c != "sig_over_capacity_channels"]
+    columns = [c for c in SERVER_COLUMNS if c != SIG_OVER_CAPACITY_CHANNELS]
     if SERVER_SIGNATURES in not_measured_from_rows(run.rows):
         _empty(ax, "not measured: no server log was read in this run")
     elif not _stacked_bars(ax, _x(run.rows), run.rows, columns, lambda c: SIGNATURE_LABELS.get(c, c)):
@@ -855,10 +814,10 @@ def plot_redis(run: Run, marks, bands) -> Figure:
     fig, (ax,) = _figure(1, 3.6)
     x = _x(run.rows)
     drawn = False
-    for column, label in (("redis_keys", "keys"), ("group_members", "group members"),
-                          ("stale_members", "stale members (no live process)"), ("dead_process_keys", "keys of dead processes")):
+    for column, label in ((REDIS_KEYS, "keys"), (GROUP_MEMBERS, "group members"),
+                          (STALE_MEMBERS, "stale members (no live process)"), (DEAD_PROCESS_KEYS, "keys of dead processes")):
         values = _series(run.rows, column)
-        if any(not math.isnan(v) for v in values) and (column != "dead_process_keys" or any(v > 0 for v in values if not math.isnan(v))):
+        if any(not math.isnan(v) for v in values) and (column != DEAD_PROCESS_KEYS or any(v > 0 for v in values if not math.isnan(v))):
             ax.plot(x, values, **_dots(run), lw=1.5, label=label)
             drawn = True
     if not drawn:
@@ -932,13 +891,13 @@ def _kinds(figures: dict) -> str:
 def endpoint_table(head: Headline) -> str:
     bound = "" if head.exact_percentiles else "≤ "
     rows = []
-    for name, f in [*head.endpoints.items(), ("all", head.overall)]:
+    for name, f in [*head.endpoints.items(), (ALL, head.overall)]:
         rows.append([
-            name, fmt(count(f.get("pings"))), fmt(count(f.get("pongs"))), fmt(count(f.get("errors"))),
+            name, fmt(count(f.get(PINGS))), fmt(count(f.get(PONGS))), fmt(count(f.get(ERRORS))),
             fmt(f.get("error_rate")), fmt(f.get("pongs_per_s")),
-            *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES), fmt(f.get("max_ms")), _kinds(f),
+            *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES), fmt(f.get(MAX_MS)), _kinds(f),
         ])
-    headers = ["endpoint", "pings", "pongs", "errors", "error rate %", "pongs/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors by kind, closes"]
+    headers = [ENDPOINT, PINGS, PONGS, ERRORS, "error rate %", "pongs/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors by kind, closes"]
     text = table(headers, rows, left=(0, len(headers) - 1), total_last=True)
     note = ("Percentiles are merged from the run's histograms (exact to 0.1 %)." if head.exact_percentiles else
             "Percentiles are the largest per-second value (“≤”): per-second percentiles cannot be merged, and the "
@@ -953,26 +912,26 @@ def phase_table(run: Run) -> str:
     phases = run.phases()
     if len(phases) < 2:
         return ""
-    merged = (run.summary or {}).get("phases") or {}
+    merged = (run.summary or {}).get(PHASES) or {}
     rows = []
     for phase in phases:
-        seconds = [r for r in run.rows if r["phase"] == phase]
+        seconds = [r for r in run.rows if r[PHASE] == phase]
         exact = phase in merged
         for endpoint in [*run.endpoints, None]:
             if exact:
-                f = merged[phase]["all"] if endpoint is None else merged[phase].get("endpoints", {}).get(endpoint)
+                f = merged[phase][ALL] if endpoint is None else merged[phase].get(ENDPOINTS, {}).get(endpoint)
                 if f is None:
                     continue
             else:
                 f = totals_from_rows(endpoint_series(run, endpoint, seconds))
-            pings, pongs, errors = (count(f.get(k)) for k in ("pings", "pongs", "errors"))
+            pings, pongs, errors, rate = count(f.get(PINGS)), count(f.get(PONGS)), count(f.get(ERRORS)), error_rate(f)
             bound = "" if exact else "≤ "
             rows.append([
-                phase, endpoint or "all", len(seconds), fmt(pings), fmt(pongs), fmt(errors),
-                fmt(errors / pings * 100 if pings else None), fmt(pongs / len(seconds) if seconds else None),
-                *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES), fmt(f.get("max_ms")),
+                phase, endpoint or ALL, len(seconds), fmt(pings), fmt(pongs), fmt(errors),
+                fmt(rate * 100 if rate is not None else None), fmt(pongs / len(seconds) if seconds else None),
+                *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES), fmt(f.get(MAX_MS)),
             ])
-    headers = ["phase", "endpoint", "seconds", "pings", "pongs", "errors", "error rate %", "pongs/s", "p50 ms", "p95 ms", "p99 ms", "max ms"]
+    headers = [PHASE, ENDPOINT, "seconds", PINGS, PONGS, ERRORS, "error rate %", "pongs/s", "p50 ms", "p95 ms", "p99 ms", "max ms"]
     source = ("Percentiles merged per phase (summary.json)." if all(p in merged for p in phases) else
               "Phases marked ≤ come from the per-second CSV: their percentiles are the largest per-second value.")
     return ("<h3>Per phase</h3>" + table(headers, rows, left=(0, 1))
@@ -982,14 +941,14 @@ def phase_table(run: Run) -> str:
 def restart_table(head: Headline) -> str:
     if not head.restarts:
         return "<p>No restarts in this run.</p>"
-    first_pong = any("first_pong_s" in r for r in head.restarts)
+    first_pong = any(FIRST_PONG_S in r for r in head.restarts)
     rows = []
     for r in head.restarts:
-        what = f"{r.get('mode', '')} {r.get('which', '')}".strip() if r.get("action") == "restart" else f"ASGI_THREADS={r.get('threads')}"
+        what = f"{r.get('mode', '')} {r.get('which', '')}".strip() if r.get("action") == RESTART else f"ASGI_THREADS={r.get('threads')}"
         rows.append([
-            f"+{fmt(r.get('at_s'))} s", what, down_text(r), *([fmt(r.get("first_pong_s"))] if first_pong else []),
-            recovery_text(r), r.get("failed_pings", 0), r.get("closes", 0), _known_or(r.get("server_kills"), head.signatures_known),
-            f"{_stale_cell(r.get('stale_members_before'), head)} → {_stale_cell(r.get('stale_members_after'), head)}",
+            f"+{fmt(r.get(AT_S))} s", what, down_text(r), *([fmt(r.get(FIRST_PONG_S))] if first_pong else []),
+            recovery_text(r), r.get(FAILED_PINGS, 0), r.get(CLOSES, 0), _known_or(r.get(SERVER_KILLS), head.signatures_known),
+            f"{_stale_cell(r.get(STALE_MEMBERS_BEFORE), head)} → {_stale_cell(r.get(STALE_MEMBERS_AFTER), head)}",
         ])
     headers = ["restart at", "what", "down s", *(["first pong s"] if first_pong else []), "recovery s",
                "failed pings", "closes", "server kills", "stale members before → after"]
@@ -1004,7 +963,7 @@ def restart_table(head: Headline) -> str:
         "Each restart's failures, closes and server kills are counted from its begin to its recovery, never past the "
         "next restart's begin. Server kills: Daphne's \"took too long to shut down\" and \"Killed N pending\" counts "
         "around the restart. Stale members: group members in Redis whose process is no longer alive.</p>"
-        + _not_measured_note(head, [SERVER_SIGNATURES, "stale_members", REDIS])
+        + _not_measured_note(head, [SERVER_SIGNATURES, STALE_MEMBERS, REDIS])
     )
 
 
@@ -1016,7 +975,7 @@ def _known_or(value, known: bool) -> str:
 
 
 def _stale_cell(value, head: Headline) -> str:
-    return _known_or(value, "stale_members" not in head.not_measured and REDIS not in head.not_measured)
+    return _known_or(value, STALE_MEMBERS not in head.not_measured and REDIS not in head.not_measured)
 
 
 def _not_measured_note(head: Headline, figures: list[str]) -> str:
@@ -1050,7 +1009,7 @@ def not_measured_section(head: Headline) -> str:
 
 def run_info(run: Run, head: Headline) -> str:
     manifest = run.manifest
-    started = (run.summary or {}).get("started_at") or manifest.get("started_at")
+    started = (run.summary or {}).get(STARTED_AT) or manifest.get(STARTED_AT)
     when = datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else "–"
     command = shlex.join(mask_argv(manifest.get("command", []))) or "–"  # manifests before masking, too
     rows = [
@@ -1058,7 +1017,7 @@ def run_info(run: Run, head: Headline) -> str:
         ["duration", f"{fmt(head.duration_s)} s" + ("" if run.finished else f" (seconds written before the run stopped: {len(run.rows)})")],
         ["finished", "yes" if run.finished else "no: no summary.json"], ["command", command], ["git sha", manifest.get("git_sha") or "–"],
     ]
-    plan = {k: v for k, v in (manifest.get("chaos_plan") or {}).items() if v not in ([], 0, 0.0, "", None)}
+    plan = {k: v for k, v in (manifest.get(CHAOS_PLAN) or {}).items() if v not in ([], 0, 0.0, "", None)}
     if plan:
         rows.append(["chaos plan", ", ".join(f"{k}={v}" for k, v in plan.items())])
     config = manifest.get("config") or {}
@@ -1077,7 +1036,7 @@ def build_page(run: Run, head: Headline, sentences: list[str], figures: list[tup
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f'<p class="sub">{fmt(head.duration_s)} s, {int(count(head.overall.get("pings")))} pings on '
+        f'<p class="sub">{fmt(head.duration_s)} s, {int(count(head.overall.get(PINGS)))} pings on '
         f"{len(head.endpoints)} endpoints, {len(head.restarts)} restarts</p>",
     ]
     if not run.finished:
@@ -1108,8 +1067,8 @@ def write_report(run_dir: Path) -> Path:
     marks, bands = chaos_marks(run), phase_bands(run)
     figures = []
     for name, draw, _ in PLOTS:
-        figures.append((name, save_png(draw(run, marks, bands), run.folder / "plots" / f"{name}.png")))
-    page = run.folder / "report.html"
+        figures.append((name, save_png(draw(run, marks, bands), run.folder / PLOTS_DIR / f"{name}.png")))
+    page = run.folder / REPORT_HTML
     page.write_text(build_page(run, head, findings(run, head), figures), encoding="utf-8")
     return page
 

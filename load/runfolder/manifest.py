@@ -1,18 +1,21 @@
-"""manifest.json: what ran, so a run folder says how to reproduce it."""
+"""manifest.json: what ran, so a run folder says how to reproduce it.
+
+The caller hides secrets in the command line and options before they come here (it knows
+which options are secrets: load.config.options.mask_argv and mask_options), and says
+which checkout the code is in (for the git sha): this package imports nothing of the suite.
+"""
 
 import importlib.metadata
 import os
 import platform
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import redis
 
-from load.config.options import mask_argv, mask_options
-from load.config.settings import REPO_ROOT
+from load.runfolder.names import RUN_ID, STARTED_AT
 
 PACKAGES = ("django", "channels", "channels-redis", "daphne", "asgiref", "redis", "locust", "websocket-client", "gevent", "twisted")
 
@@ -38,14 +41,14 @@ def redis_server_version(redis_url: str) -> str | None:
         return None
 
 
-def git_sha() -> str | None:
+def git_sha(repo_root: Path) -> str | None:
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     if result.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=repo_root, capture_output=True, text=True, timeout=5)
     return result.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
@@ -59,18 +62,20 @@ def json_safe(value):
     return str(value)
 
 
-def build_manifest(run_id: str, run_dir: Path, options: dict, config: dict, stack: dict | None, redis_url: str) -> dict:
+def build_manifest(run_id: str, run_dir: Path, command: list[str], options: dict, config: dict, stack: dict | None, redis_url: str,
+                   repo_root: Path) -> dict:
+    """command and options with their secrets already hidden: run folders are meant to be shared."""
     versions = package_versions()
     versions["redis-server"] = redis_server_version(redis_url)
     return {
-        "run_id": run_id,
+        RUN_ID: run_id,
         "run_dir": str(run_dir),
-        "started_at": time.time(),
-        "command": mask_argv(sys.argv),  # secrets hidden: run folders are meant to be shared
-        "options": json_safe(mask_options(options)),
+        STARTED_AT: time.time(),
+        "command": list(command),
+        "options": json_safe(options),
         "config": json_safe(config),
         "stack": json_safe(stack),
         "versions": versions,
-        "git_sha": git_sha(),
+        "git_sha": git_sha(repo_root),
         "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
     }

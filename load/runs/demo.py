@@ -16,6 +16,7 @@ from pathlib import Path
 
 from load.analysis.summary_table import format_summary
 from load.chaos.controller import failure_line
+from load.runfolder.names import CHAOS_FAILURES, SUMMARY_JSON
 from load.runfolder.runids import new_run_id
 from load.runs.headless import (
     discard_refused_run,
@@ -60,7 +61,7 @@ def run_demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted: Locust and the stack were stopped", file=sys.stderr, flush=True)
         code, finished, interrupted = None, False, True
-    summary_path = run_dir / "summary.json"
+    summary_path = run_dir / SUMMARY_JSON
     if not summary_path.exists() and code == 2:
         print(f"python -m load: error: {refusal(run_dir)}", file=sys.stderr)
         discard_refused_run(run_dir)
@@ -71,7 +72,7 @@ def run_demo(args: argparse.Namespace) -> int:
     summary = json.loads(summary_path.read_text())
     print()
     print(format_summary(summary))
-    for failure in summary.get("chaos_failures", []):
+    for failure in summary.get(CHAOS_FAILURES, []):
         print(failure_line(failure))
     print(f"\nper-second series: {run_dir / 'timeseries.csv'} (all endpoints), {run_dir / 'endpoints.csv'} (each)")
     print(f"report with plots: {run_dir / 'report.html'}")
@@ -82,4 +83,4 @@ def run_demo(args: argparse.Namespace) -> int:
         return interrupted_exit_code()
     # The demo exists to show failures: finished with a summary is success here, unless a
     # restart it meant to show did not happen.
-    return 0 if finished and not summary.get("chaos_failures") else 1
+    return 0 if finished and not summary.get(CHAOS_FAILURES) else 1

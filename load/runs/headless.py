@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from load.config.settings import REPO_ROOT
+from load.runfolder.names import EVENTS_JSONL, MANIFEST_JSON, SUMMARY_JSON, TIMESERIES_CSV
 from load.supervise.procs import Child
 
 LOCUSTFILE = REPO_ROOT / "locustfile.py"
@@ -93,7 +94,7 @@ def locust_error(run_dir: Path) -> str:
 
 
 # What a run of the suite writes once Locust accepted its options and the run began.
-RUN_FILES = ("events.jsonl", "manifest.json", "timeseries.csv", "summary.json")
+RUN_FILES = (EVENTS_JSONL, MANIFEST_JSON, TIMESERIES_CSV, SUMMARY_JSON)
 
 
 def discard_refused_run(run_dir: Path) -> bool:

@@ -23,12 +23,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from load.runfolder.names import ALREADY_GONE, HOW_EXITED, KILLED_AFTER_TIMEOUT, SIGKILLED
+
 PR_SET_PDEATHSIG = 1
 
-EXITED = "exited"  # ended by itself, or by SIGTERM within the grace period
-KILLED_AFTER_TIMEOUT = "killed_after_timeout"  # ignored SIGTERM for kill_after seconds
-SIGKILLED = "sigkill"  # a hard stop
-ALREADY_GONE = "already_exited"  # had exited before we signalled it
+# How a child ended: the "how" of its exited event in events.jsonl.
+EXITED = HOW_EXITED
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:

@@ -19,6 +19,22 @@ from pathlib import Path
 
 from load.config.settings import REPO_ROOT, RESTART_MODES, ConfigError, StackConfig
 from load.probes.redisprobe import prefixes_of
+from load.runfolder.names import (
+    ASGI_THREADS_SET,
+    EVENT,
+    EXITED,
+    FAILED,
+    READY,
+    REDIS_READY,
+    REDIS_RESTART_BEGIN,
+    REDIS_RESTART_DONE,
+    REDIS_STOPPED,
+    RESTART_BEGIN,
+    RESTART_DONE,
+    SIGNAL_SENT,
+    SPAWNED,
+)
+from load.runfolder.names import LISTENING as LISTENING_EVENT
 from load.supervise.procs import Child, ExitRecord, stop_all
 from load.supervise.redisserver import LocalRedis, StackError, redis_answers
 
@@ -105,7 +121,7 @@ class Stack:
         if not self.redis_url and self.config.app.layer != "memory":
             self.redis = LocalRedis(self.server_dir, REPO_ROOT, self.config.ready_timeout).start()
             self.redis_url = self.redis.url
-            self._record("redis_ready", pid=self.redis.child.pid, url=self.redis_url)
+            self._record(REDIS_READY, pid=self.redis.child.pid, url=self.redis_url)
         self._migrate()
         self.instances = [DaphneInstance(i, self._instance_env(i), port=self.config.base_port + i if self.config.base_port else 0) for i in range(self.config.daphne_count)]
         for instance in self.instances:
@@ -122,7 +138,7 @@ class Stack:
             self._record_exit(instance, record)
         if self.redis is not None and self.redis.child is not None and self.redis.child.alive():
             record = self.redis.child.stop("hard")
-            self._record("redis_stopped", how=record.how)
+            self._record(REDIS_STOPPED, how=record.how)
 
     def restart(self, index: int, mode: str = "graceful") -> RestartOutcome:
         """Stop one instance (graceful: SIGTERM, SIGKILL after kill_after; hard: SIGKILL) and start its next generation."""
@@ -134,7 +150,7 @@ class Stack:
             raise ConfigError("mode", mode, "choose graceful or hard")
         chosen = [self.instances[i] for i in indices]
         for instance in chosen:
-            self._record("restart_begin", instance, mode=mode)
+            self._record(RESTART_BEGIN, instance, mode=mode)
         records = stop_all([i.child for i in chosen], mode, self.config.kill_after, self._record_signal)
         for instance, record in zip(chosen, records, strict=True):
             self._record_exit(instance, record)
@@ -143,7 +159,7 @@ class Stack:
         for instance, record in zip(chosen, records, strict=True):
             self._wait_ready(instance)
             down = time.time() - record.signal_sent_at
-            self._record("restart_done", instance, mode=mode, down_seconds=round(down, 3))
+            self._record(RESTART_DONE, instance, mode=mode, down_seconds=round(down, 3))
             outcomes.append(RestartOutcome(instance.name, mode, record, down, instance.child.pid, instance.generation))
         return outcomes
 
@@ -151,11 +167,11 @@ class Stack:
         """SIGKILL our Redis and start it again on the same port, empty; returns seconds down."""
         if self.redis is None:
             raise StackError("this stack does not run its own Redis (it was given --redis-url)")
-        self._record("redis_restart_begin", pid=self.redis.child.pid)
+        self._record(REDIS_RESTART_BEGIN, pid=self.redis.child.pid)
         began = time.time()
         self.redis.restart()
         down = time.time() - began
-        self._record("redis_restart_done", pid=self.redis.child.pid, down_seconds=round(down, 3))
+        self._record(REDIS_RESTART_DONE, pid=self.redis.child.pid, down_seconds=round(down, 3))
         return down
 
     def stop_instance(self, index: int, mode: str = "graceful") -> ExitRecord:
@@ -183,7 +199,7 @@ class Stack:
             instance.env.pop("ASGI_THREADS", None)
             if threads is not None:
                 instance.env["ASGI_THREADS"] = str(threads)
-        self._record("asgi_threads_set", threads=threads)
+        self._record(ASGI_THREADS_SET, threads=threads)
 
     # -- what the stack is -------------------------------------------------------------
 
@@ -256,16 +272,16 @@ class Stack:
         log_path = self.server_dir / f"{instance.name}.gen{instance.generation}.log"
         instance.child = Child(instance.name, argv, instance.env, log_path, REPO_ROOT).start()
         instance.pids.append(instance.child.pid)
-        self._record("spawned", instance, pid=instance.child.pid, log=str(log_path))
+        self._record(SPAWNED, instance, pid=instance.child.pid, log=str(log_path))
 
     def _wait_ready(self, instance: DaphneInstance) -> None:
         child = instance.child
         deadline = time.monotonic() + self.config.ready_timeout
         port = self._poll(instance, deadline, lambda: self._listening_port(child))
         instance.port = port
-        self._record("listening", instance, port=port, after_s=round(time.time() - child.started_at, 3))
+        self._record(LISTENING_EVENT, instance, port=port, after_s=round(time.time() - child.started_at, 3))
         self._poll(instance, deadline, lambda: (healthz(port) or {}).get("pid") == child.pid or None)
-        self._record("ready", instance, after_s=round(time.time() - child.started_at, 3))
+        self._record(READY, instance, after_s=round(time.time() - child.started_at, 3))
 
     def _poll(self, instance: DaphneInstance, deadline: float, probe: Callable[[], object]):
         while time.monotonic() < deadline:
@@ -288,21 +304,21 @@ class Stack:
         return int(match.group(1)) if match else None
 
     def _fail(self, instance: DaphneInstance, why: str) -> None:
-        self._record("failed", instance, why=why)
+        self._record(FAILED, instance, why=why)
         raise StackError(f"{instance.name} generation {instance.generation} {why}:\n{instance.child.log_tail()}")
 
     def _record_signal(self, child: Child, signum: int, ts: float) -> None:
         instance = next(i for i in self.instances if i.child is child)
-        self._record("signal_sent", instance, ts=ts, pid=child.pid, signal=signal.Signals(signum).name)
+        self._record(SIGNAL_SENT, instance, ts=ts, pid=child.pid, signal=signal.Signals(signum).name)
 
     def _record_exit(self, instance: DaphneInstance, record: ExitRecord) -> None:
         self._record(
-            "exited", instance, ts=record.exited_at, pid=instance.child.pid, how=record.how,
+            EXITED, instance, ts=record.exited_at, pid=instance.child.pid, how=record.how,
             returncode=record.returncode, after_s=round(record.seconds, 3),
         )
 
     def _record(self, name: str, instance: DaphneInstance | None = None, **fields) -> None:
-        event: Event = {"ts": fields.pop("ts", time.time()), "event": name}
+        event: Event = {"ts": fields.pop("ts", time.time()), EVENT: name}
         if instance is not None:
             event.update(instance=instance.name, generation=instance.generation)
         event.update(fields)

@@ -38,11 +38,14 @@ from load.config.options import (
     RunConfig,
     add_options,
     config_from_options,
+    mask_argv,
+    mask_options,
     plan_from_options,
     set_run_config,
 )
 from load.config.settings import (
     LOCUST_OPTION_NAMES,
+    REPO_ROOT,
     ChaosPlan,
     ConfigError,
     DaphneOptions,
@@ -55,6 +58,7 @@ from load.config.settings import (
 from load.measure.timeline import timeline_for
 from load.probes.serverlog import CommandFollower, ServerLogFollower, daphne_logs
 from load.runfolder.manifest import build_manifest
+from load.runfolder.names import CHAOS_FAILURES, CHAOS_PLAN, EVENTS_JSONL, THRESHOLD_BREACHES, THRESHOLD_NOTES
 from load.runfolder.runids import new_run_id
 from load.supervise.redisserver import StackError
 from load.supervise.stack import Stack
@@ -328,8 +332,9 @@ class SuitePlugin:
             return
         stack = self.stack
         stack_info = {"redis_url": stack.redis_url, "server_dir": str(stack.server_dir), "instances": stack.status()} if stack else None
-        manifest = build_manifest(run_id, run_dir, vars(self.options), asdict(run.config), stack_info, server.redis_url)
-        manifest["chaos_plan"] = asdict(plan)
+        manifest = build_manifest(run_id, run_dir, mask_argv(sys.argv), mask_options(vars(self.options)), asdict(run.config),
+                                  stack_info, server.redis_url, REPO_ROOT)
+        manifest[CHAOS_PLAN] = asdict(plan)
         self.run = RunRecorder(self.env, run_dir, run.config, plan, server, not self.is_master, manifest, self.options.run_time)
         self.run.on_summary = self.check_run
 
@@ -338,13 +343,13 @@ class SuitePlugin:
         self.check_thresholds(summary)
 
     def check_chaos(self, summary: dict) -> None:
-        """A chaos action that failed or was aborted: summary["chaos_failures"], and exit code 1
+        """A chaos action that failed or was aborted: summary[CHAOS_FAILURES], and exit code 1
         unless --chaos-failures-ok (a restart run in which nothing restarted is no pass)."""
         controller = self.run.controller if self.run is not None else None
         failures = controller.failed_actions() if controller is not None else []
-        summary["chaos_failures"] = failures
+        summary[CHAOS_FAILURES] = failures
         if failures and not self.options.chaos_failures_ok:
-            more = f" ({len(failures) - 1} more in events.jsonl)" if len(failures) > 1 else ""
+            more = f" ({len(failures) - 1} more in {EVENTS_JSONL})" if len(failures) > 1 else ""
             logger.error(failure_line(failures[0]) + more)
             self.env.process_exit_code = 1
 
@@ -361,8 +366,8 @@ class SuitePlugin:
             logger.warning(note)
         if lines:
             self.env.process_exit_code = 1
-        summary["threshold_breaches"] = lines
-        summary["threshold_notes"] = notes
+        summary[THRESHOLD_BREACHES] = lines
+        summary[THRESHOLD_NOTES] = notes
 
     def server_side(self, plan: ChaosPlan, run_dir: Path) -> ServerSide:
         """The target of the chaos plan and the sources of server signals for this run."""

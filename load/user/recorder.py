@@ -14,20 +14,43 @@ from pathlib import Path
 
 import gevent
 
-from load.analysis.recovery import daphne_down_s, restart_costs
+from load.analysis.recovery import restart_costs
 from load.chaos.controller import Controller, Target
 from load.config.settings import ChaosPlan, LoadConfig
-from load.measure.collector import NOT_MEASURED, Collector, write_json
+from load.measure.collector import Collector
 from load.measure.timeline import timeline_for
-from load.probes.redisprobe import NO_REDIS_PROBE, REDIS, RedisProbe
-from load.probes.serverlog import NO_SERVER_LOG, SERVER_SIGNATURES
+from load.probes.redisprobe import NO_REDIS_PROBE, RedisProbe
+from load.probes.serverlog import NO_SERVER_LOG
+from load.runfolder.derive import restarts_from_events
 from load.runfolder.eventlog import EventLog
+from load.runfolder.files import write_json
+from load.runfolder.names import (
+    DURATION_S,
+    ENDED_AT,
+    EVENT,
+    EVENTS_JSONL,
+    EXCEPTION_MESSAGES,
+    LATE_SENDS,
+    MANIFEST_JSON,
+    NOT_MEASURED,
+    REDIS,
+    RESTARTS,
+    RUN_END,
+    RUN_ID,
+    RUN_PHASE,
+    RUN_START,
+    SENT,
+    SERVER_SIGNATURES,
+    STARTED_AT,
+    SUMMARY_JSON,
+    TIME,
+    WORKERS,
+)
 
 logger = logging.getLogger("load")
 
 WORKER_REPORT_INTERVAL = 3.0  # locust.runners.WORKER_REPORT_INTERVAL
 SATURATION_SHARE = 0.01  # warn when more than this share of a second's pings went out late
-RESTART_ACTIONS = ("restart", "asgi_threads")
 # A restart under way at the end may finish (a half-restarted stack helps no one), this long:
 # a graceful local restart takes up to --kill-after (10 s) plus the new process's start.
 ACTION_GRACE = 20.0
@@ -57,12 +80,12 @@ class RunRecorder:
         self.local = local
         self.run_dir = run_dir
         self.started = time.time()
-        self.events = EventLog(run_dir / "events.jsonl")
+        self.events = EventLog(run_dir / EVENTS_JSONL)
         self.manifest = manifest
-        write_json(run_dir / "manifest.json", manifest)
+        write_json(run_dir / MANIFEST_JSON, manifest)
         self.controller = Controller(plan, server.target, self.record, self.started, run_time) if plan.active else None
         lag = config.pong_timeout + 2 + (0 if local else WORKER_REPORT_INTERVAL)
-        phase_at = self.controller.phase_at if self.controller else (lambda second: "run")
+        phase_at = self.controller.phase_at if self.controller else (lambda second: RUN_PHASE)
         self.collector = Collector(run_dir, self.started, lag, phase_at, signatures=server.log_follower is not None)
         self.probe = RedisProbe(server.redis_url, server.live_prefixes, layer=server.layer) if server.redis_url else None
         self.follower = server.log_follower
@@ -78,7 +101,7 @@ class RunRecorder:
         self.final_workers: dict[str, dict] = {}
         self.closing = self.done = False
         self.last_warning = 0.0
-        self.record({"ts": self.started, "event": "run_start", "run_id": manifest["run_id"]})
+        self.record({"ts": self.started, EVENT: RUN_START, RUN_ID: manifest[RUN_ID]})
         self.ticker = gevent.spawn(self._tick_forever)
         self.chaos = gevent.spawn(self.controller.run, gevent.sleep) if self.controller else None
         logger.info("results of this run: %s", run_dir)
@@ -146,13 +169,13 @@ class RunRecorder:
             self._warn_if_saturated(row)
 
     def _warn_if_saturated(self, row: dict) -> None:
-        sent, late = row.get("sent", 0), row.get("late_sends", 0)
+        sent, late = row.get(SENT, 0), row.get(LATE_SENDS, 0)
         if sent and late / sent > SATURATION_SHARE and time.time() - self.last_warning > 10:
             self.last_warning = time.time()
             logger.warning(
                 "the load generator is saturated: %d of %d pings in second %s went out over 50 ms late "
                 "(latency then includes our own delay); add workers (--processes) or lower the rate",
-                late, sent, row["time"],
+                late, sent, row[TIME],
             )
 
     # -- the end -----------------------------------------------------------------------
@@ -173,20 +196,20 @@ class RunRecorder:
         self.collector.close()
         summary = self.collector.summary()
         ended = time.time()
-        summary.update(run_id=self.manifest["run_id"], started_at=self.started, ended_at=ended, duration_s=round(ended - self.started, 3))
-        summary["restarts"] = restart_costs(self.collector.history, self._restarts())
+        summary.update({RUN_ID: self.manifest[RUN_ID], STARTED_AT: self.started, ENDED_AT: ended, DURATION_S: round(ended - self.started, 3)})
+        summary[RESTARTS] = restart_costs(self.collector.history, self._restarts())
         summary[NOT_MEASURED] = self._not_measured()
         if self.follower is not None:
-            summary["exception_messages"] = dict(self.follower.messages.most_common(20))
+            summary[EXCEPTION_MESSAGES] = dict(self.follower.messages.most_common(20))
         if not self.local:
-            summary["workers"] = self.final_workers
+            summary[WORKERS] = self.final_workers
         self.on_summary(summary)
-        write_json(self.run_dir / "summary.json", summary)
-        self.record({"ts": ended, "event": "run_end"})
+        write_json(self.run_dir / SUMMARY_JSON, summary)
+        self.record({"ts": ended, EVENT: RUN_END})
         self.done = True
         self.events.close()
-        self.manifest["ended_at"] = ended
-        write_json(self.run_dir / "manifest.json", self.manifest)
+        self.manifest[ENDED_AT] = ended
+        write_json(self.run_dir / MANIFEST_JSON, self.manifest)
         self._write_report()
         logger.info("run written to %s", self.run_dir)
 
@@ -199,21 +222,12 @@ class RunRecorder:
             logger.exception("the report of %s could not be written", self.run_dir)
 
     def _restarts(self) -> list[dict]:
-        """The restarts the controller carried out, from its own record of them."""
+        """The restarts the controller carried out, from the events it recorded (as the
+        report of a folder derives them from events.jsonl)."""
         if self.controller is None:
             return []
-        restarts = []
-        for begin, done in self.controller.completed:
-            if done["action"] not in RESTART_ACTIONS or done["event"] != "action_done":
-                continue
-            outcomes = done.get("outcome") or []
-            restarts.append({
-                "ts": begin["ts"], "at_s": done["at_s"], "action": done["action"], "threads": done.get("threads"),
-                "mode": self.controller.plan.restart_mode, "which": self.controller.plan.restart_which,
-                "instances": [o.get("instance") for o in outcomes],
-                "down_s": daphne_down_s(outcomes),  # None for hooks: restart_costs takes what the clients saw
-            })
-        return restarts
+        events = [event for begin_and_end in self.controller.completed for event in begin_and_end]
+        return restarts_from_events(events, self.controller.plan.restart_mode, self.controller.plan.restart_which)
 
     def _not_measured(self) -> dict[str, str]:
         """Figure -> why, for every figure this run could not measure (empty in the CSV, null in JSON)."""

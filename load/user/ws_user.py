@@ -31,6 +31,7 @@ from locust.exception import StopUser
 from load.config.options import load_config
 from load.config.settings import ConfigError, LoadConfig, path_knobs
 from load.measure.timeline import Timeline, timeline_for
+from load.runfolder.names import CONNECT_OK
 from load.wire import errors
 from load.wire.errors import WsFailure
 from load.wire.protocol import BROADCAST, ERROR, PONG, TargetAppCodec, TemplateCodec
@@ -128,7 +129,7 @@ class WebSocketSession:
         # create_connection's timeout would stay on every later recv(): idle sockets would
         # raise false timeouts. Pong timeouts are ours to track.
         ws.settimeout(None)
-        self.timeline.connect(self.path, time.time(), "connect_ok")
+        self.timeline.connect(self.path, time.time(), CONNECT_OK)
         self.timeline.connections_open += 1
         self.last_seen.clear()
         self.fresh_socket = True

@@ -6,23 +6,31 @@ import socket
 
 import websocket
 
-PONG = "pong"
-IN_FLIGHT = "in_flight"  # still unanswered when the user stopped: not an error, not a pong
+# Every outcome but a pong is a count column of the run folder, so its name is defined there.
+from load.runfolder.names import (
+    BAD_PONG,
+    CLOSE_CODES,
+    CLOSED_BY_SERVER,
+    CONNECT_ERRORS,
+    CONNECT_REFUSED,
+    CONNECT_TIMEOUT,
+    HANDSHAKE_REJECTED,
+    IN_FLIGHT,
+    NOT_SENT_DISCONNECTED,
+    PING_ERRORS,
+    PONG_TIMEOUT,
+    SEND_FAILED,
+    close_column,
+)
 
-PONG_TIMEOUT = "pong_timeout"
-BAD_PONG = "bad_pong"
-SEND_FAILED = "send_failed"
-NOT_SENT_DISCONNECTED = "not_sent_disconnected"
-CLOSED_BY_SERVER = "closed_by_server"
-PING_ERRORS = (PONG_TIMEOUT, BAD_PONG, SEND_FAILED, NOT_SENT_DISCONNECTED, CLOSED_BY_SERVER)
+__all__ = [
+    "BAD_PONG", "CLOSE_CODES", "CLOSED_BY_SERVER", "CONNECT_ERRORS", "CONNECT_REFUSED", "CONNECT_TIMEOUT", "HANDSHAKE_REJECTED",
+    "IN_FLIGHT", "NOT_SENT_DISCONNECTED", "NO_CLOSE_FRAME", "PING_ERRORS", "PONG", "PONG_TIMEOUT", "SEND_FAILED", "WsFailure",
+    "classify_connect_error", "close_column",
+]
 
-CONNECT_REFUSED = "connect_refused"
-CONNECT_TIMEOUT = "connect_timeout"
-HANDSHAKE_REJECTED = "handshake_rejected"
-CONNECT_ERRORS = (CONNECT_REFUSED, CONNECT_TIMEOUT, HANDSHAKE_REJECTED)
+PONG = "pong"  # a ping's outcome when answered; counted in the column PONGS
 
-# Close codes worth a column of their own; anything else is counted as "other".
-CLOSE_CODES = (1000, 1001, 1006, 1011, 1012)
 NO_CLOSE_FRAME = 1006
 
 
@@ -48,7 +56,3 @@ def classify_connect_error(exc: BaseException) -> WsFailure:
         return WsFailure(CONNECT_REFUSED)
     # Reset or closed mid-handshake: the server took the TCP connection but never upgraded it.
     return WsFailure(HANDSHAKE_REJECTED, type(exc).__name__)
-
-
-def close_column(code: int) -> str:
-    return f"close_{code}" if code in CLOSE_CODES else "close_other"

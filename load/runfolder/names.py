@@ -1,0 +1,200 @@
+"""Every name a run folder holds, defined once: its files, the CSV columns, the event names,
+the summary.json keys and the labels of Daphne's failure signatures.
+
+Writers (the collector, the probes, the recorder, the controller, the stack) and readers
+(the report, compare, thresholds, the summary table) import these instead of retyping
+them, so a column renamed here is renamed in every file a run writes and every reader.
+Imports nothing of the suite: everything else may import it.
+"""
+
+# -- files ---------------------------------------------------------------------------
+
+TIMESERIES_CSV = "timeseries.csv"  # one row a second, all endpoints together
+ENDPOINTS_CSV = "endpoints.csv"  # one row a second and endpoint
+GROUPS_CSV = "groups.csv"  # one row a second and channel-layer group
+EVENTS_JSONL = "events.jsonl"  # one JSON object a line
+MANIFEST_JSON = "manifest.json"  # what ran, written at the start (and at the end with ended_at)
+SUMMARY_JSON = "summary.json"  # written when the run finished; a killed run has none
+SERVER_DIR = "server"  # Daphne's logs, one file per instance and generation
+REPORT_HTML = "report.html"
+PLOTS_DIR = "plots"
+
+# -- how a ping or a connect ended: one count column each ----------------------------
+
+IN_FLIGHT = "in_flight"  # still unanswered when the user stopped: not an error, not a pong
+PONG_TIMEOUT = "pong_timeout"
+BAD_PONG = "bad_pong"
+SEND_FAILED = "send_failed"
+NOT_SENT_DISCONNECTED = "not_sent_disconnected"
+CLOSED_BY_SERVER = "closed_by_server"
+PING_ERRORS = (PONG_TIMEOUT, BAD_PONG, SEND_FAILED, NOT_SENT_DISCONNECTED, CLOSED_BY_SERVER)
+
+CONNECT_REFUSED = "connect_refused"
+CONNECT_TIMEOUT = "connect_timeout"
+HANDSHAKE_REJECTED = "handshake_rejected"
+CONNECT_ERRORS = (CONNECT_REFUSED, CONNECT_TIMEOUT, HANDSHAKE_REJECTED)
+
+# Close codes worth a column of their own; anything else is counted as "close_other".
+CLOSE_CODES = (1000, 1001, 1006, 1011, 1012)
+CLOSE_OTHER = "close_other"
+CLOSE_COLUMNS = (*(f"close_{code}" for code in CLOSE_CODES), CLOSE_OTHER)
+
+
+def close_column(code: int) -> str:
+    return f"close_{code}" if code in CLOSE_CODES else CLOSE_OTHER
+
+
+# -- counts, latency and time: timeseries.csv, endpoints.csv and summary.json's figures --
+
+PINGS = "pings"
+SENT = "sent"
+PONGS = "pongs"
+ERRORS = "errors"  # failed pings: the sum of PING_ERRORS
+CONNECTS = "connects"
+CONNECT_OK = "connect_ok"
+CLOSES = "closes"
+CLIENT_CLOSES = "client_closes"
+BROADCASTS = "broadcasts"
+MISSED_BROADCASTS = "missed_broadcasts"
+LATE_SENDS = "late_sends"
+FRESH_SOCKET_PONGS = "fresh_socket_pongs"
+COUNT_COLUMNS = (
+    PINGS, SENT, PONGS, IN_FLIGHT, ERRORS, *PING_ERRORS,
+    CONNECTS, CONNECT_OK, *CONNECT_ERRORS,
+    CLOSES, *CLOSE_COLUMNS, CLIENT_CLOSES,
+    BROADCASTS, MISSED_BROADCASTS, LATE_SENDS, FRESH_SOCKET_PONGS,
+)
+
+P50_MS, P95_MS, P99_MS, MAX_MS = "p50_ms", "p95_ms", "p99_ms", "max_ms"
+SERVICE_P50_MS, SERVICE_P99_MS = "service_p50_ms", "service_p99_ms"
+PERCENTILES = (P50_MS, P95_MS, P99_MS)
+LATENCY_COLUMNS = (*PERCENTILES, MAX_MS, SERVICE_P50_MS, SERVICE_P99_MS)
+SEND_LAG_MAX_MS = "send_lag_max_ms"
+
+TIME, EPOCH_S, ELAPSED_S, PHASE = "time", "epoch_s", "elapsed_s", "phase"
+TIME_COLUMNS = (TIME, EPOCH_S, ELAPSED_S, PHASE)
+RUN_PHASE = "run"  # the phase of a run without a staircase
+ENDPOINT = "endpoint"
+USERS = "users"
+CONNECTIONS = "connections"
+FIRST_PONG_AT = "first_pong_at"  # the second's earliest pong on a socket opened after a restart (epoch s)
+FIRST_CONNECT_FAILED = "first_connect_failed_at"  # the second's earliest failed connect (epoch s)
+FIRST_CONNECT_OK = "first_connect_ok_at"  # the second's earliest accepted connect (epoch s)
+
+# -- Daphne's failure signatures (load.probes.serverlog counts them) -----------------
+
+SIG_KILLED_OWN_AWAIT = "sig_killed_own_await"
+SIG_KILLED_ON_THREAD = "sig_killed_on_thread"
+SIG_KILLED_OTHER = "sig_killed_other"
+SIG_EXCEPTION = "sig_exception"
+SIG_KILLED_PENDING = "sig_killed_pending"
+SIG_TASK_EXCEPTION = "sig_task_exception"
+SIG_OVER_CAPACITY = "sig_over_capacity"
+SIG_OVER_CAPACITY_CHANNELS = "sig_over_capacity_channels"
+SIG_HANDSHAKE_INCOMPLETE = "sig_handshake_incomplete"
+SERVER_COLUMNS = (
+    SIG_KILLED_OWN_AWAIT, SIG_KILLED_ON_THREAD, SIG_KILLED_OTHER, SIG_EXCEPTION, SIG_KILLED_PENDING,
+    SIG_TASK_EXCEPTION, SIG_OVER_CAPACITY, SIG_OVER_CAPACITY_CHANNELS, SIG_HANDSHAKE_INCOMPLETE,
+)
+# An app instance killed for taking too long to shut down (FM-1), by what it was waiting on.
+TOO_LONG_KILLS = (SIG_KILLED_OWN_AWAIT, SIG_KILLED_ON_THREAD, SIG_KILLED_OTHER)
+KILL_COLUMNS = (*TOO_LONG_KILLS, SIG_KILLED_PENDING)  # every app instance Daphne killed
+# What a person reads for each signature, in the order tables list them.
+SIGNATURE_LABELS = {
+    SIG_KILLED_OWN_AWAIT: "killed (took too long to shut down; own await)",
+    SIG_KILLED_ON_THREAD: "killed (took too long to shut down; waiting on a thread)",
+    SIG_KILLED_OTHER: "killed (took too long to shut down; other)",
+    SIG_KILLED_PENDING: "pending application instances killed at SIGTERM",
+    SIG_EXCEPTION: "Exception inside application",
+    SIG_TASK_EXCEPTION: "Task exception was never retrieved",
+    SIG_OVER_CAPACITY: "channels over capacity in a group (lines)",
+    SIG_HANDSHAKE_INCOMPLETE: "handshakes that never completed",
+    SIG_OVER_CAPACITY_CHANNELS: "channels over capacity (channels named in those lines)",
+}
+
+# -- Redis (load.probes.redisprobe samples them) -------------------------------------
+
+REDIS_KEYS, REDIS_USED_MEMORY_MB, REDIS_CLIENTS = "redis_keys", "redis_used_memory_mb", "redis_clients"
+GROUPS = "groups"
+GROUP_MEMBERS = "group_members"
+STALE_MEMBERS = "stale_members"  # group members whose process is no longer alive
+MEMBER_PROCESSES = "member_processes"
+SPECIFIC_KEYS = "specific_keys"
+DEAD_PROCESS_KEYS = "dead_process_keys"
+LIVE_PROCESSES = "live_processes"
+REDIS_COLUMNS = (
+    REDIS_KEYS, REDIS_USED_MEMORY_MB, REDIS_CLIENTS, GROUPS, GROUP_MEMBERS,
+    STALE_MEMBERS, MEMBER_PROCESSES, SPECIFIC_KEYS, DEAD_PROCESS_KEYS, LIVE_PROCESSES,
+)
+GROUP, MEMBERS = "group", "members"
+
+# -- the CSV files, column by column -------------------------------------------------
+
+TIMESERIES_COLUMNS = (
+    *TIME_COLUMNS, USERS, CONNECTIONS, *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], SEND_LAG_MAX_MS,
+    FIRST_PONG_AT, FIRST_CONNECT_FAILED, FIRST_CONNECT_OK, *SERVER_COLUMNS, *REDIS_COLUMNS,
+)
+ENDPOINT_COLUMNS = (*TIME_COLUMNS, ENDPOINT, *COUNT_COLUMNS[:5], *LATENCY_COLUMNS, *COUNT_COLUMNS[5:], SEND_LAG_MAX_MS)
+GROUP_COLUMNS = (TIME, EPOCH_S, ELAPSED_S, GROUP, MEMBERS, STALE_MEMBERS)
+
+# -- events.jsonl: the "event" of each line ------------------------------------------
+
+EVENT = "event"
+RUN_START, RUN_END = "run_start", "run_end"
+# The chaos controller's actions: one action_begin, then one of ACTION_ENDS.
+ACTION_BEGIN, ACTION_DONE, ACTION_FAILED, ACTION_ABORTED = "action_begin", "action_done", "action_failed", "action_aborted"
+ACTION_ENDS = (ACTION_DONE, ACTION_FAILED, ACTION_ABORTED)
+# The stack's processes (load.supervise.stack).
+SPAWNED, LISTENING, READY, FAILED = "spawned", "listening", "ready", "failed"
+SIGNAL_SENT, EXITED = "signal_sent", "exited"
+RESTART_BEGIN, RESTART_DONE = "restart_begin", "restart_done"
+ASGI_THREADS_SET = "asgi_threads_set"
+REDIS_READY, REDIS_STOPPED = "redis_ready", "redis_stopped"
+REDIS_RESTART_BEGIN, REDIS_RESTART_DONE = "redis_restart_begin", "redis_restart_done"
+AGENT_UNREACHABLE = "agent_unreachable"  # a remote agent did not answer (load.chaos.remote)
+# An exited event's "how" (load.supervise.procs).
+HOW_EXITED = EXITED  # ended by itself, or by SIGTERM within the grace period
+KILLED_AFTER_TIMEOUT = "killed_after_timeout"  # ignored SIGTERM for kill_after seconds
+SIGKILLED = "sigkill"  # a hard stop
+ALREADY_GONE = "already_exited"  # had exited before we signalled it
+
+# The "action" of an action event.
+RESTART, ASGI_THREADS, REDIS_RESTART, REDIS_FLUSH = "restart", "asgi_threads", "redis_restart", "redis_flush"
+RESTART_ACTIONS = (RESTART, ASGI_THREADS)  # the actions that restart Daphne
+
+# -- summary.json ----------------------------------------------------------------------
+
+ALL = "all"  # the figures of every endpoint merged
+ENDPOINTS = "endpoints"
+PHASES = "phases"
+SERVER = "server"  # signature -> count for the whole run (null: not measured)
+LATE_WINDOWS = "late_windows"
+RUN_ID = "run_id"
+STARTED_AT, ENDED_AT, DURATION_S = "started_at", "ended_at", "duration_s"
+RESTARTS = "restarts"
+# Each entry of restarts (load.analysis.recovery.restart_costs writes them).
+AT_S = "at_s"  # when the plan said, in seconds from the start (also in action events)
+DOWN_S, DOWN_SOURCE = "down_s", "down_source"
+DOWN_BY_DAPHNE, DOWN_BY_CLIENTS = "daphne", "clients"  # the down_source values
+FIRST_PONG_S = "first_pong_s"
+RECOVERY_S = "recovery_s"
+NOT_RECOVERED_WITHIN_S = "not_recovered_within_s"  # no recovery_s: at least this long
+NOT_RECOVERED_UNTIL = "not_recovered_until"
+FAILED_PINGS = "failed_pings"
+SERVER_KILLS = "server_kills"
+STALE_MEMBERS_BEFORE, STALE_MEMBERS_AFTER = "stale_members_before", "stale_members_after"
+# A restart's not_recovered_until: what ended the seconds its recovery was looked for in.
+UNTIL_RUN_END, UNTIL_NEXT_RESTART = RUN_END, "next_restart"
+NOT_MEASURED = "not_measured"  # figure -> why this run could not measure it (its cells empty, null)
+EXCEPTION_MESSAGES = "exception_messages"
+WORKERS = "workers"
+CHAOS_FAILURES = "chaos_failures"
+THRESHOLD_BREACHES = "threshold_breaches"
+THRESHOLD_NOTES = "threshold_notes"
+# Keys of not_measured that stand for a group of figures.
+SERVER_SIGNATURES = "server_signatures"  # every signature at once, when no log is followed
+REDIS = "redis"  # every Redis figure at once, when nothing probes Redis
+
+# -- manifest.json ---------------------------------------------------------------------
+
+CHAOS_PLAN = "chaos_plan"
