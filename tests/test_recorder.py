@@ -28,8 +28,9 @@ finally:
 
 from load.config.settings import ChaosPlan, LoadConfig  # noqa: E402
 from load.measure.timeline import Timeline, timeline_for, windows_from_wire  # noqa: E402
-from load.probes.redisprobe import NO_REDIS_PROBE, REDIS  # noqa: E402
-from load.probes.serverlog import NO_SERVER_LOG, SERVER_SIGNATURES  # noqa: E402
+from load.probes.redisprobe import NO_REDIS_PROBE  # noqa: E402
+from load.probes.serverlog import NO_SERVER_LOG  # noqa: E402
+from load.runfolder.names import REDIS, SERVER_SIGNATURES  # noqa: E402
 from load.user.recorder import RunRecorder, ServerSide  # noqa: E402
 from load.wire.errors import PONG, PONG_TIMEOUT  # noqa: E402
 from locustrun import read_csv, read_json  # noqa: E402

@@ -7,9 +7,9 @@ from load.analysis.recovery import (
     FIRST_CONNECT_FAILED,
     FIRST_CONNECT_OK,
     KILL_COLUMNS,
-    daphne_down_s,
     restart_costs,
 )
+from load.runfolder.derive import daphne_down_s
 
 T0 = 1_700_000_000
 
