@@ -11,10 +11,11 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
-from load.config.settings import LAYERS, ConfigError, DaphneOptions, LayerOptions, StackConfig
+from load.config import options
+from load.config.options import CLI_NAMES, SWEEP_OPTIONS, add_stack_flags, add_sweep_flags
+from load.config.settings import RESTART_MODES, ConfigError, StackConfig
 from load.runfolder.eventlog import EventLog, format_event
 from load.runfolder.runids import new_run_id
 from load.runs.headless import interrupted_exit_code, unwind_on_signals
@@ -36,52 +37,16 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def add_stack_options(parser: argparse.ArgumentParser, daphne_default: int) -> None:
-    daphne, layer = DaphneOptions(), LayerOptions()
-    group = parser.add_argument_group("stack")
-    group.add_argument("--daphne", type=int, default=daphne_default, help="number of Daphne instances (default %(default)s)")
-    group.add_argument("--asgi-threads", type=int, default=None, help="ASGI_THREADS for every instance (default: unset, Daphne's own)")
-    group.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
-    group.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
-    group.add_argument("--kill-after", type=float, default=10.0, help="seconds from SIGTERM to SIGKILL when stopping (default %(default)s)")
-    group.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for each process to be ready (default %(default)s)")
-    group.add_argument("--base-port", type=int, default=0, help="instance i listens on BASE_PORT + i (default: free ports)")
-    group.add_argument("--daphne-bind", default="127.0.0.1", help="address Daphne listens on (default %(default)s; 0.0.0.0 for load from other hosts)")
-    app = parser.add_argument_group("target app (channel layer)")
-    app.add_argument("--layer", choices=LAYERS, default=layer.layer, help="channel layer (default %(default)s)")
-    app.add_argument("--capacity", type=int, default=layer.capacity, help="channels_redis capacity (default %(default)s)")
-    app.add_argument("--expiry", type=int, default=layer.expiry, help="channels_redis expiry, s (default %(default)s)")
-    app.add_argument("--group-expiry", type=int, default=layer.group_expiry, help="channels_redis group_expiry, s (default %(default)s)")
-    app.add_argument(
-        "--redis-socket-timeout", default=None,
-        help="redis-py socket_timeout: unset = library default (5 s, FM-7), 'none' = no timeout, or seconds",
-    )
-    flags = parser.add_argument_group("daphne flags (defaults are Daphne's)")
-    flags.add_argument("--application-close-timeout", type=float, default=daphne.application_close_timeout)
-    flags.add_argument("--websocket-connect-timeout", type=float, default=daphne.websocket_connect_timeout)
-    flags.add_argument("--websocket-timeout", type=float, default=daphne.websocket_timeout)
-    flags.add_argument("--ping-interval", type=float, default=daphne.ping_interval)
-    flags.add_argument("--ping-timeout", type=float, default=daphne.ping_timeout)
+    """`stack up` and `agent`: every knob of the stack (load.config.options), and where runs go."""
+    add_stack_flags(parser, {"stack_daphne": daphne_default})
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
 
 
 def stack_config(args: argparse.Namespace, run_dir: Path) -> StackConfig:
-    return StackConfig(
-        daphne_count=args.daphne,
-        asgi_threads=args.asgi_threads,
-        redis_url=args.redis_url,
-        daphne=DaphneOptions(**{f.name: getattr(args, f.name) for f in fields(DaphneOptions)}),
-        app=LayerOptions(
-            layer=args.layer,
-            capacity=args.capacity,
-            expiry=args.expiry,
-            group_expiry=args.group_expiry,
-            redis_socket_timeout=args.redis_socket_timeout,
-        ),
-        kill_after=args.kill_after,
-        ready_timeout=args.ready_timeout,
-        log_dir=run_dir / "server",
-        daphne_bind=args.daphne_bind,
-        base_port=args.base_port,
-    ).validate()
+    config, notes = options.stack_config(vars(args), log_dir=run_dir / "server")
+    for note in notes:  # the target app's variables this stack uses or overrides: said, not silent
+        print(note, flush=True)
+    return config
 
 
 def new_run_dir(results_dir: Path, prefix: str) -> Path:
@@ -127,11 +92,9 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-time", type=int, default=60, help="seconds of load (default %(default)s)")
     parser.add_argument("--ping-rate", type=float, default=1.0, help="pings per second per user (default %(default)s)")
     parser.add_argument("--restart-every", type=float, default=20.0, help="seconds between restarts of every Daphne, 0 for none (default %(default)s)")
-    parser.add_argument("--restart-mode", choices=("graceful", "hard"), default="graceful", help="SIGTERM then SIGKILL, or SIGKILL (default %(default)s)")
-    parser.add_argument("--daphne", type=int, default=2, help="Daphne instances (default %(default)s)")
-    parser.add_argument("--asgi-threads", type=int, default=None, help="ASGI_THREADS for Daphne (default: unset, Daphne's own)")
-    parser.add_argument("--redis-socket-timeout", default="", help="the target app's redis-py socket_timeout (default: library's)")
+    parser.add_argument("--restart-mode", choices=RESTART_MODES, default="graceful", help="SIGTERM then SIGKILL, or SIGKILL (default %(default)s)")
     parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
+    add_stack_flags(parser, locust_only=True)  # passed on to Locust's --stack local
 
 
 def check_demo_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -140,10 +103,7 @@ def check_demo_args(args: argparse.Namespace) -> argparse.Namespace:
             raise ConfigError(name, getattr(args, name), "must be a positive number")
     if args.restart_every < 0:
         raise ConfigError("restart_every", args.restart_every, "seconds between restarts, or 0 for none")
-    StackConfig(
-        daphne_count=args.daphne, asgi_threads=args.asgi_threads,
-        app=LayerOptions(redis_socket_timeout=args.redis_socket_timeout or None),
-    ).validate()
+    options.stack_config(vars(args), log_dir=Path("server"))  # Locust says which variables it uses
     return args
 
 
@@ -173,12 +133,7 @@ def build_parser() -> OneLineParser:
 
     sweep = commands.add_parser("sweep", help="the same load against each combination of knobs, then a comparison")
     sweep.add_argument("--scenario", type=Path, required=True, help="the load to repeat at each point")
-    sweep.add_argument("--asgi-threads", default="", help="ASGI_THREADS values, e.g. 1,4,8 ('unset': Daphne's default)")
-    sweep.add_argument("--daphne", default="", help="numbers of Daphne instances, e.g. 1,2")
-    sweep.add_argument("--layer", default="", help=f"channel layers, from {', '.join(LAYERS)}")
-    sweep.add_argument("--redis-socket-timeout", default="", help="redis-py socket_timeout values: default, none, or seconds")
-    sweep.add_argument("--application-close-timeout", default="", help="Daphne --application-close-timeout values")
-    sweep.add_argument("--websocket-connect-timeout", default="", help="Daphne --websocket_connect_timeout values")
+    add_sweep_flags(sweep.add_argument_group("dimensions (each a stack knob: comma-separated values; 'default': the option's default)"))
     sweep.add_argument("--seed", type=int, default=1, help="the users' random seed, the same at every point (default %(default)s)")
     add_run_options(sweep)
     sweep.set_defaults(run=run_sweep_command)
@@ -225,11 +180,7 @@ def run_report_command(args: argparse.Namespace) -> int:
 def run_sweep_command(args: argparse.Namespace) -> int:
     from load.runs.sweep import run_sweep
 
-    dimensions = {
-        "asgi_threads": args.asgi_threads, "stack_daphne": args.daphne, "stack_layer": args.layer,
-        "redis_socket_timeout": args.redis_socket_timeout, "application_close_timeout": args.application_close_timeout,
-        "websocket_connect_timeout": args.websocket_connect_timeout,
-    }
+    dimensions = {option.dest: getattr(args, option.dest) for option in SWEEP_OPTIONS}
     return run_sweep(args.scenario, dimensions, args.set, args.results_dir, args.seed)
 
 
@@ -264,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ConfigError as exc:
-        print(f"{PROG}: error: {exc.as_option()}", file=sys.stderr)
+        print(f"{PROG}: error: {exc.as_option(CLI_NAMES)}", file=sys.stderr)
         return 2
     except StackError as exc:
         first, *rest = str(exc).splitlines() or ["?"]

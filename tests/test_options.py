@@ -5,13 +5,13 @@ from argparse import Namespace
 
 import pytest
 
-from load.config.options import OPTIONS, PLAN_KEYS, dest, plan_from_options
+from load.config.options import DEFAULTS, PLAN_KEYS, plan_from_options
 from load.config.settings import ChaosPlan, ConfigError
 
 
 def options(**given) -> Namespace:
     """What argparse hands the plugin: every option at its default unless given."""
-    values = {dest(option): default for option, default, _help, _ui in OPTIONS}
+    values = dict(DEFAULTS)
     assert set(given) <= set(values), set(given) - set(values)
     return Namespace(**{**values, **given})
 

@@ -30,18 +30,19 @@ class ConfigError(ValueError):
     def as_option(self, names: dict[str, str] | None = None) -> str:
         """The message as a command-line user sees it: `--ping-rate 0.0: must be ...`.
 
-        `names` spells settings as the command at hand does (Locust's options differ from
-        `python -m load stack`'s: --stack-daphne there, --daphne here).
+        `names` spells settings as the command at hand does (load.config.options: Locust's
+        options differ from `python -m load stack`'s, --stack-daphne there, --daphne here).
+        A setting named in capitals is an environment variable, shown as it is.
         """
+        if self.name.isupper():
+            return str(self)
         names = OPTION_NAMES if names is None else {**OPTION_NAMES, **names}
         option = names.get(self.name, "--" + self.name.replace("_", "-"))
         return f"{option} {self.value!r}: {self.fix}"
 
 
-# Settings whose command-line option is not simply --the-name-with-dashes.
-OPTION_NAMES = {"daphne_count": "--daphne", "stack_daphne": "--daphne", "stack_layer": "--layer", "scenario": "scenario", "run_dir": "run folder", "knob": "--knob"}
-# The same settings as Locust's options (the plugin's) spell them.
-LOCUST_OPTION_NAMES = {"daphne_count": "--stack-daphne", "stack_daphne": "--stack-daphne", "layer": "--stack-layer", "stack_layer": "--stack-layer"}
+# Settings that are no option (the options' own spellings are in load.config.options).
+OPTION_NAMES = {"scenario": "scenario", "run_dir": "run folder", "knob": "--knob"}
 ASGI_THREADS_FIX = "use a positive number, or leave it out for Daphne's default"
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from load.analysis.summary_table import format_summary
 from load.chaos.controller import failure_line
+from load.config.options import LOCAL_STACK_OPTIONS, at_default
 from load.runfolder.names import CHAOS_FAILURES, SUMMARY_JSON
 from load.runfolder.runids import new_run_id
 from load.runs.headless import (
@@ -33,15 +34,15 @@ DEMO_PATHS = "/ws/ping/:3,/ws/ping/?sleep_ms=30000:1,/ws/room/demo/:2,/ws/ping/l
 def locust_options(args: argparse.Namespace, run_id: str) -> list[str]:
     argv = [
         *run_folder_options(Path(args.results_dir), run_id),
-        "--stack", "local", "--stack-daphne", str(args.daphne),
+        "--stack", "local", "--stack-daphne", str(args.stack_daphne),
         "-u", str(args.users), "-r", str(args.users), "-t", f"{args.run_time}s",
         "--paths", DEMO_PATHS, "--ping-rate", str(args.ping_rate), "--pong-timeout", "5", "--reconnect-on-timeout",
         "--restart-every", str(args.restart_every), "--restart-mode", args.restart_mode,
     ]
-    if args.asgi_threads is not None:
-        argv += ["--asgi-threads", str(args.asgi_threads)]
-    if args.redis_socket_timeout:
-        argv += ["--redis-socket-timeout", args.redis_socket_timeout]
+    for option in LOCAL_STACK_OPTIONS:  # the stack's knobs Locust has, where not left at their defaults
+        value = getattr(args, option.dest)
+        if option.dest != "stack_daphne" and not at_default(option, value):
+            argv += [option.flag, str(value)]
     return argv
 
 
@@ -52,7 +53,7 @@ def run_demo(args: argparse.Namespace) -> int:
     restarts = f"a {args.restart_mode} restart of every Daphne each {args.restart_every:g} s" if args.restart_every else "no restarts"
     print(
         f"{args.users} websocket users, {args.ping_rate:g} pings/s each, for {args.run_time:g} s against a local stack "
-        f"(Redis + {args.daphne} Daphne), {restarts}\npaths {DEMO_PATHS}\nresults: {run_dir}",
+        f"(Redis + {args.stack_daphne} Daphne), {restarts}\npaths {DEMO_PATHS}\nresults: {run_dir}",
         flush=True,
     )
     try:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from load.analysis.summary_table import format_summary
 from load.chaos.controller import failure_line
-from load.config.settings import ConfigError, check_run_label
+from load.config.options import ALIASES, LOCUST_OPTIONS
+from load.config.settings import REPO_ROOT, ConfigError, check_run_label
 from load.report.runreport import write_report
 from load.runfolder.runids import new_run_id
 from load.runs.headless import (
@@ -33,28 +34,25 @@ TIME_LIMIT = 3600 * 6  # a scenario longer than this is a soak; run it with locu
 # Chosen by the CLI for each run (the folder it watches), so not passed on from --set.
 RUN_FOLDER_KEYS = ("results-dir", "run-label", "run-id")
 
-# Prints the long option names Locust and this suite's plugin know. It runs in a child
-# process: importing locust monkey-patches this process with gevent.
-_OPTION_NAMES = """
+# Prints the long option names Locust itself knows. It runs in a child process: importing
+# locust monkey-patches this process with gevent.
+_LOCUST_OPTION_NAMES = """
 import json
 from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
-from load.config.options import add_options
 parser = get_empty_argument_parser(add_help=False, default_config_files=[])
 setup_parser_arguments(parser)
-add_options(parser)
 print(json.dumps(sorted({o[2:] for a in parser._actions for o in a.option_strings if o.startswith("--")})))
 """
 
 
 @functools.cache
 def option_names() -> frozenset[str]:
-    """Every long option of `locust -f locustfile.py`, by its name in a config file (ping-rate)."""
-    from load.config.settings import REPO_ROOT
-
-    result = subprocess.run([sys.executable, "-c", _OPTION_NAMES], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    """Every long option of `locust -f locustfile.py`, by its name in a config file (ping-rate):
+    Locust's own and the suite's (load.config.options)."""
+    result = subprocess.run([sys.executable, "-c", _LOCUST_OPTION_NAMES], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise ConfigError("scenario", "", f"cannot list Locust's options: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
-    return frozenset(json.loads(result.stdout))
+    return frozenset(json.loads(result.stdout)) | {option.name for option in LOCUST_OPTIONS}
 
 
 def unknown_option(key: str) -> str | None:
@@ -62,6 +60,8 @@ def unknown_option(key: str) -> str | None:
     names = option_names()
     if key in names:
         return None
+    if key in ALIASES:  # `python -m load stack up`'s spelling (daphne) of a Locust option (stack-daphne)
+        return f"did you mean {ALIASES[key]!r}?"
     near = difflib.get_close_matches(key, sorted(names), n=1)
     return f"did you mean {near[0]!r}?" if near else "`locust -f locustfile.py --help` lists the options"
 

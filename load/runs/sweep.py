@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from load.analysis.summary_table import format_comparison
-from load.config.settings import LAYERS, ConfigError
+from load.config.options import SWEEP_OPTIONS, Option, stack_config
+from load.config.settings import ConfigError
 from load.report.compare import write_comparison
 from load.runfolder.runids import new_run_id
 from load.runs.headless import run_folder_options, run_locust
@@ -25,15 +26,8 @@ from load.runs.scenario import (
     scenario_seconds,
 )
 
-# knob (the Locust option's name in manifest.json) -> (its command-line option, how a value is checked)
-DIMENSIONS = {
-    "asgi_threads": ("--asgi-threads", "whole"),
-    "stack_daphne": ("--stack-daphne", "whole"),
-    "stack_layer": ("--stack-layer", "layer"),
-    "redis_socket_timeout": ("--redis-socket-timeout", "timeout"),
-    "application_close_timeout": ("--application-close-timeout", "seconds"),
-    "websocket_connect_timeout": ("--websocket-connect-timeout", "seconds"),
-}
+# knob (the Locust option's dest, its key in manifest.json) -> its row of the option table
+DIMENSIONS = {option.dest: option for option in SWEEP_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -49,32 +43,27 @@ class Point:
         for knob, value in self.knobs:
             if knob == "asgi_threads" and value == "unset":
                 continue  # left out: Daphne's default
-            options += [DIMENSIONS[knob][0], value]
+            options += [DIMENSIONS[knob].flag, value]
         return options
 
 
 def parse_values(knob: str, text: str) -> list[str]:
+    """'1,4,8' -> ['1', '4', '8'], each checked as the stack will check it ('default': the option's default)."""
+    option = DIMENSIONS[knob]
     values = [v.strip() for v in text.split(",") if v.strip()]
-    kind = DIMENSIONS[knob][1]
     for value in values:
-        ok = {
-            "whole": value.isdigit() and int(value) > 0 or (knob == "asgi_threads" and value == "unset"),
-            "layer": value in LAYERS,
-            "timeout": value in ("default", "none") or _positive_number(value),
-            "seconds": _positive_number(value),
-        }[kind]
-        if not ok:
-            raise ConfigError(knob, text, f"comma-separated values, e.g. {'1,4,8' if kind == 'whole' else ', '.join(LAYERS) if kind == 'layer' else '3,10'}")
+        if value != "default":
+            try:
+                stack_config({knob: option.from_text(value)}, Path("server"), environ={})
+            except ConfigError as exc:
+                raise ConfigError(knob, text, f"comma-separated values, e.g. {option.example} ({value!r}: {exc.fix})") from None
     if not values:
         raise ConfigError(knob, text, "give at least one value")
-    return ["" if v == "default" else v for v in values]
+    return [_default_text(option) if v == "default" else v for v in values]
 
 
-def _positive_number(text: str) -> bool:
-    try:
-        return float(text) > 0
-    except ValueError:
-        return False
+def _default_text(option: Option) -> str:
+    return "" if option.default in ("", None) else str(option.default)
 
 
 def sweep_points(dimensions: dict[str, str]) -> list[Point]:

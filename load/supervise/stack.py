@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from load.config.options import APP_ENVIRONMENT
 from load.config.settings import REPO_ROOT, RESTART_MODES, ConfigError, StackConfig
 from load.probes.redisprobe import prefixes_of
 from load.runfolder.names import (
@@ -237,7 +238,9 @@ class Stack:
     # -- internals ---------------------------------------------------------------------
 
     def _base_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("ASGI_THREADS", "REDIS_SOCKET_TIMEOUT")}
+        # The app's variables come from the config alone: load.config.options.stack_config has
+        # already taken (and said) what the environment set where an option was left at its default.
+        env = {k: v for k, v in os.environ.items() if k not in APP_ENVIRONMENT}
         env.update(self.config.app.environ())
         env.update(
             DJANGO_SETTINGS_MODULE="target_app.settings",

@@ -33,7 +33,8 @@ from load.analysis.thresholds import parse_thresholds
 from load.chaos.controller import HookTarget, LocalStackTarget, failure_line
 from load.chaos.remote import AgentMirror, AgentTarget
 from load.config.options import (
-    OPTIONS,
+    DEFAULTS,
+    LOCUST_NAMES,
     PLAN_KEYS,
     RunConfig,
     add_options,
@@ -42,18 +43,15 @@ from load.config.options import (
     mask_options,
     plan_from_options,
     set_run_config,
+    stack_config,
 )
 from load.config.settings import (
-    LOCUST_OPTION_NAMES,
     REPO_ROOT,
     ChaosPlan,
     ConfigError,
-    DaphneOptions,
-    LayerOptions,
     LoadConfig,
     StackConfig,
     check_run_folder,
-    parse_asgi_threads,
 )
 from load.measure.timeline import timeline_for
 from load.probes.serverlog import CommandFollower, ServerLogFollower, daphne_logs
@@ -124,8 +122,7 @@ def checked_agent(options) -> AgentClient:
 
 def missing_target(options) -> ConfigError:
     """A plan with nothing to act on, named by the option that asked for it (--restart-at 20)."""
-    defaults = {option[2:].replace("-", "_"): default for option, default, _help, _ui in OPTIONS}
-    given = [key for key in PLAN_KEYS if getattr(options, key) != defaults[key] and key not in ("restart_mode", "restart_which")]
+    given = [key for key in PLAN_KEYS if getattr(options, key) != DEFAULTS[key] and key not in ("restart_mode", "restart_which")]
     name = given[0] if given else "chaos_plan"
     return ConfigError(name, getattr(options, name), NO_TARGET)
 
@@ -219,14 +216,14 @@ class SuitePlugin:
             parse_thresholds(options.fail_on)
             if options.stack == "local":
                 config_from_options(options, "ws://127.0.0.1:1")  # all but the URLs, before starting anything
-                stack_config = self.stack_config(Path("server")).validate()
-                plan_from_options(options).validate(stack_config.daphne_count)
+                local = self.stack_config(Path("server"))
+                plan_from_options(options).validate(local.daphne_count)
                 self.first_run_id = options.run_id or new_run_id(results_dir, label=options.run_label)
-                self.start_stack(replace(stack_config, log_dir=results_dir / self.first_run_id / "server"))
+                self.start_stack(replace(local, log_dir=results_dir / self.first_run_id / "server"))
             elif options.headless:
                 self.check_remote_start(options)
         except ConfigError as exc:
-            die(exc.as_option(LOCUST_OPTION_NAMES))
+            die(exc.as_option(LOCUST_NAMES))
         except StackError as exc:
             die(str(exc).splitlines()[0])
         self.first_run_id = self.first_run_id or options.run_id or new_run_id(results_dir, label=options.run_label)
@@ -251,18 +248,11 @@ class SuitePlugin:
             die(problem)
 
     def stack_config(self, server_dir: Path) -> StackConfig:
-        options = self.options
-        return StackConfig(
-            daphne_count=options.stack_daphne,
-            asgi_threads=parse_asgi_threads(options.asgi_threads),
-            app=LayerOptions(layer=options.stack_layer, redis_socket_timeout=options.redis_socket_timeout or None),
-            daphne=DaphneOptions(
-                application_close_timeout=options.application_close_timeout,
-                websocket_connect_timeout=options.websocket_connect_timeout,
-            ),
-            kill_after=options.kill_after,
-            log_dir=server_dir,
-        )
+        """--stack local's StackConfig, validated; the target app's variables it uses or overrides are logged."""
+        config, notes = stack_config(vars(self.options), log_dir=server_dir)
+        for note in notes:
+            logger.warning(note)
+        return config
 
     def start_stack(self, config: StackConfig) -> None:
         logger.info("starting the local stack: Redis and %d Daphne instance(s)", config.daphne_count)

@@ -24,14 +24,14 @@ from typing import Any
 from flask import jsonify, request
 from locust.runners import WorkerRunner
 
-from load.config.options import OPTIONS, SECRETS, START_ONLY, dest, mask_options
+from load.config.options import FORM_FIELDS, SECRETS, START_ONLY, mask_options
 
 logger = logging.getLogger("load")
 
 SWARM_ENDPOINT = "locust.swarm"  # Locust's blueprint "locust", view swarm()
 # Fields of Locust's own form, which its swarm handler reads by name.
 LOCUST_FORM_FIELDS = frozenset({"user_count", "spawn_rate", "host", "run_time", "user_classes", "shape_class", "profile"})
-SUITE_FORM_FIELDS = frozenset(dest(option) for option, _default, _help, shown in OPTIONS if shown)
+SUITE_FORM_FIELDS = FORM_FIELDS
 
 
 def changes(start: Any, text: str) -> bool:
