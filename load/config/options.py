@@ -92,7 +92,7 @@ class Option:
         return self.parse or (str if self.default is None else type(self.default))
 
     def from_text(self, text: str) -> Any:
-        """A value given as text (a sweep's, the environment's) as the option holds it; a ConfigError naming `name` if it is none."""
+        """A value given as text (a sweep's, the environment's) as the option holds it, or a ConfigError."""
         try:
             return self.text_type(text)
         except ValueError:
