@@ -20,7 +20,7 @@ from load.cli import build_parser
 from load.config.options import LOCAL_STACK_OPTIONS, OPTIONS, STACK_OPTIONS, stack_config
 from load.config.settings import ConfigError, DaphneOptions, LayerOptions, StackConfig
 from load.runs.scenario import option_names, unknown_option
-from load.runs.sweep import sweep_points
+from load.runs.sweep import locust_environment, sweep_points
 from locustrun import REPO
 from support import still_running, wait_until
 
@@ -74,6 +74,14 @@ def test_each_new_knob_is_a_sweep_dimension_passed_to_locust_by_its_name():
     with pytest.raises(ConfigError) as raised:
         sweep_points({"channel_capacity": "100,0"})
     assert raised.value.as_option().startswith("--channel-capacity '100,0': comma-separated values")
+
+
+def test_a_sweep_sets_aside_the_variables_of_the_knobs_it_sweeps(monkeypatch, capsys):
+    monkeypatch.setenv("CHANNEL_CAPACITY", "500")
+    monkeypatch.setenv("GROUP_EXPIRY", "77")
+    env = locust_environment({"channel_capacity": "100,1000", "group_expiry": ""})
+    assert "CHANNEL_CAPACITY" not in env and env["GROUP_EXPIRY"] == "77"  # not swept: the plugin decides, and says
+    assert capsys.readouterr().out == "CHANNEL_CAPACITY='500' in the environment is not used: the sweep sets channel-capacity at each point\n"
 
 
 def test_the_environment_is_used_when_the_option_is_left_at_its_default_and_said():

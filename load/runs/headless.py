@@ -57,12 +57,13 @@ def run_folder_options(results_dir: Path, run_id: str) -> list[str]:
     ]
 
 
-def run_locust(options: list[str], run_dir: Path, timeout: float) -> int | None:
-    """Run Locust to its end; None when it had to be stopped past timeout. An interrupt
-    (KeyboardInterrupt) stops Locust gracefully, then goes on up to the caller."""
+def run_locust(options: list[str], run_dir: Path, timeout: float, env: dict[str, str] | None = None) -> int | None:
+    """Run Locust to its end (in `env`, default this process's); None when it had to be
+    stopped past timeout. An interrupt (KeyboardInterrupt) stops Locust gracefully, then
+    goes on up to the caller."""
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *options]
-    locust = Child("locust", argv, None, run_dir / "locust.log", REPO_ROOT).start()
+    locust = Child("locust", argv, env, run_dir / "locust.log", REPO_ROOT).start()
     try:
         if locust.wait(timeout):
             return locust.process.returncode

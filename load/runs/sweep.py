@@ -7,6 +7,7 @@ sweep ends with comparison.csv and comparison.html beside them.
 """
 
 import itertools
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,18 @@ def sweep_points(dimensions: dict[str, str]) -> list[Point]:
     return [Point(tuple(combo)) for combo in itertools.product(*axes)]
 
 
+def locust_environment(dimensions: dict[str, str]) -> dict[str, str]:
+    """This process's environment without the target app's variables of the swept knobs: at
+    each point the swept value is given, and it wins (the plugin would keep a variable
+    whose option is given at its default); one line says which variables are set aside."""
+    env = dict(os.environ)
+    for knob, text in dimensions.items():
+        variable = DIMENSIONS[knob].env
+        if text and env.get(variable):
+            print(f"{variable}={env.pop(variable)!r} in the environment is not used: the sweep sets {DIMENSIONS[knob].name} at each point", flush=True)
+    return env
+
+
 def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], results_dir: Path | None, seed: int) -> int:
     table = read_scenario(scenario)
     points = sweep_points(dimensions)
@@ -82,6 +95,7 @@ def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], resul
     sweep_dir = results_dir / sweep_id
     each = scenario_seconds(table)
     print(f"sweep of {len(points)} points x {each:g} s over {', '.join(k for k, v in dimensions.items() if v)}; results: {sweep_dir}", flush=True)
+    env = locust_environment(dimensions)
     began, codes, folders = time.monotonic(), [], []
     for number, point in enumerate(points, 1):
         options = [
@@ -91,7 +105,7 @@ def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], resul
         print(f"[{number}/{len(points)}] {point.name}: running", flush=True)
         started = time.monotonic()
         try:
-            code = run_locust(options, sweep_dir / point.name, each + 180)
+            code = run_locust(options, sweep_dir / point.name, each + 180, env)
         except KeyboardInterrupt:  # the points so far are compared; the rest do not run
             codes.append(finish_interrupted(sweep_dir / point.name, quiet=True))
             folders.append(sweep_dir / point.name)
