@@ -87,8 +87,6 @@ def test_a_bad_value_in_the_plan_file_is_named_by_its_key(tmp_path, text, name):
     assert raised.value.name == name
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="load.config.options: float() of a TOML string escapes as ValueError, "
-                   "not a ConfigError naming the key (a traceback for the user)")
 def test_a_plan_file_value_of_the_wrong_type_is_named_by_its_key(tmp_path):
     with pytest.raises(ConfigError) as raised:
         plan_from_options(options(chaos_plan=plan_file(tmp_path, "[chaos]\nrestart_every = \"soon\"\n")))

@@ -430,14 +430,22 @@ def plan_from_options(options: Any) -> ChaosPlan:
                 values[key] = ",".join(map(str, value)) if isinstance(value, list) else value
     return ChaosPlan(
         restart_at=parse_seconds_list("restart_at", str(values["restart_at"])),
-        restart_every=float(values["restart_every"]),
+        restart_every=_seconds("restart_every", values["restart_every"]),
         restart_mode=values["restart_mode"],
         restart_which=str(values["restart_which"]),
         asgi_threads_steps=parse_threads_steps(str(values["asgi_threads_steps"])),
-        step_seconds=float(values["step_seconds"]),
+        step_seconds=_seconds("step_seconds", values["step_seconds"]),
         redis_restart_at=parse_seconds_list("redis_restart_at", str(values["redis_restart_at"])),
         redis_flush_at=parse_seconds_list("redis_flush_at", str(values["redis_flush_at"])),
     ).validate()
+
+
+def _seconds(key: str, value: Any) -> float:
+    """A number of seconds from an option or a [chaos] table, where TOML may hold any type."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, value, "give seconds, a number") from None
 
 
 def read_plan_file(path: str) -> dict:
