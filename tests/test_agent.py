@@ -16,16 +16,8 @@ import pytest
 import websocket
 
 from conftest import stack_config
-from load.agent.server import (
-    LOG_CHUNK_BYTES,
-    REFUSED_TOKEN,
-    Agent,
-    AgentClient,
-    AgentConfig,
-    AgentError,
-    is_loopback,
-    run_agent,
-)
+from load.agent.client import REFUSED_TOKEN, AgentClient, AgentError
+from load.agent.server import LOG_CHUNK_BYTES, Agent, AgentConfig, is_loopback, run_agent
 from load.config.settings import ConfigError
 from load.supervise.procs import EXITED, SIGKILLED
 from load.supervise.stack import healthz

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from load.agent.server import AgentClient
+from load.agent.client import AgentClient
 from load.config.options import HIDDEN, START_ONLY, mask_argv, mask_options
 from load.supervise.procs import free_port
 from locustrun import REPO, read_json, run_folder

@@ -130,7 +130,7 @@ def test_a_hook_restart_is_down_for_as_long_as_the_clients_saw(start_stack, locu
     the hook itself says nothing of the outage, the clients' connects do."""
     stack = start_stack(daphne_count=1)
     hook = tmp_path / "hook.py"
-    hook.write_text("import json, sys\nfrom load.agent.server import AgentClient\n"
+    hook.write_text("import json, sys\nfrom load.agent.client import AgentClient\n"
                     "print(json.dumps(AgentClient(sys.argv[1], sys.argv[2]).restart(0, 'hard')))\n")
     with Agent(stack, AgentConfig(TOKEN)) as agent:
         run = locust("--headless", "--host", stack.instances[0].ws_url(""), "-u", "4", "-r", "4", "-t", "10s",

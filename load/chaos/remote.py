@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from load.agent.server import AgentClient, AgentError
+from load.agent.client import AgentClient, AgentError
 from load.chaos.controller import TargetError, flush_redis
 from load.probes.redisprobe import prefixes_of
 from load.runfolder.names import AGENT_UNREACHABLE, EVENT, SPAWNED

@@ -27,7 +27,7 @@ import websocket
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from load.agent.server import AgentClient, AgentError
+from load.agent.client import AgentClient, AgentError
 from load.analysis.thresholds import check as thresholds_check
 from load.analysis.thresholds import parse_thresholds
 from load.chaos.controller import HookTarget, LocalStackTarget, failure_line
