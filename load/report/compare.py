@@ -20,8 +20,10 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from matplotlib.figure import Figure  # no pyplot: nothing here needs a display
+from matplotlib.lines import Line2D
 
 from load.config.settings import ConfigError
 from load.report.runreport import (
@@ -192,7 +194,13 @@ def entries(runs: list[Run], names: list[str]) -> tuple[list[Entry], bool]:
 
     rows.sort(key=order)
     result = [
-        Entry(run, headline(run), values, positions[0] if numeric else float(i), label)
+        Entry(
+            run,
+            headline(run),
+            values,
+            positions[0] if numeric and positions[0] is not None else float(i),
+            label,
+        )
         for i, (run, values, label, positions) in enumerate(rows)
     ]
     return result, numeric
@@ -307,16 +315,21 @@ def plot_metric(
     if metric in (P50_MS, P99_MS):
         ax.set_ylabel("ms")
     ax.grid(True, color="#ddd", lw=0.5)
-    if all(math.isnan(v) for line in ax.get_lines() for v in line.get_ydata()):
+    if all(math.isnan(v) for line in ax.get_lines() for v in _ydata(line)):
         ax.text(
             0.5, 0.5, "no value in these runs", transform=ax.transAxes, ha="center", va="center", color="#777"
         )
     ax.legend(fontsize=7, loc="best")
     ax.margins(x=0.08)
     # Every figure here is a count, a rate or a time: from zero, so that small differences look small.
-    top = max((v for line in ax.get_lines() for v in line.get_ydata() if not math.isnan(v)), default=0)
+    top = max((v for line in ax.get_lines() for v in _ydata(line) if not math.isnan(v)), default=0)
     ax.set_ylim(0, top * 1.12 if top > 0 else 1)
     return fig
+
+
+def _ydata(line: Line2D) -> list[float]:
+    # matplotlib types get_ydata() as any array-like; ours are the lists of floats plotted above.
+    return cast("list[float]", line.get_ydata())
 
 
 # -- findings -------------------------------------------------------------------------
@@ -363,7 +376,13 @@ def overall_findings(items: list[Entry], knob: str, names: list[str]) -> list[st
             if a is None or b is None or not clearly_apart(a, b):
                 continue
             caveat = ""
-            if column == P99_MS and None not in errors and abs(errors[0] - errors[1]) >= 5:
+            low_rate, high_rate = errors
+            if (
+                column == P99_MS
+                and low_rate is not None
+                and high_rate is not None
+                and abs(low_rate - high_rate) >= 5
+            ):
                 # Latency covers answered pings only: when failures turn into slow pongs, p99 rises.
                 caveat = (
                     f"; the whole-run error rate moved {fmt(errors[0])} → {fmt(errors[1])} % at the same time, "

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import matplotlib
 
@@ -361,7 +362,7 @@ class Point:
     rows: list[dict]  # the timeseries rows that belong to it
     p99: dict[str, float | None] = field(default_factory=dict)  # endpoint -> whole-run p99, if known
 
-    def per_second(self, endpoint: str, column: str) -> Spread | None:
+    def per_second(self, endpoint: str | None, column: str) -> Spread | None:
         series = endpoint_series(self.run, endpoint, steady_rows(self.rows))
         if column == PONGS:
             return spread(count(r.get(PONGS)) for r in series)
@@ -417,7 +418,7 @@ def threads_findings(
         ]
         if not changes or any(c is None for c in changes):
             continue
-        steady = all(abs(c) <= SIMILAR for c in changes)
+        steady = all(c is not None and abs(c) <= SIMILAR for c in changes)  # no None: see above
         outcome = "did not change (within 20 %)" if steady else "changed by more than 20 %"
         findings.append(
             f"The sync endpoint {endpoint} {outcome} from {low.label} to {high.label}: {'; '.join(s for s in (p99, rate) if s)} {caution}."
@@ -493,7 +494,7 @@ def _average(values: list[float], unit: str) -> str:
 
 
 def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
-    findings = []
+    findings: list[str] = []
     if not restarts:
         return findings
     n = len(restarts)
@@ -578,10 +579,11 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
 
 
 def server_findings(server: dict[str, float | None], messages: dict[str, int] | None) -> list[str]:
-    findings = []
+    findings: list[str] = []
     if any(value is None for value in server.values()):
         return findings  # no server log was read: the page says so where the figures would be
-    too_long = {c: int(server.get(c, 0)) for c in TOO_LONG_KILLS}
+    known = cast("dict[str, float]", server)  # every value is a number past the return above
+    too_long = {c: int(known.get(c, 0)) for c in TOO_LONG_KILLS}
     if sum(too_long.values()):
         how = ", ".join(
             f"{v} {label}"
@@ -596,12 +598,12 @@ def server_findings(server: dict[str, float | None], messages: dict[str, int] | 
             f"{sum(too_long.values())} application instances (one per socket) were killed by Daphne for taking too long "
             f"to shut down after their connection closed (FM-1): {how}."
         )
-    if server.get(SIG_KILLED_PENDING):
+    if known.get(SIG_KILLED_PENDING):
         findings.append(
-            f"SIGTERM cancelled {int(server['sig_killed_pending'])} pending application instances "
+            f"SIGTERM cancelled {int(known['sig_killed_pending'])} pending application instances "
             '("Killed N pending application instances").'
         )
-    if server.get(SIG_EXCEPTION):
+    if known.get(SIG_EXCEPTION):
         top = ""
         if messages:
             message, times = max(messages.items(), key=lambda item: item[1])
@@ -609,20 +611,20 @@ def server_findings(server: dict[str, float | None], messages: dict[str, int] | 
             if "Timeout reading from" in message:
                 top += ", the signature of FM-7"
         findings.append(
-            f'Daphne logged "Exception inside application" {int(server["sig_exception"])} times{top}.'
+            f'Daphne logged "Exception inside application" {int(known["sig_exception"])} times{top}.'
         )
-    if server.get(SIG_TASK_EXCEPTION):
+    if known.get(SIG_TASK_EXCEPTION):
         findings.append(
-            f'"Task exception was never retrieved" was logged {int(server["sig_task_exception"])} times.'
+            f'"Task exception was never retrieved" was logged {int(known["sig_task_exception"])} times.'
         )
-    if server.get(SIG_OVER_CAPACITY):
+    if known.get(SIG_OVER_CAPACITY):
         findings.append(
-            f"channels_redis logged channels over capacity in a group {int(server['sig_over_capacity'])} times "
+            f"channels_redis logged channels over capacity in a group {int(known['sig_over_capacity'])} times "
             "(group_send into channels nobody reads, FM-5)."
         )
-    if server.get(SIG_HANDSHAKE_INCOMPLETE):
+    if known.get(SIG_HANDSHAKE_INCOMPLETE):
         findings.append(
-            f"{int(server['sig_handshake_incomplete'])} websocket handshakes never completed (FM-8)."
+            f"{int(known['sig_handshake_incomplete'])} websocket handshakes never completed (FM-8)."
         )
     return findings
 
@@ -1194,7 +1196,7 @@ def server_table(head: Headline) -> str:
     if not head.signatures_known:
         return f"<p>Not measured ({html.escape(head.why(SERVER_SIGNATURES, NO_SERVER_LOG))}).</p>"
     rows = [
-        [label, int(head.server.get(column, 0))]
+        [label, int(head.server.get(column) or 0)]  # the filter below keeps non-zero numbers only
         for column, label in SIGNATURE_LABELS.items()
         if head.server.get(column)
     ]
