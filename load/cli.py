@@ -71,7 +71,10 @@ def run_stack_up(args: argparse.Namespace) -> int:
     with Stack(config, on_event) as stack:
         print(f"redis      {stack.redis_url or '(none: memory layer)'}", flush=True)
         for instance in stack.instances:
-            print(f"{instance.name:<10} {instance.ws_url('/ws/ping/')}  pid {instance.child.pid}", flush=True)
+            print(
+                f"{instance.name:<10} {instance.ws_url('/ws/ping/')}  pid {instance.started().pid}",
+                flush=True,
+            )
         print(f"endpoints  {' '.join(ROUTES)}  and GET /healthz", flush=True)
         print(f"logs       {config.log_dir}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
@@ -84,10 +87,11 @@ def watch_until_interrupted(stack: Stack) -> None:
     while True:
         time.sleep(0.5)
         for instance in stack.instances:
-            if not instance.child.alive() and instance.child.pid not in reported:
-                reported.add(instance.child.pid)
+            child = instance.started()
+            if not child.alive() and child.pid not in reported:
+                reported.add(child.pid)
                 print(
-                    f"{instance.name} exited by itself (code {instance.child.process.returncode}); see {instance.child.log_path}",
+                    f"{instance.name} exited by itself (code {child.returncode}); see {child.log_path}",
                     flush=True,
                 )
 

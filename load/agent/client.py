@@ -108,6 +108,7 @@ class AgentClient:
         connection_class = (
             http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
         )
+        assert self._parts.hostname is not None  # __init__ refuses a URL without one
         connection = connection_class(self._parts.hostname, self._parts.port, timeout=self.timeout)
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         body = None

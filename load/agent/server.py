@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from load.agent.client import NEXT_OFFSET_HEADER, hidden
@@ -144,7 +144,8 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind asks DNS for this host's name (getfqdn), which can hang.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[0], self.server_address[1]
+        # An AF_INET/AF_INET6 server's address is (host str, port, ...); typeshed allows any socket family.
+        self.server_name, self.server_port = cast(str, self.server_address[0]), self.server_address[1]
 
 
 class _Server6(_Server):
@@ -266,6 +267,7 @@ class Agent:
     def start(self) -> "Agent":
         """Bind (unless bound) and serve on a background thread."""
         self.bind()
+        assert self._server is not None  # bind() either sets it or raises
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
@@ -290,7 +292,9 @@ class Agent:
     def address(self) -> tuple[str, int]:
         """(host, port) the agent listens on, once bound."""
         assert self._server is not None, "the agent is not bound yet: call start()"
-        return self._server.server_address[0], self._server.server_address[1]
+        return cast(str, self._server.server_address[0]), self._server.server_address[
+            1
+        ]  # see _Server.server_bind
 
     @property
     def loopback(self) -> bool:
@@ -427,7 +431,7 @@ class Agent:
         with self._changing():
             index = self._instance(body["instance"])
             instance = self.stack.instances[index]
-            if not instance.child.alive():
+            if not instance.started().alive():
                 raise _Refusal(
                     409, f"instance={index}: {instance.name} is already down; POST /start brings it back"
                 )
@@ -441,10 +445,10 @@ class Agent:
         with self._changing():
             index = self._instance(body["instance"])
             instance = self.stack.instances[index]
-            if instance.child.alive():
+            if instance.started().alive():
                 raise _Refusal(
                     409,
-                    f"instance={index}: {instance.name} is running (pid {instance.child.pid}); POST /stop first",
+                    f"instance={index}: {instance.name} is running (pid {instance.started().pid}); POST /stop first",
                 )
             self.stack.start_instance(index)
             return _json_reply(
@@ -453,7 +457,7 @@ class Agent:
                     "index": index,
                     "instance": instance.name,
                     "generation": instance.generation,
-                    "pid": instance.child.pid,
+                    "pid": instance.started().pid,
                 },
             )
 
@@ -644,7 +648,7 @@ def _watch(agent: Agent, announce: Log) -> None:
                 if child is not None and not child.alive() and child.pid not in stopped | reported:
                     reported.add(child.pid)
                     announce(
-                        f"{instance.name} exited by itself (code {child.process.returncode}); see {child.log_path}"
+                        f"{instance.name} exited by itself (code {child.returncode}); see {child.log_path}"
                     )
         finally:
             agent.lock.release()

@@ -155,9 +155,9 @@ class HookTarget:
             raise TargetError(
                 f"`{command}` did not finish within {self.timeout:g} s (its process group was killed); output in {output}"
             )
-        if child.process.returncode != 0:
+        if child.returncode != 0:
             raise TargetError(
-                f"`{command}` exited with {child.process.returncode} after {seconds} s; output in {output}"
+                f"`{command}` exited with {child.returncode} after {seconds} s; output in {output}"
             )
         return {"command": command, "exit_code": 0, "seconds": seconds, "output": str(output)}
 

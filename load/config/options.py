@@ -561,7 +561,7 @@ def add_stack_flags(
         )
 
 
-def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
+def add_sweep_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """Each stack knob Locust has, as a sweep dimension: comma-separated values."""
     for option in SWEEP_OPTIONS:
         flags = dict.fromkeys(["--" + alias for alias in option.aliases] + [option.flag])
@@ -700,6 +700,7 @@ def load_config(environment: Any) -> LoadConfig:
         set_run_config(environment, run)
     if run.error is not None:
         raise run.error
+    assert run.config is not None  # a RunConfig holds a config or the error that prevented it
     return run.config
 
 

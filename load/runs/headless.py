@@ -76,7 +76,7 @@ def run_locust(
     locust = Child("locust", argv, env, run_dir / "locust.log", REPO_ROOT).start()
     try:
         if locust.wait(timeout):
-            return locust.process.returncode
+            return locust.returncode
     except KeyboardInterrupt:
         stop_locust(locust)
         raise

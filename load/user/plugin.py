@@ -179,7 +179,7 @@ def unreachable(targets: tuple[str, ...]) -> str | None:
 
 
 class SuitePlugin:
-    def __init__(self, environment):
+    def __init__(self, environment) -> None:
         self.env = environment
         self.options = environment.parsed_options
         self.is_worker = isinstance(environment.runner, WorkerRunner)
@@ -188,7 +188,7 @@ class SuitePlugin:
         self.run: RunRecorder | None = None
         self.sampler: gevent.Greenlet | None = None
         self.first_run_id = ""
-        self.csv_writer = None
+        self.csv_writer: locust.stats.StatsCSVFileWriter | None = None
         self.csv_greenlet: gevent.Greenlet | None = None
         env_events = environment.events
         env_events.test_start.add_listener(self.on_test_start)
@@ -320,6 +320,7 @@ class SuitePlugin:
             if not self.is_worker:
                 gevent.spawn(self.env.runner.stop)
             return
+        assert run.config is not None  # config_from_options returned: run.error is None
         if self.is_worker:
             self.sampler = gevent.spawn(self._sample_forever)
             return
@@ -412,9 +413,9 @@ class SuitePlugin:
         elif options.server_log:
             pattern = options.server_log
             server.log_follower = ServerLogFollower(lambda: [Path(p) for p in sorted(glob.glob(pattern))])
-        if plan.active and server.target is None:
-            raise missing_target(options)
         if plan.active:
+            if server.target is None:
+                raise missing_target(options)
             plan.validate(server.target.instance_count())
         return server
 
@@ -471,5 +472,6 @@ class SuitePlugin:
             self.stack.stop()
         if self.csv_writer is not None:
             gevent.sleep(locust.stats.CSV_STATS_INTERVAL_SEC + 0.1)  # one more pass with the final stats
+            assert self.csv_greenlet is not None  # spawned together with csv_writer
             self.csv_greenlet.kill()
             self.csv_writer.close_files()
