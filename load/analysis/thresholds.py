@@ -112,6 +112,7 @@ class Threshold:
         """True or False when every value the figure allows says so alike; None when it cannot tell."""
         if figure.low is None:
             return None
+        assert figure.high is not None  # a figure knows both ends or neither (see exact, unknown)
         ends = [OPERATORS[self.op](v, self.limit) for v in (figure.low, figure.high)]
         if all(ends) and (self.op != "==" or figure.low == figure.high):
             return True
@@ -233,6 +234,7 @@ def _shown(threshold: Threshold, figure: Figure) -> str:
     def one(value: float) -> str:
         return f"{value * 100:.2f}%" if threshold.metric in RATES else f"{value:g}"
 
+    assert figure.low is not None and figure.high is not None  # check() shows measured figures only
     if figure.low == figure.high:
         return one(figure.low)
     return (

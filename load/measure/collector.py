@@ -83,7 +83,7 @@ def _rounded(value: float | None) -> float | None:
 def figures(window: EndpointWindow) -> dict:
     """The CSV/summary figures of one endpoint window (or of a merge of several)."""
     counts = window.counts
-    row = {name: counts.get(name, 0) for name in COUNT_COLUMNS}
+    row: dict[str, float | None] = {name: counts.get(name, 0) for name in COUNT_COLUMNS}
     row[PONGS] = counts.get(PONG, 0)
     row[ERRORS] = sum(counts.get(kind, 0) for kind in PING_ERRORS)
     row.update(

@@ -10,6 +10,7 @@ process that died without running disconnect().
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 
@@ -70,7 +71,7 @@ def prefixes_of(healths: list[dict | None]) -> set[str] | None:
     prefix): a process whose prefix is unknown would make its own members look stale."""
     if any(not (h or {}).get("layer_prefix") for h in healths):
         return None
-    return {h["layer_prefix"] for h in healths}
+    return {h["layer_prefix"] for h in healths if h}  # all are, past the return above
 
 
 @dataclass
@@ -151,7 +152,8 @@ class RedisProbe:
         members_by_process: set[str] = set()
         stale_total = members_total = 0
         for key in self.client.scan_iter(match=f"{self.prefix}:group:*", count=SCAN_COUNT):
-            members = self.client.zrange(key, 0, -1)
+            # redis-py types replies for any client; this one decodes them, so members are str.
+            members = cast("list[str]", self.client.zrange(key, 0, -1))
             prefixes = [process_prefix(m) for m in members]
             members_by_process.update(prefixes)
             stale = sum(p not in live for p in prefixes) if live is not None else 0

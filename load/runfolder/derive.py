@@ -24,7 +24,7 @@ def daphne_down_s(outcomes: list[dict]) -> float | None:
     downs = [o.get("down_seconds") for o in outcomes]
     if not downs or any(d is None for d in downs):
         return None
-    return max(downs)
+    return max(d for d in downs if d is not None)  # all are, past the return above
 
 
 def restarts_from_events(events: list[dict], mode: str, which: str) -> list[dict]:

@@ -16,11 +16,12 @@ import gevent
 
 from load.analysis.recovery import restart_costs
 from load.chaos.controller import Controller, Target
+from load.chaos.remote import AgentMirror
 from load.config.settings import ChaosPlan, LoadConfig
 from load.measure.collector import Collector
 from load.measure.timeline import timeline_for
 from load.probes.redisprobe import NO_REDIS_PROBE, RedisProbe
-from load.probes.serverlog import NO_SERVER_LOG
+from load.probes.serverlog import NO_SERVER_LOG, CommandFollower, ServerLogFollower
 from load.runfolder.derive import restarts_from_events
 from load.runfolder.eventlog import EventLog
 from load.runfolder.files import write_json
@@ -66,10 +67,8 @@ class ServerSide:
         None  # None: nothing can say which processes are alive
     )
     layer: str = ""  # the channel layer, when known (the Redis probe finds out otherwise)
-    log_follower: object | None = None  # load.probes.serverlog.ServerLogFollower or CommandFollower
-    mirror: object | None = (
-        None  # load.chaos.remote.AgentMirror: brings a remote agent's events and logs here
-    )
+    log_follower: ServerLogFollower | CommandFollower | None = None
+    mirror: AgentMirror | None = None  # brings a remote agent's events and logs here
 
 
 def until_next_second(offset: float) -> float:
@@ -96,9 +95,13 @@ class RunRecorder:
         self.events = EventLog(run_dir / EVENTS_JSONL)
         self.manifest = manifest
         write_json(run_dir / MANIFEST_JSON, manifest)
-        self.controller = (
-            Controller(plan, server.target, self.record, self.started, run_time) if plan.active else None
-        )
+        if plan.active:
+            assert server.target is not None  # SuitePlugin.server_side refuses an active plan without one
+            self.controller: Controller | None = Controller(
+                plan, server.target, self.record, self.started, run_time
+            )
+        else:
+            self.controller = None
         lag = config.pong_timeout + 2 + (0 if local else WORKER_REPORT_INTERVAL)
         phase_at = self.controller.phase_at if self.controller else (lambda second: RUN_PHASE)
         self.collector = Collector(
@@ -159,6 +162,7 @@ class RunRecorder:
         and whatever is still under way then ends as action_aborted."""
         if self.chaos is None:
             return
+        assert self.controller is not None  # the chaos greenlet runs it
         if self.controller.busy:
             self.controller.abort("the run ended")
             self.chaos.join(timeout=ACTION_GRACE)

@@ -240,6 +240,7 @@ class WebSocketSession:
         """A heartbeat client's move: no pong in time, so the socket is dead to it; every
         ping still waiting on it has timed out. The reader greenlet then reconnects."""
         ws, self.ws = self.ws, None
+        assert ws is not None  # the only caller checks self.ws first
         self.abandoned = ws
         self.timeline.connections_open -= 1
         for seq in list(self.pending):
