@@ -28,13 +28,38 @@ from load.supervise.procs import Child  # noqa: E402
 from load.supervise.stack import REPO_ROOT, Stack  # noqa: E402
 
 
-def locust_run(stack: Stack, work: Path, name: str, users: int, rate: float, seconds: int, paths: str = "/ws/ping/") -> Child:
+def locust_run(
+    stack: Stack, work: Path, name: str, users: int, rate: float, seconds: int, paths: str = "/ws/ping/"
+) -> Child:
     targets = ",".join(i.ws_url("") for i in stack.instances)
     argv = [
-        sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "locustfile.py"), "--headless", "--only-summary",
-        "--targets", targets, "-u", str(users), "-r", str(min(users, 200)), "-t", f"{seconds}s",
-        "--paths", paths, "--ping-rate", str(rate), "--pong-timeout", "3",
-        "--results-dir", str(work), "--run-id", name, "--loglevel", "WARNING",
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(REPO_ROOT / "locustfile.py"),
+        "--headless",
+        "--only-summary",
+        "--targets",
+        targets,
+        "-u",
+        str(users),
+        "-r",
+        str(min(users, 200)),
+        "-t",
+        f"{seconds}s",
+        "--paths",
+        paths,
+        "--ping-rate",
+        str(rate),
+        "--pong-timeout",
+        "3",
+        "--results-dir",
+        str(work),
+        "--run-id",
+        name,
+        "--loglevel",
+        "WARNING",
     ]
     return Child(name, argv, None, work / f"{name}.log", REPO_ROOT).start()
 
@@ -67,14 +92,26 @@ def cpu_per_pong(stack: Stack, work: Path) -> None:
     child.wait(60)
     locust_pongs = pongs_between(rows(work, "cpu-locust"), begin, end)
     bare = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "bare_client.py"), stack.instances[0].ws_url("/ws/ping/"), "10"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            str(Path(__file__).parent / "bare_client.py"),
+            stack.instances[0].ws_url("/ws/ping/"),
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     baseline = json.loads(bare.stdout)
     print("1. CPU per pong (steady state)")
-    print(f"   Locust user (20 users x 10 pings/s): {cpu:.2f} CPU s for {locust_pongs} pongs = {cpu / max(locust_pongs, 1) * 1e6:.0f} us/pong")
-    print(f"   bare websocket-client loop:          {baseline['cpu_s']:.2f} CPU s for {baseline['pongs']} pongs = "
-          f"{baseline['cpu_s'] / max(baseline['pongs'], 1) * 1e6:.0f} us/pong")
+    print(
+        f"   Locust user (20 users x 10 pings/s): {cpu:.2f} CPU s for {locust_pongs} pongs = {cpu / max(locust_pongs, 1) * 1e6:.0f} us/pong"
+    )
+    print(
+        f"   bare websocket-client loop:          {baseline['cpu_s']:.2f} CPU s for {baseline['pongs']} pongs = "
+        f"{baseline['cpu_s'] / max(baseline['pongs'], 1) * 1e6:.0f} us/pong"
+    )
 
 
 def capacity(stack: Stack, work: Path) -> None:
@@ -90,7 +127,9 @@ def capacity(stack: Stack, work: Path) -> None:
         sent = sum(int(r["sent"]) for r in steady)
         late = sum(int(r["late_sends"]) for r in steady)
         p99 = max((float(r["p99_ms"] or 0) for r in steady), default=0)
-        print(f"   {users * rate:>8} {achieved:>9.0f} {cpu / (end - begin) * 100:>10.0f}% {late / max(sent, 1) * 100:>10.1f}% {p99:>8.1f}")
+        print(
+            f"   {users * rate:>8} {achieved:>9.0f} {cpu / (end - begin) * 100:>10.0f}% {late / max(sent, 1) * 100:>10.1f}% {p99:>8.1f}"
+        )
 
 
 def idle_sockets(stack: Stack, work: Path) -> None:
@@ -102,20 +141,28 @@ def idle_sockets(stack: Stack, work: Path) -> None:
         deadline, connected = time.time() + 40, 0
         while time.time() < deadline and connected < users:
             time.sleep(0.5)
-            connected = sum(1 for c in psutil.Process(child.pid).net_connections() if c.status == "ESTABLISHED")
+            connected = sum(
+                1 for c in psutil.Process(child.pid).net_connections() if c.status == "ESTABLISHED"
+            )
         held[users] = (connected, psutil.Process(child.pid).memory_info().rss)
         child.wait(60)
         print(f"   {users:>5} users: {connected} sockets open, Locust RSS {held[users][1] / 2**20:.0f} MiB")
     (few, rss_few), (many, rss_many) = held[200], held[1000]
-    print(f"   memory per extra socket (user, its greenlets and socket): {(rss_many - rss_few) / max(many - few, 1) / 1024:.0f} KiB")
+    print(
+        f"   memory per extra socket (user, its greenlets and socket): {(rss_many - rss_few) / max(many - few, 1) / 1024:.0f} KiB"
+    )
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        config = StackConfig(daphne_count=2, app=LayerOptions(layer="memory"), kill_after=5, log_dir=work / "server")
+        config = StackConfig(
+            daphne_count=2, app=LayerOptions(layer="memory"), kill_after=5, log_dir=work / "server"
+        )
         with Stack(config) as stack:
-            print(f"stack: {', '.join(stack.ws_urls(''))} (memory layer); {psutil.cpu_count()} CPUs shared by server and generator")
+            print(
+                f"stack: {', '.join(stack.ws_urls(''))} (memory layer); {psutil.cpu_count()} CPUs shared by server and generator"
+            )
             cpu_per_pong(stack, work)
             capacity(stack, work)
             idle_sockets(stack, work)

@@ -39,7 +39,9 @@ class OneLineParser(argparse.ArgumentParser):
 def add_stack_options(parser: argparse.ArgumentParser, daphne_default: int) -> None:
     """`stack up` and `agent`: every knob of the stack (load.config.options), and where runs go."""
     add_stack_flags(parser, {"stack_daphne": daphne_default})
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
+    parser.add_argument(
+        "--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)"
+    )
 
 
 def stack_config(args: argparse.Namespace, run_dir: Path) -> StackConfig:
@@ -69,7 +71,10 @@ def run_stack_up(args: argparse.Namespace) -> int:
     with Stack(config, on_event) as stack:
         print(f"redis      {stack.redis_url or '(none: memory layer)'}", flush=True)
         for instance in stack.instances:
-            print(f"{instance.name:<10} {instance.ws_url('/ws/ping/')}  pid {instance.child.pid}", flush=True)
+            print(
+                f"{instance.name:<10} {instance.ws_url('/ws/ping/')}  pid {instance.started().pid}",
+                flush=True,
+            )
         print(f"endpoints  {' '.join(ROUTES)}  and GET /healthz", flush=True)
         print(f"logs       {config.log_dir}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
@@ -82,18 +87,36 @@ def watch_until_interrupted(stack: Stack) -> None:
     while True:
         time.sleep(0.5)
         for instance in stack.instances:
-            if not instance.child.alive() and instance.child.pid not in reported:
-                reported.add(instance.child.pid)
-                print(f"{instance.name} exited by itself (code {instance.child.process.returncode}); see {instance.child.log_path}", flush=True)
+            child = instance.started()
+            if not child.alive() and child.pid not in reported:
+                reported.add(child.pid)
+                print(
+                    f"{instance.name} exited by itself (code {child.returncode}); see {child.log_path}",
+                    flush=True,
+                )
 
 
 def add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=24, help="websocket users (default %(default)s)")
     parser.add_argument("--run-time", type=int, default=60, help="seconds of load (default %(default)s)")
-    parser.add_argument("--ping-rate", type=float, default=1.0, help="pings per second per user (default %(default)s)")
-    parser.add_argument("--restart-every", type=float, default=20.0, help="seconds between restarts of every Daphne, 0 for none (default %(default)s)")
-    parser.add_argument("--restart-mode", choices=RESTART_MODES, default="graceful", help="SIGTERM then SIGKILL, or SIGKILL (default %(default)s)")
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)")
+    parser.add_argument(
+        "--ping-rate", type=float, default=1.0, help="pings per second per user (default %(default)s)"
+    )
+    parser.add_argument(
+        "--restart-every",
+        type=float,
+        default=20.0,
+        help="seconds between restarts of every Daphne, 0 for none (default %(default)s)",
+    )
+    parser.add_argument(
+        "--restart-mode",
+        choices=RESTART_MODES,
+        default="graceful",
+        help="SIGTERM then SIGKILL, or SIGKILL (default %(default)s)",
+    )
+    parser.add_argument(
+        "--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)"
+    )
     add_stack_flags(parser, locust_only=True)  # passed on to Locust's --stack local
 
 
@@ -110,7 +133,9 @@ def check_demo_args(args: argparse.Namespace) -> argparse.Namespace:
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog=PROG, description="Load and chaos testing for Django Channels behind Daphne.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = commands.add_parser("demo", help="a headless Locust run against a local stack, with a summary table")
+    demo = commands.add_parser(
+        "demo", help="a headless Locust run against a local stack, with a summary table"
+    )
     add_demo_options(demo)
     demo.set_defaults(run=run_demo_command)
     stack = commands.add_parser("stack", help="run the local stack (Redis + Daphne) in the foreground")
@@ -118,23 +143,43 @@ def build_parser() -> OneLineParser:
     up = actions.add_parser("up", help="start Redis and N Daphne instances; Ctrl-C stops everything")
     add_stack_options(up, daphne_default=1)
     up.set_defaults(run=run_stack_up)
-    agent = commands.add_parser("agent", help="supervise Daphne here and serve the control API a chaos controller uses")
+    agent = commands.add_parser(
+        "agent", help="supervise Daphne here and serve the control API a chaos controller uses"
+    )
     add_stack_options(agent, daphne_default=1)
-    agent.add_argument("--token", default=None,
-                       help="the bearer token every request must carry, 16+ characters (default: $LOAD_AGENT_TOKEN, which keeps it out of ps)")
+    agent.add_argument(
+        "--token",
+        default=None,
+        help="the bearer token every request must carry, 16+ characters (default: $LOAD_AGENT_TOKEN, which keeps it out of ps)",
+    )
     agent.add_argument("--bind", default="127.0.0.1", help="address the API listens on (default %(default)s)")
-    agent.add_argument("--port", type=int, default=8700, help="port of the API (default %(default)s; 0: any free port)")
+    agent.add_argument(
+        "--port", type=int, default=8700, help="port of the API (default %(default)s; 0: any free port)"
+    )
     agent.set_defaults(run=run_agent_command)
 
-    run = commands.add_parser("run", help="one headless run from a scenario file (a Locust config with [tool.locust])")
+    run = commands.add_parser(
+        "run", help="one headless run from a scenario file (a Locust config with [tool.locust])"
+    )
     run.add_argument("scenario", type=Path, help="e.g. scenarios/seed_restarts.toml")
     add_run_options(run)
     run.set_defaults(run=run_scenario_command)
 
-    sweep = commands.add_parser("sweep", help="the same load against each combination of knobs, then a comparison")
+    sweep = commands.add_parser(
+        "sweep", help="the same load against each combination of knobs, then a comparison"
+    )
     sweep.add_argument("--scenario", type=Path, required=True, help="the load to repeat at each point")
-    add_sweep_flags(sweep.add_argument_group("dimensions (each a stack knob: comma-separated values; 'default': the option's default)"))
-    sweep.add_argument("--seed", type=int, default=1, help="the users' random seed, the same at every point (default %(default)s)")
+    add_sweep_flags(
+        sweep.add_argument_group(
+            "dimensions (each a stack knob: comma-separated values; 'default': the option's default)"
+        )
+    )
+    sweep.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="the users' random seed, the same at every point (default %(default)s)",
+    )
     add_run_options(sweep)
     sweep.set_defaults(run=run_sweep_command)
 
@@ -144,15 +189,32 @@ def build_parser() -> OneLineParser:
 
     compare = commands.add_parser("compare", help="comparison.html and comparison.csv of several run folders")
     compare.add_argument("run_dirs", type=Path, nargs="+")
-    compare.add_argument("--out", type=Path, default=None, help="where to write them (default: results/compare-<time>)")
-    compare.add_argument("--knob", default=None, help="the option(s) the runs differ in, comma-separated (default: found from their manifests)")
+    compare.add_argument(
+        "--out", type=Path, default=None, help="where to write them (default: results/compare-<time>)"
+    )
+    compare.add_argument(
+        "--knob",
+        default=None,
+        help="the option(s) the runs differ in, comma-separated (default: found from their manifests)",
+    )
     compare.set_defaults(run=run_compare_command)
     return parser
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one option of the scenario, e.g. ping-rate=5")
-    parser.add_argument("--results-dir", type=Path, default=None, help="where run folders go (default: the scenario's results-dir, else results)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one option of the scenario, e.g. ping-rate=5",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="where run folders go (default: the scenario's results-dir, else results)",
+    )
 
 
 # Each command imports what it runs when it runs: `agent` and `stack up` never load

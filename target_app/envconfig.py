@@ -54,9 +54,7 @@ def redis_host(env: Mapping[str, str]) -> str | dict[str, Any]:
 def channel_layers_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     layer = env.get("CHANNEL_LAYER", "redis") or "redis"
     if layer not in LAYER_BACKENDS:
-        raise EnvConfigError(
-            f"CHANNEL_LAYER={layer!r}: choose one of {', '.join(LAYER_BACKENDS)}"
-        )
+        raise EnvConfigError(f"CHANNEL_LAYER={layer!r}: choose one of {', '.join(LAYER_BACKENDS)}")
     backend = LAYER_BACKENDS[layer]
     if layer == "memory":
         config: dict[str, Any] = {"capacity": _int_var(env, "CHANNEL_CAPACITY", 100)}

@@ -56,7 +56,7 @@ def parse_ping(text_data: str | None, bytes_data: bytes | None = None) -> Ping:
     if not isinstance(data, dict):
         raise BadFrame("frame must be a JSON object")
     if data.get("type") != "ping":
-        raise BadFrame("unknown type; expected \"ping\"")
+        raise BadFrame('unknown type; expected "ping"')
     seq = data.get("seq")
     if isinstance(seq, bool) or not isinstance(seq, int):
         raise BadFrame("seq must be an integer")

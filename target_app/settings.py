@@ -29,9 +29,7 @@ ASGI_APPLICATION = "target_app.asgi.application"
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get(
-            "DATABASE_PATH", os.path.join(tempfile.gettempdir(), "target_app.sqlite3")
-        ),
+        "NAME": os.environ.get("DATABASE_PATH", os.path.join(tempfile.gettempdir(), "target_app.sqlite3")),
         # Several Daphne processes share the file; wait for the write lock instead of failing.
         "OPTIONS": {"timeout": 20},
     }

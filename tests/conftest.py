@@ -16,7 +16,9 @@ STEADY_APP = LayerOptions(redis_socket_timeout="none")
 
 
 def stack_config(log_dir: Path, **overrides) -> StackConfig:
-    base = StackConfig(app=STEADY_APP, daphne=DaphneOptions(), kill_after=3.0, ready_timeout=30.0, log_dir=log_dir)
+    base = StackConfig(
+        app=STEADY_APP, daphne=DaphneOptions(), kill_after=3.0, ready_timeout=30.0, log_dir=log_dir
+    )
     return replace(base, **overrides)
 
 

@@ -39,7 +39,11 @@ class LocustProcess:
     def stop(self) -> None:
         if self.child.alive():
             self.child.stop("hard")
-        wait_until(lambda: still_running(sorted(self.descendants)) == [], 15, f"Locust's processes {self.descendants} to end")
+        wait_until(
+            lambda: still_running(sorted(self.descendants)) == [],
+            15,
+            f"Locust's processes {self.descendants} to end",
+        )
 
 
 def run_folder(results_dir: Path) -> Path:

@@ -28,7 +28,13 @@ TOKEN = secrets.token_urlsafe(24)
 REPO = Path(__file__).resolve().parent.parent
 
 
-def request(agent: Agent, method: str, target: str, body: bytes | None = None, authorization: str | None = f"Bearer {TOKEN}"):
+def request(
+    agent: Agent,
+    method: str,
+    target: str,
+    body: bytes | None = None,
+    authorization: str | None = f"Bearer {TOKEN}",
+):
     """One raw HTTP request: (status, headers, body)."""
     host, port = agent.address
     connection = http.client.HTTPConnection(host, port, timeout=30)
@@ -87,7 +93,15 @@ def test_status_answers_with_the_token(served_agent, client):
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "Bearer wrong-token-of-some-length", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", f"Basic {TOKEN}", "Bearer ", TOKEN],
+    [
+        None,
+        "Bearer wrong-token-of-some-length",
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",
+        f"Basic {TOKEN}",
+        "Bearer ",
+        TOKEN,
+    ],
     ids=["none", "wrong", "longer", "shorter", "basic", "empty", "no-scheme"],
 )
 def test_requests_without_the_right_token_get_401_and_change_nothing(served_agent, authorization):
@@ -175,9 +189,14 @@ def test_restart_all_restarts_each_instance_in_turn(start_agent):
     stack, _agent, client = start_agent(daphne_count=2)
     outcomes = client.restart("all", "hard")
     assert [(o["instance"], o["generation"]) for o in outcomes] == [("daphne-0", 2), ("daphne-1", 2)]
-    steps = [(e["event"], e["instance"]) for e in stack.events if e["event"] in ("restart_begin", "restart_done")]
+    steps = [
+        (e["event"], e["instance"]) for e in stack.events if e["event"] in ("restart_begin", "restart_done")
+    ]
     assert steps == [
-        ("restart_begin", "daphne-0"), ("restart_done", "daphne-0"), ("restart_begin", "daphne-1"), ("restart_done", "daphne-1"),
+        ("restart_begin", "daphne-0"),
+        ("restart_done", "daphne-0"),
+        ("restart_begin", "daphne-1"),
+        ("restart_done", "daphne-1"),
     ]
     for outcome, instance in zip(outcomes, stack.instances, strict=True):
         with PingSocket(instance.ws_url("/ws/ping/")) as sock:
@@ -225,7 +244,9 @@ def test_changes_wait_for_each_other_but_reads_do_not(start_agent):
     stack, agent, client = start_agent(daphne_count=1)
     outcomes: queue.Queue = queue.Queue()
     with agent.lock:  # as if a long graceful restart were in progress
-        restarts = [threading.Thread(target=lambda: outcomes.put(client.restart(0, "hard"))) for _ in range(2)]
+        restarts = [
+            threading.Thread(target=lambda: outcomes.put(client.restart(0, "hard"))) for _ in range(2)
+        ]
         for thread in restarts:
             thread.start()
         assert AgentClient(agent.url, TOKEN, timeout=5).status()["instances"][0]["generation"] == 1
@@ -264,7 +285,9 @@ def test_logs_from_an_offset_return_only_new_bytes(served_agent, client):
 
     os.kill(instance.child.pid, signal.SIGUSR1)  # the target app dumps its threads' stacks into the log
 
-    dump, after = wait_until(lambda: (lambda chunk: chunk if chunk[0] else None)(client.logs(0, 1, offset)), 10, "the stack dump")
+    dump, after = wait_until(
+        lambda: (lambda chunk: chunk if chunk[0] else None)(client.logs(0, 1, offset)), 10, "the stack dump"
+    )
     assert b"Listening" not in dump and b"File " in dump and after == offset + len(dump)
 
     with open(instance.child.log_path, "ab") as log:  # more than one call returns
@@ -313,7 +336,8 @@ def test_bad_requests_get_400_naming_the_value_and_change_nothing(served_agent, 
 
 
 @pytest.mark.parametrize(
-    ("method", "target", "status"), [("GET", "/nowhere", 404), ("GET", "/restart", 405), ("POST", "/status", 405), ("DELETE", "/stop", 405)]
+    ("method", "target", "status"),
+    [("GET", "/nowhere", 404), ("GET", "/restart", 405), ("POST", "/status", 405), ("DELETE", "/stop", 405)],
 )
 def test_unknown_paths_get_404_and_wrong_methods_405(served_agent, method, target, status):
     answered, _headers, reply = request(served_agent, method, target, b"{}" if method != "GET" else None)
@@ -353,11 +377,17 @@ def agent_script(log_dir: Path) -> list[str]:
     return [sys.executable, "-c", code, str(log_dir)]
 
 
-@pytest.mark.parametrize(("signum", "returncode"), [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 0)])
+@pytest.mark.parametrize(
+    ("signum", "returncode"), [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 0)]
+)
 def test_run_agent_serves_until_a_signal_and_leaves_no_process(tmp_path, signum, returncode):
     process = subprocess.Popen(
-        agent_script(tmp_path / "server"), cwd=REPO, env={**os.environ, "AGENT_TOKEN": TOKEN},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        agent_script(tmp_path / "server"),
+        cwd=REPO,
+        env={**os.environ, "AGENT_TOKEN": TOKEN},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
@@ -425,6 +455,10 @@ def test_run_agent_refuses_a_weak_token_or_a_busy_port_before_starting_anything(
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(ConfigError) as taken:
-            run_agent(stack_config(tmp_path / "b" / "server"), AgentConfig(TOKEN, port=port), announce=lambda line: None)
+            run_agent(
+                stack_config(tmp_path / "b" / "server"),
+                AgentConfig(TOKEN, port=port),
+                announce=lambda line: None,
+            )
     assert taken.value.as_option().startswith(f"--port {port}")
     assert "spawned" not in (tmp_path / "b" / "events.jsonl").read_text()

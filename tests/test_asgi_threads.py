@@ -54,7 +54,11 @@ def stacks_by_threads(tmp_path_factory):
     stacks = {}
     try:
         for threads in (1, 8):
-            config = stack_config(tmp_path_factory.mktemp(f"threads{threads}"), asgi_threads=threads, app=LayerOptions(layer="memory"))
+            config = stack_config(
+                tmp_path_factory.mktemp(f"threads{threads}"),
+                asgi_threads=threads,
+                app=LayerOptions(layer="memory"),
+            )
             stacks[threads] = Stack(config).start()
         yield stacks
     finally:

@@ -26,50 +26,161 @@ LOCUST, LOAD = "locust", "load"
 ROWS = [
     # the users' options
     (LOCUST, ["--host", NO_SERVER, "--paths", "/ws/nope/"], "--paths '/ws/nope/': the target app serves"),
-    (LOCUST, ["--host", NO_SERVER, "--paths", "/ws/ping/:x"], "--paths '/ws/ping/:x': the weight 'x' of /ws/ping/ must be a whole number"),
+    (
+        LOCUST,
+        ["--host", NO_SERVER, "--paths", "/ws/ping/:x"],
+        "--paths '/ws/ping/:x': the weight 'x' of /ws/ping/ must be a whole number",
+    ),
     (LOCUST, ["--host", NO_SERVER, "--paths", "/ws/ping/:-1"], "--paths '/ws/ping/:-1': the weight '-1'"),
     (LOCUST, ["--host", NO_SERVER, "--ping-rate", "-1"], "--ping-rate -1.0: must be a positive number"),
-    (LOCUST, ["--host", NO_SERVER, "--ping-jitter", "2"], "--ping-jitter 2.0: a fraction of the ping interval"),
-    (LOCUST, ["--targets", "http://127.0.0.1:8000"], "--host 'http://127.0.0.1:8000': websocket servers take ws:// or wss:// URLs, e.g. ws://127.0.0.1:8000"),
+    (
+        LOCUST,
+        ["--host", NO_SERVER, "--ping-jitter", "2"],
+        "--ping-jitter 2.0: a fraction of the ping interval",
+    ),
+    (
+        LOCUST,
+        ["--targets", "http://127.0.0.1:8000"],
+        "--host 'http://127.0.0.1:8000': websocket servers take ws:// or wss:// URLs, e.g. ws://127.0.0.1:8000",
+    ),
     (LOCUST, ["--host", NO_SERVER, "--protocol", "template"], "--ping-template '': template mode needs"),
     (LOCUST, ["--host", NO_SERVER, "--fail-on", "garbage"], "--fail-on 'garbage': write METRIC"),
     (LOCUST, [], "--host '': give --host ws://HOST:PORT"),
     # the servers: nothing listening, or a handshake refused
     (LOCUST, ["--host", NO_SERVER], "--host ws://127.0.0.1:9: nothing accepts connections at 127.0.0.1:9"),
-    (LOCUST, ["--host", "{forbidden}"], "--host {forbidden}: the websocket handshake to {forbidden}/ws/ping/ got HTTP 403; the server may check the Origin, or want a header or cookie"),
-    (LOCUST, ["--host", "{daphne}", "--protocol", "template", "--ping-template", "{{seq}}", "--paths", "/ws/ping/,/ws/nowhere/"],
-     "--host {daphne}: the websocket handshake to {daphne}/ws/nowhere/ got HTTP 500; check the URL and --paths"),
+    (
+        LOCUST,
+        ["--host", "{forbidden}"],
+        "--host {forbidden}: the websocket handshake to {forbidden}/ws/ping/ got HTTP 403; the server may check the Origin, or want a header or cookie",
+    ),
+    (
+        LOCUST,
+        [
+            "--host",
+            "{daphne}",
+            "--protocol",
+            "template",
+            "--ping-template",
+            "{{seq}}",
+            "--paths",
+            "/ws/ping/,/ws/nowhere/",
+        ],
+        "--host {daphne}: the websocket handshake to {daphne}/ws/nowhere/ got HTTP 500; check the URL and --paths",
+    ),
     # the local stack
     (LOCUST, ["--stack", "remote"], "--stack 'remote': use --stack local"),
-    (LOCUST, ["--stack", "local", "--asgi-threads", "0"], "--asgi-threads '0': use a positive number, or leave it out for Daphne's default"),
+    (
+        LOCUST,
+        ["--stack", "local", "--asgi-threads", "0"],
+        "--asgi-threads '0': use a positive number, or leave it out for Daphne's default",
+    ),
     (LOCUST, ["--stack", "local", "--stack-daphne", "0"], "--stack-daphne 0: run between 1 and 64 instances"),
     (LOCUST, ["--stack", "local", "--run-id", "a/b"], "--run-id 'a/b': one folder name, without '/'"),
     (LOCUST, ["--stack", "local", "--results-dir", "{plain}"], "--results-dir '{plain}': {plain} is a file"),
     # the chaos plan
-    (LOCUST, ["--stack", "local", "--restart-which", "5", "--restart-at", "5"], "--restart-which '5': there are 2 instance(s), numbered 0 to 1"),
-    (LOCUST, ["--host", NO_SERVER, "--restart-cmd", "true", "--hook-instances", "2", "--restart-which", "2", "--restart-at", "5"],
-     "--restart-which '2': there are 2 instance(s)"),
-    (LOCUST, ["--host", NO_SERVER, "--restart-cmd", "true", "--hook-timeout", "0"], "--hook-timeout 0.0: seconds a --restart-cmd may take"),
-    (LOCUST, ["--host", NO_SERVER, "--restart-at", "20"], "--restart-at '20': a chaos plan needs something to act on"),
-    (LOCUST, ["--host", NO_SERVER, "--restart-every", "5"], "--restart-every 5.0: a chaos plan needs something to act on"),
-    (LOCUST, ["--stack", "local", "--restart-mode", "gentle", "--restart-at", "5"], "--restart-mode 'gentle': choose graceful"),
+    (
+        LOCUST,
+        ["--stack", "local", "--restart-which", "5", "--restart-at", "5"],
+        "--restart-which '5': there are 2 instance(s), numbered 0 to 1",
+    ),
+    (
+        LOCUST,
+        [
+            "--host",
+            NO_SERVER,
+            "--restart-cmd",
+            "true",
+            "--hook-instances",
+            "2",
+            "--restart-which",
+            "2",
+            "--restart-at",
+            "5",
+        ],
+        "--restart-which '2': there are 2 instance(s)",
+    ),
+    (
+        LOCUST,
+        ["--host", NO_SERVER, "--restart-cmd", "true", "--hook-timeout", "0"],
+        "--hook-timeout 0.0: seconds a --restart-cmd may take",
+    ),
+    (
+        LOCUST,
+        ["--host", NO_SERVER, "--restart-at", "20"],
+        "--restart-at '20': a chaos plan needs something to act on",
+    ),
+    (
+        LOCUST,
+        ["--host", NO_SERVER, "--restart-every", "5"],
+        "--restart-every 5.0: a chaos plan needs something to act on",
+    ),
+    (
+        LOCUST,
+        ["--stack", "local", "--restart-mode", "gentle", "--restart-at", "5"],
+        "--restart-mode 'gentle': choose graceful",
+    ),
     (LOCUST, ["--stack", "local", "--restart-at", "soon"], "--restart-at 'soon': give seconds"),
-    (LOCUST, ["--stack", "local", "--chaos-plan", "/nonexistent/plan.toml"], "--chaos-plan '/nonexistent/plan.toml': cannot read it"),
-    (LOCUST, ["--stack", "local", "--asgi-threads-steps", "1,4"], "--step-seconds 0.0: an ASGI_THREADS staircase needs"),
-    (LOCUST, ["--host", NO_SERVER, "--agent-url", "http://127.0.0.1:9", "--agent-token", "x" * 20, "--restart-at", "5"], "--agent-url 'http://127.0.0.1:9'"),
+    (
+        LOCUST,
+        ["--stack", "local", "--chaos-plan", "/nonexistent/plan.toml"],
+        "--chaos-plan '/nonexistent/plan.toml': cannot read it",
+    ),
+    (
+        LOCUST,
+        ["--stack", "local", "--asgi-threads-steps", "1,4"],
+        "--step-seconds 0.0: an ASGI_THREADS staircase needs",
+    ),
+    (
+        LOCUST,
+        [
+            "--host",
+            NO_SERVER,
+            "--agent-url",
+            "http://127.0.0.1:9",
+            "--agent-token",
+            "x" * 20,
+            "--restart-at",
+            "5",
+        ],
+        "--agent-url 'http://127.0.0.1:9'",
+    ),
     # python -m load run / sweep / demo
     (LOAD, ["run", "/nonexistent/scenario.toml"], "scenario '/nonexistent/scenario.toml': cannot read it"),
     (LOAD, ["run", "{plain}"], "scenario '{plain}': a scenario keeps its options in a [tool.locust] table"),
-    (LOAD, ["run", "{typo}"], "scenario '{typo}': unknown key 'png-rate' in [tool.locust]; did you mean 'ping-rate'?"),
+    (
+        LOAD,
+        ["run", "{typo}"],
+        "scenario '{typo}': unknown key 'png-rate' in [tool.locust]; did you mean 'ping-rate'?",
+    ),
     (LOAD, ["run", "{nested}"], "scenario '{nested}': key 'foo' in [tool.locust] holds a table"),
     (LOAD, ["run", "{scenario}", "--set", "ping-rate"], "--set 'ping-rate': write KEY=VALUE"),
-    (LOAD, ["run", "{scenario}", "--set", "png-rate=5"], "--set 'png-rate=5': unknown option 'png-rate'; did you mean 'ping-rate'?"),
+    (
+        LOAD,
+        ["run", "{scenario}", "--set", "png-rate=5"],
+        "--set 'png-rate=5': unknown option 'png-rate'; did you mean 'ping-rate'?",
+    ),
     (LOAD, ["run", "{scenario}", "--set", "run-label=a b"], "--run-label 'a b': use letters, digits"),
-    (LOAD, ["run", "{scenario}", "--set", "ping-rate=0"], "--ping-rate 0.0: must be a positive number"),  # refused by Locust
-    (LOAD, ["sweep", "--scenario", "{scenario}", "--asgi-threads", "one,2"], "--asgi-threads 'one,2': comma-separated values"),
+    (
+        LOAD,
+        ["run", "{scenario}", "--set", "ping-rate=0"],
+        "--ping-rate 0.0: must be a positive number",
+    ),  # refused by Locust
+    (
+        LOAD,
+        ["sweep", "--scenario", "{scenario}", "--asgi-threads", "one,2"],
+        "--asgi-threads 'one,2': comma-separated values",
+    ),
     (LOAD, ["sweep", "--scenario", "{scenario}"], "--asgi-threads '': name at least one knob"),
-    (LOAD, ["sweep", "--scenario", "{scenario}", "--asgi-threads", "1", "--set", "paths=/ws/nope/"], "--paths '/ws/nope/': the target app serves"),
-    (LOAD, ["demo", "--asgi-threads", "0"], "--asgi-threads 0: use a positive number, or leave it out for Daphne's default"),
+    (
+        LOAD,
+        ["sweep", "--scenario", "{scenario}", "--asgi-threads", "1", "--set", "paths=/ws/nope/"],
+        "--paths '/ws/nope/': the target app serves",
+    ),
+    (
+        LOAD,
+        ["demo", "--asgi-threads", "0"],
+        "--asgi-threads 0: use a positive number, or leave it out for Daphne's default",
+    ),
     (LOAD, ["demo", "--users", "0"], "--users 0: must be a positive number"),
     (LOAD, ["report", "/nonexistent/run"], "run folder '/nonexistent/run': not a run folder"),
 ]
@@ -151,9 +262,25 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_run_folder(command, argv, sa
     argv, says = [fill(a, places) for a in argv], fill(says, places)
     if command == LOCUST:
         result = subprocess.run(
-            [sys.executable, "-m", "locust", "-f", str(REPO / "locustfile.py"), "--headless", "-u", "1", "-t", "3s",
-             "--results-dir", str(results), *argv],
-            cwd=REPO, capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(REPO / "locustfile.py"),
+                "--headless",
+                "-u",
+                "1",
+                "-t",
+                "3s",
+                "--results-dir",
+                str(results),
+                *argv,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         code, output, prefix = result.returncode, result.stdout + result.stderr, "locust: error: "
     else:
@@ -175,5 +302,9 @@ def test_a_scenario_run_goes_to_its_results_dir_with_its_label(tmp_path, capfd):
     code, out, err = run_load_cli(["run", str(scenario)], capfd)
     assert code == 2 and "--ping-rate 0.0" in err
     (announced,) = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("results: ")]
-    assert Path(announced).parent == chosen and Path(announced).name.startswith("labelled-") and announced.endswith("-mine")
+    assert (
+        Path(announced).parent == chosen
+        and Path(announced).name.startswith("labelled-")
+        and announced.endswith("-mine")
+    )
     assert not chosen.exists() or list(chosen.iterdir()) == []

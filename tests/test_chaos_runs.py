@@ -17,12 +17,41 @@ def events_of(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize(("mode", "which", "how"), [("graceful", "all", "exited"), ("hard", "rolling", "sigkill")])
+@pytest.mark.parametrize(
+    ("mode", "which", "how"), [("graceful", "all", "exited"), ("hard", "rolling", "sigkill")]
+)
 def test_a_restart_plan_restarts_daphne_under_load_and_records_every_step(locust, tmp_path, mode, which, how):
-    run = locust("--headless", "--stack", "local", "--stack-daphne", "2", "-u", "6", "-r", "6", "-t", "12s",
-                 "--paths", "/ws/ping/,/ws/room/chaos/", "--ping-rate", "4", "--pong-timeout", "1",
-                 "--reconnect-min", "0.2", "--reconnect-max", "1", "--restart-at", "3", "--restart-mode", mode,
-                 "--restart-which", which, "--results-dir", str(tmp_path / "results"))
+    run = locust(
+        "--headless",
+        "--stack",
+        "local",
+        "--stack-daphne",
+        "2",
+        "-u",
+        "6",
+        "-r",
+        "6",
+        "-t",
+        "12s",
+        "--paths",
+        "/ws/ping/,/ws/room/chaos/",
+        "--ping-rate",
+        "4",
+        "--pong-timeout",
+        "1",
+        "--reconnect-min",
+        "0.2",
+        "--reconnect-max",
+        "1",
+        "--restart-at",
+        "3",
+        "--restart-mode",
+        mode,
+        "--restart-which",
+        which,
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
     assert run.wait(90) == 1  # the restart's dropped sockets are failures to Locust
     folder = run_folder(tmp_path / "results")
     events = events_of(folder)
@@ -33,7 +62,12 @@ def test_a_restart_plan_restarts_daphne_under_load_and_records_every_step(locust
     assert [e["how"] for e in exits] == [how, how]
     steps = [(e["event"], e["instance"]) for e in events if e["event"] in ("restart_begin", "restart_done")]
     if which == "rolling":  # one at a time, each ready before the next goes down
-        assert steps == [("restart_begin", "daphne-0"), ("restart_done", "daphne-0"), ("restart_begin", "daphne-1"), ("restart_done", "daphne-1")]
+        assert steps == [
+            ("restart_begin", "daphne-0"),
+            ("restart_done", "daphne-0"),
+            ("restart_begin", "daphne-1"),
+            ("restart_done", "daphne-1"),
+        ]
     else:
         assert steps[:2] == [("restart_begin", "daphne-0"), ("restart_begin", "daphne-1")]
 
@@ -47,13 +81,38 @@ def test_a_restart_plan_restarts_daphne_under_load_and_records_every_step(locust
 
 
 def test_an_asgi_threads_staircase_shows_as_phases_of_the_timeline(locust, tmp_path):
-    run = locust("--headless", "--stack", "local", "--stack-daphne", "1", "-u", "2", "-r", "2", "-t", "9s",
-                 "--paths", "/ws/ping/pool/?work_ms=20", "--ping-rate", "4", "--pong-timeout", "1",
-                 "--asgi-threads-steps", "1,3", "--step-seconds", "4", "--restart-mode", "hard",
-                 "--results-dir", str(tmp_path / "results"))
+    run = locust(
+        "--headless",
+        "--stack",
+        "local",
+        "--stack-daphne",
+        "1",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "9s",
+        "--paths",
+        "/ws/ping/pool/?work_ms=20",
+        "--ping-rate",
+        "4",
+        "--pong-timeout",
+        "1",
+        "--asgi-threads-steps",
+        "1,3",
+        "--step-seconds",
+        "4",
+        "--restart-mode",
+        "hard",
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
     code = run.wait(90)
     folder = run_folder(tmp_path / "results")
-    assert code == expected_exit_code(folder) == 1, run.output()[-3000:]  # the hard restarts' dropped sockets fail pings
+    assert code == expected_exit_code(folder) == 1, run.output()[
+        -3000:
+    ]  # the hard restarts' dropped sockets fail pings
     phases = [r["phase"] for r in read_csv(folder / "timeseries.csv")]
     seen = [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]]
     assert seen[-2:] == ["asgi_threads=1", "asgi_threads=3"]
@@ -64,9 +123,28 @@ def test_an_asgi_threads_staircase_shows_as_phases_of_the_timeline(locust, tmp_p
 
 def test_a_plan_in_a_toml_file(locust, tmp_path):
     plan = tmp_path / "plan.toml"
-    plan.write_text("[chaos]\nrestart_at = [2, 4]\nrestart_mode = \"hard\"\n")
-    run = locust("--headless", "--stack", "local", "--stack-daphne", "1", "-u", "2", "-r", "2", "-t", "6s",
-                 "--paths", "/ws/ping/", "--pong-timeout", "1", "--chaos-plan", str(plan), "--results-dir", str(tmp_path / "results"))
+    plan.write_text('[chaos]\nrestart_at = [2, 4]\nrestart_mode = "hard"\n')
+    run = locust(
+        "--headless",
+        "--stack",
+        "local",
+        "--stack-daphne",
+        "1",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "6s",
+        "--paths",
+        "/ws/ping/",
+        "--pong-timeout",
+        "1",
+        "--chaos-plan",
+        str(plan),
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
     code = run.wait(90)
     assert code == expected_exit_code(run_folder(tmp_path / "results")), run.output()[-3000:]
     restarts = read_json(run_folder(tmp_path / "results") / "summary.json")["restarts"]
@@ -76,14 +154,43 @@ def test_a_plan_in_a_toml_file(locust, tmp_path):
 def test_an_agent_carries_out_the_plan_and_its_logs_and_events_come_home(start_stack, locust, tmp_path):
     stack = start_stack(daphne_count=1)
     with Agent(stack, AgentConfig(TOKEN)) as agent:
-        run = locust("--headless", "--host", stack.instances[0].ws_url(""), "-u", "3", "-r", "3", "-t", "8s",
-                     "--paths", "/ws/room/remote/", "--pong-timeout", "1", "--reconnect-min", "0.2",
-                     "--agent-url", agent.url, "--agent-token", TOKEN, "--restart-at", "3", "--restart-mode", "graceful",
-                     "--redis-probe-url", stack.redis_url, "--results-dir", str(tmp_path / "results"))
+        run = locust(
+            "--headless",
+            "--host",
+            stack.instances[0].ws_url(""),
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "8s",
+            "--paths",
+            "/ws/room/remote/",
+            "--pong-timeout",
+            "1",
+            "--reconnect-min",
+            "0.2",
+            "--agent-url",
+            agent.url,
+            "--agent-token",
+            TOKEN,
+            "--restart-at",
+            "3",
+            "--restart-mode",
+            "graceful",
+            "--redis-probe-url",
+            stack.redis_url,
+            "--results-dir",
+            str(tmp_path / "results"),
+        )
         assert run.wait(90) == 1
     folder = run_folder(tmp_path / "results")
     from_agent = [e for e in events_of(folder) if e.get("source") == "agent"]
-    assert [e["event"] for e in from_agent if e["event"] in ("restart_begin", "exited", "ready")] == ["restart_begin", "exited", "ready"]
+    assert [e["event"] for e in from_agent if e["event"] in ("restart_begin", "exited", "ready")] == [
+        "restart_begin",
+        "exited",
+        "ready",
+    ]
     assert (folder / "server" / "daphne-0.gen2.log").exists()
     summary = read_json(folder / "summary.json")
     assert summary["server"]["sig_killed_pending"] >= 1  # read from the mirrored log of generation 1
@@ -92,15 +199,38 @@ def test_an_agent_carries_out_the_plan_and_its_logs_and_events_come_home(start_s
     assert healthz(stack.instances[0].port)["pid"] == stack.instances[0].child.pid
 
 
-def test_a_server_the_suite_did_not_start_still_gives_its_log_and_redis_signals(start_stack, locust, tmp_path):
+def test_a_server_the_suite_did_not_start_still_gives_its_log_and_redis_signals(
+    start_stack, locust, tmp_path
+):
     """Staging mode: --server-log and --redis-probe-url read what a local stack would."""
-    stack = start_stack(daphne_count=1, app=LayerOptions())  # redis-py's 5 s timeout: idle consumers crash (FM-7)
+    stack = start_stack(
+        daphne_count=1, app=LayerOptions()
+    )  # redis-py's 5 s timeout: idle consumers crash (FM-7)
     # Pings on /ws/ping/ never touch the channel layer: after 5 s without a layer message the
     # process's BZPOPMIN read times out and the consumers crash, about 6 s into the run.
-    run = locust("--headless", "--host", stack.instances[0].ws_url(""), "-u", "3", "-r", "3", "-t", "10s",
-                 "--paths", "/ws/ping/", "--ping-rate", "1", "--pong-timeout", "1",
-                 "--server-log", str(stack.server_dir / "daphne-*.log"), "--redis-probe-url", stack.redis_url,
-                 "--results-dir", str(tmp_path / "results"))
+    run = locust(
+        "--headless",
+        "--host",
+        stack.instances[0].ws_url(""),
+        "-u",
+        "3",
+        "-r",
+        "3",
+        "-t",
+        "10s",
+        "--paths",
+        "/ws/ping/",
+        "--ping-rate",
+        "1",
+        "--pong-timeout",
+        "1",
+        "--server-log",
+        str(stack.server_dir / "daphne-*.log"),
+        "--redis-probe-url",
+        stack.redis_url,
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
     code = run.wait(90)
     folder = run_folder(tmp_path / "results")
     assert code == expected_exit_code(folder), run.output()[-3000:]

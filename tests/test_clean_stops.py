@@ -19,15 +19,30 @@ SIGINT_IGNORED = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SI
 
 def scenario(tmp_path: Path) -> Path:
     path = tmp_path / "small.toml"
-    path.write_text('[tool.locust]\nstack = "local"\nstack-daphne = 1\nusers = 4\nspawn-rate = 4\nrun-time = "30s"\n'
-                    'paths = "/ws/ping/"\nredis-socket-timeout = "none"\n')
+    path.write_text(
+        '[tool.locust]\nstack = "local"\nstack-daphne = 1\nusers = 4\nspawn-rate = 4\nrun-time = "30s"\n'
+        'paths = "/ws/ping/"\nredis-socket-timeout = "none"\n'
+    )
     return path
 
 
 def command(kind: str, tmp_path: Path) -> list[str]:
     results = ["--results-dir", str(tmp_path / "results")]
     if kind == "demo":
-        return ["-m", "load", "demo", "--users", "4", "--run-time", "30", "--restart-every", "0", "--daphne", "1", *results]
+        return [
+            "-m",
+            "load",
+            "demo",
+            "--users",
+            "4",
+            "--run-time",
+            "30",
+            "--restart-every",
+            "0",
+            "--daphne",
+            "1",
+            *results,
+        ]
     return ["-m", "load", "run", str(scenario(tmp_path)), *results]
 
 
@@ -37,7 +52,11 @@ def started(tmp_path):
 
     def start(argv: list[str], sigint_ignored: bool = False) -> Child:
         prefix = ["-c", SIGINT_IGNORED] if sigint_ignored else []
-        children.append(Child("cli", [sys.executable, *prefix, *argv], None, tmp_path / f"cli{len(children)}.log", REPO).start())
+        children.append(
+            Child(
+                "cli", [sys.executable, *prefix, *argv], None, tmp_path / f"cli{len(children)}.log", REPO
+            ).start()
+        )
         return children[-1]
 
     yield start
@@ -74,9 +93,23 @@ def test_a_signal_stops_a_run_as_ctrl_c_does(started, tmp_path, kind, signum, si
 
 
 def test_a_sweep_stopped_by_sigterm_compares_the_points_so_far_and_runs_no_more(started, tmp_path):
-    cli = started(["-m", "load", "sweep", "--scenario", str(scenario(tmp_path)), "--asgi-threads", "1,2",
-                   "--results-dir", str(tmp_path / "results")])
-    first_point = lambda: [r for path in (tmp_path / "results").glob("*/*/timeseries.csv") for r in read_csv(path)]  # noqa: E731
+    cli = started(
+        [
+            "-m",
+            "load",
+            "sweep",
+            "--scenario",
+            str(scenario(tmp_path)),
+            "--asgi-threads",
+            "1,2",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ]
+    )
+
+    def first_point():
+        return [r for path in (tmp_path / "results").glob("*/*/timeseries.csv") for r in read_csv(path)]
+
     wait_until(lambda: len(first_point()) >= 3, 90, "three seconds of the first point written")
 
     cli.process.send_signal(signal.SIGTERM)
@@ -84,16 +117,43 @@ def test_a_sweep_stopped_by_sigterm_compares_the_points_so_far_and_runs_no_more(
     assert cli.wait(60), f"the sweep did not stop:\n{cli.log_tail(30)}"
     assert cli.process.returncode == 128 + signal.SIGTERM, cli.log_tail(30)
     (sweep_dir,) = (tmp_path / "results").iterdir()
-    assert [p.parent.name for p in sweep_dir.glob("*/manifest.json")] == ["asgi_threads=1"]  # the second never ran
+    assert [p.parent.name for p in sweep_dir.glob("*/manifest.json")] == [
+        "asgi_threads=1"
+    ]  # the second never ran
     assert [row["run_id"] for row in read_csv(sweep_dir / "comparison.csv")] == ["asgi_threads=1"]
     assert "asgi_threads=1: interrupted; 1 point(s) not run" in cli.log_path.read_text()
 
 
 @pytest.mark.parametrize(("signum", "sigint_ignored"), [(signal.SIGHUP, False), (signal.SIGINT, True)])
-def test_plain_locust_stops_gracefully_on_sighup_and_on_a_sigint_it_started_ignoring(started, tmp_path, signum, sigint_ignored):
-    locust = started(["-m", "locust", "-f", str(REPO / "locustfile.py"), "--headless", "--stack", "local", "--stack-daphne", "1",
-                      "-u", "2", "-r", "2", "-t", "60s", "--paths", "/ws/ping/", "--redis-socket-timeout", "none",
-                      "--results-dir", str(tmp_path / "results")], sigint_ignored)
+def test_plain_locust_stops_gracefully_on_sighup_and_on_a_sigint_it_started_ignoring(
+    started, tmp_path, signum, sigint_ignored
+):
+    locust = started(
+        [
+            "-m",
+            "locust",
+            "-f",
+            str(REPO / "locustfile.py"),
+            "--headless",
+            "--stack",
+            "local",
+            "--stack-daphne",
+            "1",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "60s",
+            "--paths",
+            "/ws/ping/",
+            "--redis-socket-timeout",
+            "none",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ],
+        sigint_ignored,
+    )
     wait_until(lambda: len(rows_so_far(tmp_path / "results")) >= 3, 90, "three seconds of the run written")
     pids = descendants(locust.pid)
 
@@ -108,10 +168,14 @@ def test_plain_locust_stops_gracefully_on_sighup_and_on_a_sigint_it_started_igno
 
 
 def test_signals_are_set_at_start_but_a_nohup_is_kept():
-    code = ("import signal\n"
-            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-            "from load.runs.headless import unwind_on_signals\n"
-            "unwind_on_signals()\n"
-            "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGHUP) == signal.SIG_IGN)\n")
-    result = subprocess.run(["nohup", sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    code = (
+        "import signal\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "from load.runs.headless import unwind_on_signals\n"
+        "unwind_on_signals()\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGHUP) == signal.SIG_IGN)\n"
+    )
+    result = subprocess.run(
+        ["nohup", sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.split() == ["True", "True"], result.stdout + result.stderr

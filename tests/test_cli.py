@@ -22,8 +22,22 @@ class Owner:
     def __init__(self, results_dir: Path, *options: str):
         self.results_dir = results_dir
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "load", "stack", "up", "--results-dir", str(results_dir), "--kill-after", "3", *options],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "load",
+                "stack",
+                "up",
+                "--results-dir",
+                str(results_dir),
+                "--kill-after",
+                "3",
+                *options,
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -120,7 +134,10 @@ def test_a_sigkilled_owner_takes_its_processes_with_it(owner):
 def test_bad_options_give_one_line_and_exit_code_2(tmp_path, options, names):
     result = subprocess.run(
         [sys.executable, "-m", "load", "stack", "up", "--results-dir", str(tmp_path), *options],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stdout == ""
@@ -131,12 +148,31 @@ def test_bad_options_give_one_line_and_exit_code_2(tmp_path, options, names):
 
 def test_demo_runs_the_seed_scenario_and_prints_restarts_kills_and_leaks(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "load", "demo", "--run-time", "12", "--users", "12", "--restart-every", "5",
-         "--results-dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "load",
+            "demo",
+            "--run-time",
+            "12",
+            "--users",
+            "12",
+            "--restart-every",
+            "5",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    table = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.startswith(("/ws/", "all "))}
+    table = {
+        line.split()[0]: line.split()
+        for line in result.stdout.splitlines()
+        if line.startswith(("/ws/", "all "))
+    }
     assert set(table) == {"/ws/ping/", "/ws/ping/?sleep_ms=30000", "/ws/room/demo/", "/ws/ping/layer/", "all"}
     assert int(table["/ws/ping/?sleep_ms=30000"][2]) == 0  # pongs: every sleeping ping timed out
     assert int(table["all"][2]) > 0
@@ -147,16 +183,42 @@ def test_demo_runs_the_seed_scenario_and_prints_restarts_kills_and_leaks(tmp_pat
     assert "pending application instances killed at SIGTERM" in result.stdout
     (run_dir,) = tmp_path.iterdir()
     files = {p.name for p in run_dir.iterdir()}
-    assert {"timeseries.csv", "endpoints.csv", "groups.csv", "events.jsonl", "summary.json", "manifest.json",
-            "locust_stats.csv", "locust_report.html", "server"} <= files
+    assert {
+        "timeseries.csv",
+        "endpoints.csv",
+        "groups.csv",
+        "events.jsonl",
+        "summary.json",
+        "manifest.json",
+        "locust_stats.csv",
+        "locust_report.html",
+        "server",
+    } <= files
     first = [i["pid"] for i in json.loads((run_dir / "manifest.json").read_text())["stack"]["instances"]]
-    later = [e["pid"] for e in map(json.loads, (run_dir / "events.jsonl").read_text().splitlines()) if e["event"] == "spawned"]
+    later = [
+        e["pid"]
+        for e in map(json.loads, (run_dir / "events.jsonl").read_text().splitlines())
+        if e["event"] == "spawned"
+    ]
     assert len(first) == 2 and len(later) == 4  # two instances, two restarts
     assert still_running(first + later) == []
 
 
 def test_help_lists_the_stack_options():
-    result = subprocess.run([sys.executable, "-m", "load", "stack", "up", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
-    for option in ("--daphne", "--asgi-threads", "--redis-url", "--layer", "--kill-after", "--application-close-timeout"):
+    result = subprocess.run(
+        [sys.executable, "-m", "load", "stack", "up", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    for option in (
+        "--daphne",
+        "--asgi-threads",
+        "--redis-url",
+        "--layer",
+        "--kill-after",
+        "--application-close-timeout",
+    ):
         assert option in result.stdout
     assert result.returncode == 0

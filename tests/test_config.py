@@ -11,7 +11,9 @@ from target_app.envconfig import EnvConfigError, channel_layers_from_env
 
 
 def test_layer_environment_maps_to_channels_settings():
-    layers = channel_layers_from_env({"REDIS_URL": "redis://127.0.0.1:7000/1", "CHANNEL_CAPACITY": "500", "REDIS_SOCKET_TIMEOUT": "none"})
+    layers = channel_layers_from_env(
+        {"REDIS_URL": "redis://127.0.0.1:7000/1", "CHANNEL_CAPACITY": "500", "REDIS_SOCKET_TIMEOUT": "none"}
+    )
     config = layers["default"]["CONFIG"]
     assert layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
     assert config["hosts"] == [{"address": "redis://127.0.0.1:7000/1", "socket_timeout": None}]
@@ -23,13 +25,22 @@ def test_unset_socket_timeout_keeps_the_library_default():
 
 
 def test_pubsub_and_memory_layers():
-    assert channel_layers_from_env({"CHANNEL_LAYER": "redis-pubsub"})["default"]["BACKEND"].endswith("RedisPubSubChannelLayer")
-    assert channel_layers_from_env({"CHANNEL_LAYER": "memory"})["default"]["BACKEND"].endswith("InMemoryChannelLayer")
+    assert channel_layers_from_env({"CHANNEL_LAYER": "redis-pubsub"})["default"]["BACKEND"].endswith(
+        "RedisPubSubChannelLayer"
+    )
+    assert channel_layers_from_env({"CHANNEL_LAYER": "memory"})["default"]["BACKEND"].endswith(
+        "InMemoryChannelLayer"
+    )
 
 
 @pytest.mark.parametrize(
     "env",
-    [{"CHANNEL_LAYER": "kafka"}, {"CHANNEL_CAPACITY": "many"}, {"GROUP_EXPIRY": "-1"}, {"REDIS_SOCKET_TIMEOUT": "soon"}],
+    [
+        {"CHANNEL_LAYER": "kafka"},
+        {"CHANNEL_CAPACITY": "many"},
+        {"GROUP_EXPIRY": "-1"},
+        {"REDIS_SOCKET_TIMEOUT": "soon"},
+    ],
 )
 def test_bad_environment_values_are_named(env):
     with pytest.raises(EnvConfigError, match=list(env)[0]):
@@ -82,7 +93,9 @@ def test_paths_take_weights():
     assert parse_paths("/ws/ping/:3, /ws/room/lobby/") == (("/ws/ping/", 3), ("/ws/room/lobby/", 1))
 
 
-@pytest.mark.parametrize("text", ["", "ws/ping/", "/ws/ping/?sleep_ms=abc", "/ws/ping/?sleep_ms=-1", "/ws/ping/:0"])
+@pytest.mark.parametrize(
+    "text", ["", "ws/ping/", "/ws/ping/?sleep_ms=abc", "/ws/ping/?sleep_ms=-1", "/ws/ping/:0"]
+)
 def test_bad_paths_are_named(text):
     with pytest.raises(ConfigError) as raised:
         parse_paths(text)

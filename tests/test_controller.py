@@ -11,20 +11,34 @@ from load.config.settings import ChaosPlan, ConfigError, parse_seconds_list, par
 
 
 def test_the_schedule_merges_every_kind_of_action_in_time_order():
-    plan = ChaosPlan(restart_at=(25.0,), restart_every=10, asgi_threads_steps=(1, 8), step_seconds=15, redis_flush_at=(12.0,))
+    plan = ChaosPlan(
+        restart_at=(25.0,),
+        restart_every=10,
+        asgi_threads_steps=(1, 8),
+        step_seconds=15,
+        redis_flush_at=(12.0,),
+    )
     first = list(itertools.islice(schedule(plan), 6))
     assert first == [
-        Action(0.0, "asgi_threads", 1), Action(10.0, "restart"), Action(12.0, "redis_flush"),
-        Action(15.0, "asgi_threads", 8), Action(20.0, "restart"), Action(25.0, "restart"),
+        Action(0.0, "asgi_threads", 1),
+        Action(10.0, "restart"),
+        Action(12.0, "redis_flush"),
+        Action(15.0, "asgi_threads", 8),
+        Action(20.0, "restart"),
+        Action(25.0, "restart"),
     ]
 
 
 def test_plan_options_are_parsed_and_bad_ones_named():
     assert parse_seconds_list("restart_at", "40, 20") == (20.0, 40.0)
     assert parse_threads_steps("unset,4") == (None, 4)
-    for bad in (lambda: parse_seconds_list("restart_at", "soon"), lambda: parse_threads_steps("0,4"),
-                lambda: ChaosPlan(restart_mode="gentle").validate(), lambda: ChaosPlan(restart_which="3").validate(2),
-                lambda: ChaosPlan(asgi_threads_steps=(1,)).validate()):
+    for bad in (
+        lambda: parse_seconds_list("restart_at", "soon"),
+        lambda: parse_threads_steps("0,4"),
+        lambda: ChaosPlan(restart_mode="gentle").validate(),
+        lambda: ChaosPlan(restart_which="3").validate(2),
+        lambda: ChaosPlan(asgi_threads_steps=(1,)).validate(),
+    ):
         with pytest.raises(ConfigError):
             bad()
 
@@ -42,16 +56,23 @@ def test_the_staircase_sets_the_phase_of_each_second(tmp_path):
     events = Recorder()
     controller = Controller(ChaosPlan(asgi_threads_steps=(2,), step_seconds=5), hooks, events, started=1000.0)
     controller.phases.append((1010.2, "asgi_threads=2"))
-    assert [controller.phase_at(s) for s in (1005, 1009, 1010, 1011)] == ["run", "run", "asgi_threads=2", "asgi_threads=2"]
+    assert [controller.phase_at(s) for s in (1005, 1009, 1010, 1011)] == [
+        "run",
+        "run",
+        "asgi_threads=2",
+        "asgi_threads=2",
+    ]
 
 
 def test_a_hook_that_succeeds_fails_or_hangs_is_recorded_as_such(tmp_path):
     events = Recorder()
     ok = HookTarget(sys.executable + " -c \"print('restarted {instance}')\"", 2, 10, tmp_path / "ok")
-    failing = HookTarget(f"{sys.executable} -c \"import sys; sys.exit(3)\"", 1, 10, tmp_path / "fail")
-    hanging = HookTarget(f"{sys.executable} -c \"import time; time.sleep(30)\"", 1, 0.5, tmp_path / "hang")
+    failing = HookTarget(f'{sys.executable} -c "import sys; sys.exit(3)"', 1, 10, tmp_path / "fail")
+    hanging = HookTarget(f'{sys.executable} -c "import time; time.sleep(30)"', 1, 0.5, tmp_path / "hang")
 
-    Controller(ChaosPlan(restart_at=(0,), restart_which="rolling"), ok, events, 0).perform(Action(0, "restart"))
+    Controller(ChaosPlan(restart_at=(0,), restart_which="rolling"), ok, events, 0).perform(
+        Action(0, "restart")
+    )
     Controller(ChaosPlan(restart_at=(0,)), failing, events, 0).perform(Action(0, "restart"))
     Controller(ChaosPlan(restart_at=(0,)), hanging, events, 0).perform(Action(0, "restart"))
 
@@ -70,19 +91,37 @@ def test_hooks_cannot_change_asgi_threads(tmp_path):
 def test_rolling_restarts_one_instance_at_a_time_on_the_local_stack(start_stack):
     stack = start_stack(daphne_count=2)
     events = Recorder()
-    controller = Controller(ChaosPlan(restart_at=(0,), restart_which="rolling", restart_mode="hard"), LocalStackTarget(stack), events, 0)
+    controller = Controller(
+        ChaosPlan(restart_at=(0,), restart_which="rolling", restart_mode="hard"),
+        LocalStackTarget(stack),
+        events,
+        0,
+    )
     controller.perform(Action(0, "restart"))
     (done,) = [e for e in events.events if e["event"] == "action_done"]
     assert [o["instance"] for o in done["outcome"]] == ["daphne-0", "daphne-1"]
-    steps = [(e["event"], e.get("instance")) for e in stack.events if e["event"] in ("restart_begin", "restart_done")]
-    assert steps == [("restart_begin", "daphne-0"), ("restart_done", "daphne-0"), ("restart_begin", "daphne-1"), ("restart_done", "daphne-1")]
+    steps = [
+        (e["event"], e.get("instance"))
+        for e in stack.events
+        if e["event"] in ("restart_begin", "restart_done")
+    ]
+    assert steps == [
+        ("restart_begin", "daphne-0"),
+        ("restart_done", "daphne-0"),
+        ("restart_begin", "daphne-1"),
+        ("restart_done", "daphne-1"),
+    ]
 
 
 def test_all_restarts_every_instance_at_once(start_stack):
     stack = start_stack(daphne_count=2)
     events = Recorder()
     Controller(ChaosPlan(restart_at=(0,)), LocalStackTarget(stack), events, 0).perform(Action(0, "restart"))
-    steps = [(e["event"], e.get("instance")) for e in stack.events if e["event"] in ("restart_begin", "restart_done")]
+    steps = [
+        (e["event"], e.get("instance"))
+        for e in stack.events
+        if e["event"] in ("restart_begin", "restart_done")
+    ]
     assert steps[:2] == [("restart_begin", "daphne-0"), ("restart_begin", "daphne-1")]
 
 
@@ -103,7 +142,12 @@ def test_a_redis_restart_and_flush_on_the_local_stack(start_stack):
 
 def test_no_action_starts_in_the_last_second_of_a_timed_run(tmp_path):
     events = Recorder()
-    controller = Controller(ChaosPlan(restart_every=20), HookTarget(f"{sys.executable} -c pass", 1, 10, tmp_path), events,
-                            started=0.0, until=60)
+    controller = Controller(
+        ChaosPlan(restart_every=20),
+        HookTarget(f"{sys.executable} -c pass", 1, 10, tmp_path),
+        events,
+        started=0.0,
+        until=60,
+    )
     controller.run(sleep=lambda seconds: None)  # the clock is far past every offset: no waiting
     assert [e["at_s"] for e in events.events if e["event"] == "action_done"] == [20.0, 40.0]

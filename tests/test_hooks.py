@@ -52,7 +52,9 @@ def test_a_hook_past_its_timeout_is_killed_with_the_processes_it_forked(tmp_path
     failed = events[-1]
     assert failed["event"] == "action_failed" and "did not finish within 1 s" in failed["error"]
     assert sleeping(seconds) == []
-    assert controller.failed_actions() == [{"action": "restart", "at_s": 0, "event": "action_failed", "error": failed["error"]}]
+    assert controller.failed_actions() == [
+        {"action": "restart", "at_s": 0, "event": "action_failed", "error": failed["error"]}
+    ]
 
 
 def test_a_hook_under_way_when_the_run_ends_is_aborted_with_its_children(tmp_path):
@@ -77,8 +79,27 @@ def test_a_hook_under_way_when_the_run_ends_is_aborted_with_its_children(tmp_pat
 
 
 def hook_run(host: str, results: Path, command: str, timeout: str, run_time: str) -> list[str]:
-    return ["--headless", "--host", host, "-u", "2", "-r", "2", "-t", run_time, "--paths", "/ws/ping/",
-            "--restart-cmd", command, "--hook-timeout", timeout, "--restart-at", "1", "--results-dir", str(results)]
+    return [
+        "--headless",
+        "--host",
+        host,
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        run_time,
+        "--paths",
+        "/ws/ping/",
+        "--restart-cmd",
+        command,
+        "--hook-timeout",
+        timeout,
+        "--restart-at",
+        "1",
+        "--results-dir",
+        str(results),
+    ]
 
 
 def test_a_failed_hook_fails_the_run_unless_accepted(served_stack, locust, tmp_path):
@@ -97,9 +118,17 @@ def test_a_failed_hook_fails_the_run_unless_accepted(served_stack, locust, tmp_p
     assert "the run did not test what it meant to (--chaos-failures-ok to accept)" in failing.output()
     summary = read_json(run_folder(tmp_path / "failing") / "summary.json")
     (failure,) = summary["chaos_failures"]
-    assert failure["event"] == "action_failed" and failure["at_s"] == 1.0 and "did not finish within 2 s" in failure["error"]
-    assert "chaos action restart at 1s failed" in (run_folder(tmp_path / "failing") / "report.html").read_text()
-    assert [f["event"] for f in read_json(run_folder(tmp_path / "accepted") / "summary.json")["chaos_failures"]] == ["action_failed"]
+    assert (
+        failure["event"] == "action_failed"
+        and failure["at_s"] == 1.0
+        and "did not finish within 2 s" in failure["error"]
+    )
+    assert (
+        "chaos action restart at 1s failed" in (run_folder(tmp_path / "failing") / "report.html").read_text()
+    )
+    assert [
+        f["event"] for f in read_json(run_folder(tmp_path / "accepted") / "summary.json")["chaos_failures"]
+    ] == ["action_failed"]
 
 
 def test_a_hook_still_running_at_the_end_is_aborted_within_seconds(served_stack, locust, tmp_path):
@@ -119,9 +148,14 @@ def test_python_m_load_run_propagates_a_failed_chaos_action(served_stack, tmp_pa
     scenario.write_text(
         "[tool.locust]\n"
         f'host = "{served_stack.instances[0].ws_url("")}"\nusers = 2\nspawn-rate = 2\nrun-time = "5s"\npaths = "/ws/ping/"\n'
-        f"restart-cmd = \"{command}\"\nhook-timeout = 1\nrestart-at = \"1\"\n"
+        f'restart-cmd = "{command}"\nhook-timeout = 1\nrestart-at = "1"\n'
     )
-    result = subprocess.run([sys.executable, "-m", "load", "run", str(scenario), "--results-dir", str(tmp_path / "results")],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "load", "run", str(scenario), "--results-dir", str(tmp_path / "results")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "chaos action restart at 1s failed: `sh -c" in result.stdout

@@ -38,14 +38,39 @@ def rows_stored(stack) -> int:
 
 def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust, tmp_path):
     stack = start_stack(daphne_count=1)
-    run = locust(*headless(stack.instances[0].ws_url(""), tmp_path / "results", "-u", "4", "-r", "4", "-t", "6s",
-                           "--paths", "/ws/ping/", "--sleep-ms", "200", "--ping-rate", "2"))
+    run = locust(
+        *headless(
+            stack.instances[0].ws_url(""),
+            tmp_path / "results",
+            "-u",
+            "4",
+            "-r",
+            "4",
+            "-t",
+            "6s",
+            "--paths",
+            "/ws/ping/",
+            "--sleep-ms",
+            "200",
+            "--ping-rate",
+            "2",
+        )
+    )
     assert run.wait(60) == 0, run.output()[-3000:]
 
     folder = run_folder(tmp_path / "results")
     names = {p.name for p in folder.iterdir()}
-    assert {"manifest.json", "summary.json", "timeseries.csv", "endpoints.csv", "locust_stats.csv",
-            "locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv", "report.html"} <= names
+    assert {
+        "manifest.json",
+        "summary.json",
+        "timeseries.csv",
+        "endpoints.csv",
+        "locust_stats.csv",
+        "locust_stats_history.csv",
+        "locust_failures.csv",
+        "locust_exceptions.csv",
+        "report.html",
+    } <= names
     manifest = read_json(folder / "manifest.json")
     assert manifest["versions"]["locust"] == "2.47.0" and manifest["versions"]["daphne"] == "4.2.3"
     assert manifest["config"]["ping_rate"] == 2.0 and "ended_at" in manifest
@@ -71,8 +96,24 @@ def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust,
 def test_a_server_stall_shows_as_high_latency_in_the_seconds_it_stalled(start_stack, locust, tmp_path):
     stack = start_stack(daphne_count=1)
     instance = stack.instances[0]
-    run = locust(*headless(instance.ws_url(""), tmp_path / "results", "-u", "1", "-r", "1", "-t", "9s",
-                           "--paths", "/ws/ping/db/", "--ping-rate", "10", "--pong-timeout", "6"))
+    run = locust(
+        *headless(
+            instance.ws_url(""),
+            tmp_path / "results",
+            "-u",
+            "1",
+            "-r",
+            "1",
+            "-t",
+            "9s",
+            "--paths",
+            "/ws/ping/db/",
+            "--ping-rate",
+            "10",
+            "--pong-timeout",
+            "6",
+        )
+    )
     # Each ping on /ws/ping/db/ is a row: a steady second and a half before the stall.
     wait_until(lambda: rows_stored(stack) >= 15, 30, "15 pings stored by the server")
     with PingSocket(instance.ws_url("/ws/ping/")) as staller:
@@ -94,21 +135,45 @@ def test_a_server_stall_shows_as_high_latency_in_the_seconds_it_stalled(start_st
 
 def test_a_hard_restart_mid_run_puts_errors_in_its_seconds_and_recovery_after(start_stack, locust, tmp_path):
     stack = start_stack(daphne_count=1)
-    run = locust(*headless(stack.instances[0].ws_url(""), tmp_path / "results", "-u", "4", "-r", "4", "-t", "120s",
-                           "--paths", "/ws/ping/", "--ping-rate", "5", "--reconnect-min", "0.2", "--reconnect-max", "1"))
+    run = locust(
+        *headless(
+            stack.instances[0].ws_url(""),
+            tmp_path / "results",
+            "-u",
+            "4",
+            "-r",
+            "4",
+            "-t",
+            "120s",
+            "--paths",
+            "/ws/ping/",
+            "--ping-rate",
+            "5",
+            "--reconnect-min",
+            "0.2",
+            "--reconnect-max",
+            "1",
+        )
+    )
     series = tmp_path / "results"
 
     wait_until(lambda: any(int(r["pongs"]) for r in rows_so_far(series)), 30, "steady pongs")
     outcome = stack.restart(0, "hard")
     restarted, ready = outcome.exit.signal_sent_at, outcome.exit.signal_sent_at + outcome.down_seconds
-    wait_until(lambda: any(int(r["epoch_s"]) > int(ready) + 5 for r in rows_so_far(series)), 30, "seconds written after recovery")
+    wait_until(
+        lambda: any(int(r["epoch_s"]) > int(ready) + 5 for r in rows_so_far(series)),
+        30,
+        "seconds written after recovery",
+    )
     run.child.process.send_signal(signal.SIGINT)
     assert run.wait(30) == 1  # Locust's own exit code: there were failures
 
     folder = run_folder(series)
     rows = read_csv(folder / "timeseries.csv")
     assert_pings_add_up(rows)
-    failed = [int(r["epoch_s"]) for r in rows if int(r["errors"]) or int(r["connect_refused"]) or int(r["closes"])]
+    failed = [
+        int(r["epoch_s"]) for r in rows if int(r["errors"]) or int(r["connect_refused"]) or int(r["closes"])
+    ]
     assert failed and int(restarted) <= min(failed) and max(failed) <= int(ready) + 3
     after = [r for r in rows[:-1] if int(r["epoch_s"]) > int(ready) + 3]  # the last second may be cut short
     assert after and all(int(r["pongs"]) > 0 and int(r["errors"]) == 0 for r in after)
@@ -122,8 +187,24 @@ def test_a_hard_restart_mid_run_puts_errors_in_its_seconds_and_recovery_after(st
 
 def test_a_distributed_run_merges_its_workers_exactly(start_stack, locust, tmp_path):
     stack = start_stack(daphne_count=1)
-    run = locust(*headless(stack.instances[0].ws_url(""), tmp_path / "results", "--processes", "2", "-u", "6", "-r", "6",
-                           "-t", "8s", "--paths", "/ws/ping/,/ws/room/merge/", "--ping-rate", "5"))
+    run = locust(
+        *headless(
+            stack.instances[0].ws_url(""),
+            tmp_path / "results",
+            "--processes",
+            "2",
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "-t",
+            "8s",
+            "--paths",
+            "/ws/ping/,/ws/room/merge/",
+            "--ping-rate",
+            "5",
+        )
+    )
     wait_until(lambda: run.note_descendants() or len(run.descendants) >= 2, 30, "two worker processes")
     assert run.wait(90) == 0, run.output()[-3000:]
 
@@ -132,7 +213,9 @@ def test_a_distributed_run_merges_its_workers_exactly(start_stack, locust, tmp_p
     workers = summary["workers"]
     assert len(workers) == 2
     for kind in ("pings", "pong", "connect_ok", "in_flight"):
-        assert summary["all"]["pongs" if kind == "pong" else kind] == sum(w.get(kind, 0) for w in workers.values()), kind
+        assert summary["all"]["pongs" if kind == "pong" else kind] == sum(
+            w.get(kind, 0) for w in workers.values()
+        ), kind
     rows = read_csv(folder / "timeseries.csv")
     assert sum(int(r["pongs"]) for r in rows) == summary["all"]["pongs"] > 100
     assert_pings_add_up(rows)
@@ -143,8 +226,24 @@ def test_a_distributed_run_merges_its_workers_exactly(start_stack, locust, tmp_p
 
 def test_idle_sockets_raise_no_false_timeouts(start_stack, locust, tmp_path):
     stack = start_stack(daphne_count=1)
-    run = locust(*headless(stack.instances[0].ws_url(""), tmp_path / "results", "-u", "3", "-r", "3", "-t", "7s",
-                           "--paths", "/ws/ping/", "--ping-rate", "0.3", "--connect-timeout", "1"))
+    run = locust(
+        *headless(
+            stack.instances[0].ws_url(""),
+            tmp_path / "results",
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "7s",
+            "--paths",
+            "/ws/ping/",
+            "--ping-rate",
+            "0.3",
+            "--connect-timeout",
+            "1",
+        )
+    )
     assert run.wait(60) == 0, run.output()[-3000:]
     summary = read_json(run_folder(tmp_path / "results") / "summary.json")["all"]
     assert summary["closes"] == 0 and summary["errors"] == 0 and summary["pongs"] >= 3
@@ -155,6 +254,7 @@ def most_refusals_per_user(outage_s: float, reconnect_min: float, reconnect_max:
 
     As ChannelsUser.run: a drop waits backoff(1); the k-th refusal in a row waits backoff(k).
     """
+
     def shortest(failures: int) -> float:
         return min(reconnect_max, reconnect_min * 2 ** (failures - 1)) / 2
 
@@ -168,8 +268,24 @@ def most_refusals_per_user(outage_s: float, reconnect_min: float, reconnect_max:
 def test_reconnects_back_off_instead_of_storming(start_stack, locust, tmp_path):
     stack = start_stack(daphne_count=1)
     users = 20
-    run = locust(*headless(stack.instances[0].ws_url(""), tmp_path / "results", "-u", str(users), "-r", str(users),
-                           "-t", "120s", "--paths", "/ws/ping/", "--reconnect-min", "0.5", "--reconnect-max", "4"))
+    run = locust(
+        *headless(
+            stack.instances[0].ws_url(""),
+            tmp_path / "results",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            "120s",
+            "--paths",
+            "/ws/ping/",
+            "--reconnect-min",
+            "0.5",
+            "--reconnect-max",
+            "4",
+        )
+    )
 
     def connected() -> int:  # as the users saw it, from the per-second CSV
         return sum(int(row["connect_ok"]) for row in rows_so_far(tmp_path / "results"))
@@ -199,13 +315,56 @@ def test_template_mode_matches_pongs_by_field_or_in_order(start_stack, locust, t
     template = '{"type": "ping", "seq": {seq}}'
     # /anything/... is not routed: every handshake is rejected. Against --host the preflight
     # would refuse to start (tests/test_bad_inputs.py); a local stack is not preflighted.
-    by_field = locust("--headless", "--stack", "local", "--stack-daphne", "1", "--results-dir", str(tmp_path / "field"),
-                      "--pong-timeout", "2", "-u", "2", "-r", "2", "-t", "4s", "--protocol", "template",
-                      "--ping-template", template, "--pong-field", "seq", "--paths", "/anything/ws/ping/",
-                      "--ping-rate", "4", name="by-field")
+    by_field = locust(
+        "--headless",
+        "--stack",
+        "local",
+        "--stack-daphne",
+        "1",
+        "--results-dir",
+        str(tmp_path / "field"),
+        "--pong-timeout",
+        "2",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "4s",
+        "--protocol",
+        "template",
+        "--ping-template",
+        template,
+        "--pong-field",
+        "seq",
+        "--paths",
+        "/anything/ws/ping/",
+        "--ping-rate",
+        "4",
+        name="by-field",
+    )
     assert by_field.wait(60) == 1
-    in_order = locust(*headless(host, tmp_path / "order", "-u", "2", "-r", "2", "-t", "4s", "--protocol", "template",
-                                "--ping-template", template, "--paths", "/ws/ping/", "--ping-rate", "4"), name="in-order")
+    in_order = locust(
+        *headless(
+            host,
+            tmp_path / "order",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "4s",
+            "--protocol",
+            "template",
+            "--ping-template",
+            template,
+            "--paths",
+            "/ws/ping/",
+            "--ping-rate",
+            "4",
+        ),
+        name="in-order",
+    )
     assert in_order.wait(60) == 0, in_order.output()[-2000:]
     rejected = read_json(run_folder(tmp_path / "field") / "summary.json")["all"]
     answered = read_json(run_folder(tmp_path / "order") / "summary.json")["all"]
@@ -216,8 +375,12 @@ def test_template_mode_matches_pongs_by_field_or_in_order(start_stack, locust, t
 def test_locust_conf_sets_our_options(start_stack, locust, tmp_path):
     stack = start_stack(daphne_count=1)
     conf = tmp_path / "chaos.conf"
-    conf.write_text(f"host = {stack.instances[0].ws_url('')}\npaths = /ws/ping/layer/\nping-rate = 3\nrun-label = fromconf\n")
-    run = locust("--config", str(conf), "--headless", "-u", "1", "-t", "3s", "--results-dir", str(tmp_path / "results"))
+    conf.write_text(
+        f"host = {stack.instances[0].ws_url('')}\npaths = /ws/ping/layer/\nping-rate = 3\nrun-label = fromconf\n"
+    )
+    run = locust(
+        "--config", str(conf), "--headless", "-u", "1", "-t", "3s", "--results-dir", str(tmp_path / "results")
+    )
     assert run.wait(60) == 0, run.output()[-2000:]
     folder = run_folder(tmp_path / "results")
     assert folder.name.endswith("-fromconf")
@@ -227,17 +390,40 @@ def test_locust_conf_sets_our_options(start_stack, locust, tmp_path):
 
 def test_ctrl_c_stops_a_headless_run_cleanly_and_keeps_its_files(locust, tmp_path):
     # Pings sleep 300 ms at 4 a second: some are always unanswered when Ctrl-C comes.
-    run = locust("--headless", "--stack", "local", "--stack-daphne", "1", "-u", "3", "-r", "3", "-t", "60s",
-                 "--paths", "/ws/ping/?sleep_ms=300", "--ping-rate", "4", "--pong-timeout", "1",
-                 "--results-dir", str(tmp_path / "results"))
+    run = locust(
+        "--headless",
+        "--stack",
+        "local",
+        "--stack-daphne",
+        "1",
+        "-u",
+        "3",
+        "-r",
+        "3",
+        "-t",
+        "60s",
+        "--paths",
+        "/ws/ping/?sleep_ms=300",
+        "--ping-rate",
+        "4",
+        "--pong-timeout",
+        "1",
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
     series = tmp_path / "results"
-    wait_until(lambda: run.note_descendants() or any(int(r["pongs"]) for r in rows_so_far(series)),
-               60, "pongs in the timeseries")
+    wait_until(
+        lambda: run.note_descendants() or any(int(r["pongs"]) for r in rows_so_far(series)),
+        60,
+        "pongs in the timeseries",
+    )
     assert len(run.descendants) >= 2  # the Redis and Daphne of --stack local
     run.child.process.send_signal(signal.SIGINT)
     code = run.wait(30)
     folder = run_folder(series)
-    assert code == expected_exit_code(folder), run.output()[-3000:]  # Ctrl-C is a clean stop: Locust's own verdict
+    assert code == expected_exit_code(folder), run.output()[
+        -3000:
+    ]  # Ctrl-C is a clean stop: Locust's own verdict
     summary = read_json(folder / "summary.json")["all"]
     assert summary["pongs"] > 0 and summary["in_flight"] > 0
     assert summary["pings"] == summary["pongs"] + summary["errors"] + summary["in_flight"]
@@ -245,8 +431,27 @@ def test_ctrl_c_stops_a_headless_run_cleanly_and_keeps_its_files(locust, tmp_pat
 
 
 def test_a_sigkilled_run_leaves_valid_csv_and_no_stack(locust, tmp_path):
-    run = locust("--headless", "--stack", "local", "--stack-daphne", "1", "-u", "2", "-r", "2", "-t", "60s",
-                 "--paths", "/ws/ping/", "--ping-rate", "4", "--pong-timeout", "1", "--results-dir", str(tmp_path / "results"))
+    run = locust(
+        "--headless",
+        "--stack",
+        "local",
+        "--stack-daphne",
+        "1",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "60s",
+        "--paths",
+        "/ws/ping/",
+        "--ping-rate",
+        "4",
+        "--pong-timeout",
+        "1",
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
     series = tmp_path / "results"
 
     def rows_written():
@@ -262,7 +467,9 @@ def test_a_sigkilled_run_leaves_valid_csv_and_no_stack(locust, tmp_path):
     folder = run_folder(series)
     lines = (folder / "timeseries.csv").read_text().splitlines()
     rows = read_csv(folder / "timeseries.csv")
-    assert len(lines) == len(rows) + 1 and all(len(line.split(",")) == len(TIMESERIES_COLUMNS) for line in lines)
+    assert len(lines) == len(rows) + 1 and all(
+        len(line.split(",")) == len(TIMESERIES_COLUMNS) for line in lines
+    )
     seconds = [int(r["epoch_s"]) for r in rows]
     assert seconds == list(range(seconds[0], seconds[0] + len(seconds)))
     assert read_json(folder / "manifest.json")["run_id"] == folder.name
@@ -270,17 +477,45 @@ def test_a_sigkilled_run_leaves_valid_csv_and_no_stack(locust, tmp_path):
 
 def test_the_web_ui_shows_our_options_and_a_run_started_there_writes_results(locust, tmp_path):
     port = free_port()
-    run = locust("--stack", "local", "--stack-daphne", "1", "--web-host", "127.0.0.1", "--web-port", str(port),
-                 "--results-dir", str(tmp_path / "results"), "--pong-timeout", "1")
+    run = locust(
+        "--stack",
+        "local",
+        "--stack-daphne",
+        "1",
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(port),
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--pong-timeout",
+        "1",
+    )
     page = wait_until(lambda: http("GET", port, "/"), 60, "the web UI")
-    for option in ("ping_rate", "paths", "sleep_ms", "pong_timeout"):  # results_dir: start-only, not in the form
+    for option in (
+        "ping_rate",
+        "paths",
+        "sleep_ms",
+        "pong_timeout",
+    ):  # results_dir: start-only, not in the form
         assert f'"{option}"' in page
-    form = {"user_count": "2", "spawn_rate": "2", "host": "", "paths": "/ws/ping/layer/", "ping_rate": "5",
-            "restart_at": "1", "restart_mode": "hard"}
+    form = {
+        "user_count": "2",
+        "spawn_rate": "2",
+        "host": "",
+        "paths": "/ws/ping/layer/",
+        "ping_rate": "5",
+        "restart_at": "1",
+        "restart_mode": "hard",
+    }
     assert json.loads(http("POST", port, "/swarm", form))["success"] is True
     series = tmp_path / "results"
     wait_until(lambda: any(int(r["pongs"]) for r in rows_so_far(series)), 60, "pongs")
-    wait_until(lambda: any('"action_done"' in p.read_text() for p in series.glob("*/events.jsonl")), 30, "the planned restart")
+    wait_until(
+        lambda: any('"action_done"' in p.read_text() for p in series.glob("*/events.jsonl")),
+        30,
+        "the planned restart",
+    )
     run.note_descendants()
     http("POST", port, "/stop", {})
     folder = run_folder(series)
@@ -307,8 +542,13 @@ def http(method: str, port: int, path: str, form: dict | None = None) -> str | N
 
 def test_locust_help_lists_our_options(tmp_path):
     """Locust answers --help without importing the locustfile; our .pth hook fills that gap."""
-    result = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfile.py", "--help"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", "locustfile.py", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0
     for option in ("--paths", "--ping-rate", "--pong-timeout", "--reconnect-max", "--results-dir", "--stack"):
         assert option in result.stdout, option

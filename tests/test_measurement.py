@@ -25,7 +25,9 @@ def test_histogram_percentiles_are_within_a_tenth_of_a_percent_of_exact():
     for value in values:
         hist.record(value)
     for fraction in (0.5, 0.95, 0.99):
-        assert math.isclose(hist.percentile(fraction), nearest_rank(values, fraction), rel_tol=0.001, abs_tol=0.001)
+        assert math.isclose(
+            hist.percentile(fraction), nearest_rank(values, fraction), rel_tol=0.001, abs_tol=0.001
+        )
     assert hist.max_ms == round(max(values) * 1000) / 1000
 
 
@@ -39,7 +41,11 @@ def test_merged_histograms_equal_one_histogram_of_all_values():
             piece.record(value)
             whole.record(value)
         merged.merge(Histogram.from_wire(json.loads(json.dumps(piece.to_wire()))))
-    assert merged.counts == whole.counts and merged.total == whole.total == 4000 and merged.max_us == whole.max_us
+    assert (
+        merged.counts == whole.counts
+        and merged.total == whole.total == 4000
+        and merged.max_us == whole.max_us
+    )
 
 
 def test_the_collector_writes_every_second_once_and_only_when_final(tmp_path):
@@ -60,7 +66,12 @@ def test_the_collector_writes_every_second_once_and_only_when_final(tmp_path):
     assert tuple(rows[0]) == TIMESERIES_COLUMNS
     assert [int(r["epoch_s"]) for r in rows][:4] == [1000, 1001, 1002, 1003]
     assert rows[1]["pings"] == rows[2]["pings"] == "0"  # quiet seconds are rows of zeros, not gaps
-    assert (rows[3]["pings"], rows[3]["errors"], rows[3]["in_flight"], rows[3]["p50_ms"]) == ("2", "1", "1", "")
+    assert (rows[3]["pings"], rows[3]["errors"], rows[3]["in_flight"], rows[3]["p50_ms"]) == (
+        "2",
+        "1",
+        "1",
+        "",
+    )
     assert collector.summary()["all"]["pings"] == 3
 
 

@@ -26,33 +26,62 @@ TOKEN = secrets.token_urlsafe(24)
 
 
 def test_start_only_options_are_the_ones_that_run_commands_name_files_or_carry_secrets():
-    assert {"restart_cmd", "server_log_cmd", "server_log", "results_dir", "chaos_plan", "run_id",
-            "agent_url", "agent_token", "redis_probe_url"} <= START_ONLY
+    assert {
+        "restart_cmd",
+        "server_log_cmd",
+        "server_log",
+        "results_dir",
+        "chaos_plan",
+        "run_id",
+        "agent_url",
+        "agent_token",
+        "redis_probe_url",
+    } <= START_ONLY
     assert not {"ping_rate", "restart_at", "run_label"} & START_ONLY
 
 
 def test_the_web_form_cannot_run_a_command_or_move_the_results_but_a_normal_swarm_runs(locust, tmp_path):
     results, marker, planted = tmp_path / "results", tmp_path / "restarted", tmp_path / "pwned"
     port = free_port()
-    run = locust("--web-host", "127.0.0.1", "--web-port", str(port), "--host", f"ws://127.0.0.1:{free_port()}",
-                 "--results-dir", str(results), "--restart-cmd", f"touch {marker}", "--connect-timeout", "1")
+    run = locust(
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(port),
+        "--host",
+        f"ws://127.0.0.1:{free_port()}",
+        "--results-dir",
+        str(results),
+        "--restart-cmd",
+        f"touch {marker}",
+        "--connect-timeout",
+        "1",
+    )
     url = f"http://127.0.0.1:{port}"
     page = wait_until(lambda: _get(url + "/"), 30, f"Locust's web UI; output so far:\n{run.output()[-2000:]}")
     assert "ping_rate" in page.text and "restart_cmd" not in page.text and "results_dir" not in page.text
     form = {"user_count": "1", "spawn_rate": "1", "host": f"ws://127.0.0.1:{free_port()}", "restart_at": "1"}
 
-    for key, value in [("restart_cmd", f"touch {planted}"), ("results_dir", str(tmp_path / "elsewhere")),
-                       ("server_log_cmd", f"touch {planted}"), ("agent_token", "stolen-token-123456"),
-                       ("html_file", str(planted))]:  # Locust's own options the form does not show, too
+    for key, value in [
+        ("restart_cmd", f"touch {planted}"),
+        ("results_dir", str(tmp_path / "elsewhere")),
+        ("server_log_cmd", f"touch {planted}"),
+        ("agent_token", "stolen-token-123456"),
+        ("html_file", str(planted)),
+    ]:  # Locust's own options the form does not show, too
         reply = requests.post(url + "/swarm", data={**form, key: value}, timeout=10)
         assert reply.status_code == 400, reply.text
         message = reply.json()["message"]
         assert message.startswith(f"{key}=") and "command line" in message and "\n" not in message
         assert "stolen" not in message
     assert requests.get(url + "/stats/requests", timeout=10).json()["state"] == "ready"
-    assert list(results.glob("*/manifest.json")) == [] and not (tmp_path / "elsewhere").exists()  # no run began
+    assert (
+        list(results.glob("*/manifest.json")) == [] and not (tmp_path / "elsewhere").exists()
+    )  # no run began
 
-    reply = requests.post(url + "/swarm", data={**form, "results_dir": str(results)}, timeout=10)  # unchanged: fine
+    reply = requests.post(
+        url + "/swarm", data={**form, "results_dir": str(results)}, timeout=10
+    )  # unchanged: fine
     assert reply.status_code == 200 and reply.json()["success"], reply.text
     wait_until(marker.exists, 30, f"the --restart-cmd given at start to run; output:\n{run.output()[-2000:]}")
     run.note_descendants()
@@ -62,7 +91,9 @@ def test_the_web_form_cannot_run_a_command_or_move_the_results_but_a_normal_swar
     assert not planted.exists() and not (tmp_path / "elsewhere").exists()
     assert "web UI: refused a swarm request: restart_cmd=" in run.output()
     logs = requests.get(url + "/logs", timeout=10).json()["master"]
-    assert any(f"restart_cmd='touch {marker}'" in line and "results_dir=" in line for line in logs)  # read-only display
+    assert any(
+        f"restart_cmd='touch {marker}'" in line and "results_dir=" in line for line in logs
+    )  # read-only display
 
 
 def _get(url: str) -> requests.Response | None:
@@ -76,11 +107,38 @@ def _get(url: str) -> requests.Response | None:
 
 
 def test_mask_argv_hides_both_forms_and_abbreviations_and_url_passwords():
-    argv = ["locust", "--agent-token", "s3cret", "--agent-token=s3cret", "--agent-tok", "s3cret",
-            "--redis-probe-url", "redis://:s3cret@h:6379/0", "--agent-url", "http://h:8700", "--ping-rate", "2"]
-    assert mask_argv(argv) == ["locust", "--agent-token", HIDDEN, f"--agent-token={HIDDEN}", "--agent-tok", HIDDEN,
-                               "--redis-probe-url", f"redis://:{HIDDEN}@h:6379/0", "--agent-url", "http://h:8700", "--ping-rate", "2"]
-    assert mask_options({"agent_token": "s3cret", "ping_rate": 2.0}) == {"agent_token": HIDDEN, "ping_rate": 2.0}
+    argv = [
+        "locust",
+        "--agent-token",
+        "s3cret",
+        "--agent-token=s3cret",
+        "--agent-tok",
+        "s3cret",
+        "--redis-probe-url",
+        "redis://:s3cret@h:6379/0",
+        "--agent-url",
+        "http://h:8700",
+        "--ping-rate",
+        "2",
+    ]
+    assert mask_argv(argv) == [
+        "locust",
+        "--agent-token",
+        HIDDEN,
+        f"--agent-token={HIDDEN}",
+        "--agent-tok",
+        HIDDEN,
+        "--redis-probe-url",
+        f"redis://:{HIDDEN}@h:6379/0",
+        "--agent-url",
+        "http://h:8700",
+        "--ping-rate",
+        "2",
+    ]
+    assert mask_options({"agent_token": "s3cret", "ping_rate": 2.0}) == {
+        "agent_token": HIDDEN,
+        "ping_rate": 2.0,
+    }
     assert mask_options({"agent_token": ""}) == {"agent_token": ""}  # not given: nothing to hide
 
 
@@ -89,9 +147,25 @@ def agent_process(tmp_path_factory):
     """`python -m load agent` with its token in $LOAD_AGENT_TOKEN: (url, ws url, its folder)."""
     folder = tmp_path_factory.mktemp("agent")
     process = subprocess.Popen(
-        [sys.executable, "-m", "load", "agent", "--port", "0", "--results-dir", str(folder), "--redis-socket-timeout", "none",
-         "--kill-after", "3"],
-        cwd=REPO, env={**os.environ, "LOAD_AGENT_TOKEN": TOKEN}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "load",
+            "agent",
+            "--port",
+            "0",
+            "--results-dir",
+            str(folder),
+            "--redis-socket-timeout",
+            "none",
+            "--kill-after",
+            "3",
+        ],
+        cwd=REPO,
+        env={**os.environ, "LOAD_AGENT_TOKEN": TOKEN},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
@@ -133,8 +207,22 @@ def test_no_file_of_a_run_folder_holds_the_agent_token(agent_process, locust, tm
     if how == "environment":
         os.environ["LOCUST_AGENT_TOKEN"] = TOKEN  # LocustProcess hands os.environ on
     try:
-        run = locust("--headless", "--host", ws_url.removesuffix("/ws/ping/"), "--results-dir", str(results), "-u", "2", "-r", "2",
-                     "-t", "4s", "--agent-url", url, *token_args)
+        run = locust(
+            "--headless",
+            "--host",
+            ws_url.removesuffix("/ws/ping/"),
+            "--results-dir",
+            str(results),
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "4s",
+            "--agent-url",
+            url,
+            *token_args,
+        )
     finally:
         os.environ.pop("LOCUST_AGENT_TOKEN", None)
     assert run.wait(60) == 0, run.output()[-3000:]
@@ -153,8 +241,10 @@ def test_no_file_of_a_run_folder_holds_the_agent_token(agent_process, locust, tm
 # -- the agent's query values ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("query", "shown"), [("since=%C2%B9", '"\\u00b9"'), ("since=%EF%BC%91", '"\\uff11"'),
-                                              ("since=1%C2%B9", '"1\\u00b9"')])
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [("since=%C2%B9", '"\\u00b9"'), ("since=%EF%BC%91", '"\\uff11"'), ("since=1%C2%B9", '"1\\u00b9"')],
+)
 def test_the_agent_takes_ascii_digits_only_and_names_the_parameter(agent_process, query, shown):
     url, _ws, _folder, _output = agent_process
     host, port = url.removeprefix("http://").split(":")
@@ -166,4 +256,6 @@ def test_the_agent_takes_ascii_digits_only_and_names_the_parameter(agent_process
     finally:
         connection.close()
     assert status == 400, body
-    assert body["error"].startswith(f"since={shown}: a whole number") and "\n" not in body["error"]  # not 500, not 200
+    assert (
+        body["error"].startswith(f"since={shown}: a whole number") and "\n" not in body["error"]
+    )  # not 500, not 200

@@ -92,27 +92,46 @@ def test_the_recorder_merges_every_window_and_writes_the_run_when_it_finishes(en
     rows = read_csv(tmp_path / "timeseries.csv")
     by_second = {int(r["epoch_s"]): r for r in rows}
     assert [int(r["epoch_s"]) for r in rows] == list(range(second, second + len(rows)))  # every second, once
-    assert (by_second[second]["pings"], by_second[second]["pongs"], by_second[second]["max_ms"]) == ("2", "2", "30.0")
-    assert (by_second[second + 1]["pings"], by_second[second + 1]["pongs"], by_second[second + 1]["errors"]) == ("2", "1", "1")
+    assert (by_second[second]["pings"], by_second[second]["pongs"], by_second[second]["max_ms"]) == (
+        "2",
+        "2",
+        "30.0",
+    )
+    assert (
+        by_second[second + 1]["pings"],
+        by_second[second + 1]["pongs"],
+        by_second[second + 1]["errors"],
+    ) == ("2", "1", "1")
     # Sampled at the one tick: the runner's user count and the open sockets; other seconds unknown, not 0.
-    assert [(r["users"], r["connections"]) for r in rows if r["users"] != "" or r["connections"] != ""] == [("0", "2")]
+    assert [(r["users"], r["connections"]) for r in rows if r["users"] != "" or r["connections"] != ""] == [
+        ("0", "2")
+    ]
 
     summary = read_json(tmp_path / "summary.json")
     assert (summary["all"]["pings"], summary["all"]["pongs"], summary["all"]["errors"]) == (4, 3, 1)
     assert summary["endpoints"]["/a/"]["pings"] == 3 and summary["endpoints"]["/b/"]["pongs"] == 1
-    assert summary["run_id"] == "unit-run" and summary["restarts"] == [] and summary["ended_at"] >= summary["started_at"]
+    assert (
+        summary["run_id"] == "unit-run"
+        and summary["restarts"] == []
+        and summary["ended_at"] >= summary["started_at"]
+    )
     assert summary["not_measured"] == {SERVER_SIGNATURES: NO_SERVER_LOG, REDIS: NO_REDIS_PROBE}
     assert "workers" not in summary  # a local run has none
 
     assert read_json(tmp_path / "manifest.json") == {"run_id": "unit-run", "ended_at": summary["ended_at"]}
-    assert [(e["event"], e.get("run_id")) for e in events(tmp_path)] == [("run_start", "unit-run"), ("run_end", None)]
+    assert [(e["event"], e.get("run_id")) for e in events(tmp_path)] == [
+        ("run_start", "unit-run"),
+        ("run_end", None),
+    ]
     assert run.ticker.dead and (tmp_path / "report written").exists()
 
 
 def test_nothing_merged_or_recorded_after_the_run_ended_changes_its_files(env, tmp_path):
     run = recorder(env, tmp_path)
     run.finish()
-    written = {name: (tmp_path / name).read_text() for name in ("timeseries.csv", "summary.json", "events.jsonl")}
+    written = {
+        name: (tmp_path / name).read_text() for name in ("timeseries.csv", "summary.json", "events.jsonl")
+    }
     run.merge("late", pings(Timeline(), "/a/", time.time(), (PONG, 5.0)).take())
     run.record({"ts": time.time(), "event": "late"})
     run.finish()
@@ -130,7 +149,10 @@ def test_a_master_finishes_when_every_worker_it_heard_from_sent_its_final_report
     run.final("worker-2", {}, {"pings": 1})
     assert run.done
     summary = read_json(tmp_path / "summary.json")
-    assert summary["all"]["pings"] == 3 and summary["workers"] == {"worker-1": {"pings": 2}, "worker-2": {"pings": 1}}
+    assert summary["all"]["pings"] == 3 and summary["workers"] == {
+        "worker-1": {"pings": 2},
+        "worker-2": {"pings": 1},
+    }
     assert read_csv(tmp_path / "timeseries.csv")[0]["pongs"] == "3"
 
 

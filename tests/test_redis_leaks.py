@@ -50,7 +50,11 @@ def test_redis_py_default_socket_timeout_crashes_idle_consumers(start_stack):
     assert close_code(sock.ws, timeout=20) == 1011
     assert group_members(stack, "idle") == {sock.welcome["member"]}
     log = stack.instances[0].child.log_path
-    wait_until(lambda: "Exception inside application: Timeout reading from" in log.read_text(), 5, "the crash in the log")
+    wait_until(
+        lambda: "Exception inside application: Timeout reading from" in log.read_text(),
+        5,
+        "the crash in the log",
+    )
 
 
 def test_the_redis_probe_counts_as_stale_exactly_the_members_a_sigkill_left(start_stack):

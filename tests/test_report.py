@@ -18,13 +18,23 @@ from support import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--enable-logging=stderr", "--v=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
 )
 POOL, SYNC = "/ws/ping/pool/?work_ms=100", "/ws/ping/sync/?work_ms=100"
 COMMON = ("--headless", "--stack", "local", "--pong-timeout", "1", "--only-summary")
 # Only what a page may point at: its own data URIs. No script, no address outside the file.
-EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["'](?!data:)|url\(\s*["']?(?!data:)|<script|<link|@import""", re.I)
+EXTERNAL = re.compile(
+    r"""(?:src|href)\s*=\s*["'](?!data:)|url\(\s*["']?(?!data:)|<script|<link|@import""", re.I
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +46,61 @@ def runs(tmp_path_factory):
         return LocustProcess(base, *COMMON, "--results-dir", str(base / name), *args, name=name)
 
     processes = {
-        "finished": start("finished", "-u", "6", "-r", "6", "-t", "7s", "--restart-at", "3",
-                          "--paths", "/ws/ping/:2,/ws/room/r/,/ws/ping/?sleep_ms=5000"),
-        "killed": start("killed", "-u", "4", "-r", "4", "-t", "60s", "--restart-at", "2", "--paths", "/ws/ping/,/ws/room/k/"),
-        **{f"threads{n}": start(f"threads{n}", "-u", "6", "-r", "6", "-t", "7s", "--stack-daphne", "1",
-                                "--asgi-threads", str(n), "--paths", f"{POOL}:2,{SYNC}") for n in (1, 4)},
+        "finished": start(
+            "finished",
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "-t",
+            "7s",
+            "--restart-at",
+            "3",
+            "--paths",
+            "/ws/ping/:2,/ws/room/r/,/ws/ping/?sleep_ms=5000",
+        ),
+        "killed": start(
+            "killed",
+            "-u",
+            "4",
+            "-r",
+            "4",
+            "-t",
+            "60s",
+            "--restart-at",
+            "2",
+            "--paths",
+            "/ws/ping/,/ws/room/k/",
+        ),
+        **{
+            f"threads{n}": start(
+                f"threads{n}",
+                "-u",
+                "6",
+                "-r",
+                "6",
+                "-t",
+                "7s",
+                "--stack-daphne",
+                "1",
+                "--asgi-threads",
+                str(n),
+                "--paths",
+                f"{POOL}:2,{SYNC}",
+            )
+            for n in (1, 4)
+        },
     }
     try:
         killed = processes["killed"]
         wait_until(lambda: rows_so_far(base / "killed"), 40, "the killed run's first second")
         for process in processes.values():
             process.note_descendants()
-        wait_until(lambda: len(rows_so_far(base / "killed")) >= 3, 30, "three seconds in the killed run's timeseries.csv")
+        wait_until(
+            lambda: len(rows_so_far(base / "killed")) >= 3,
+            30,
+            "three seconds in the killed run's timeseries.csv",
+        )
         os.kill(killed.child.pid, signal.SIGKILL)
         assert killed.wait(10) == -signal.SIGKILL
         for name in ("finished", "threads1", "threads4"):
@@ -95,7 +148,12 @@ def test_report_of_a_finished_run(runs):
         assert html.escape(endpoint) in page
     # The total row shows the merged totals and the merged (exact) p99, not a sum or a bound of seconds.
     total = total_row(page)
-    assert total[:4] == ["all", fmt(summary["all"]["pings"]), fmt(summary["all"]["pongs"]), fmt(summary["all"]["errors"])]
+    assert total[:4] == [
+        "all",
+        fmt(summary["all"]["pings"]),
+        fmt(summary["all"]["pongs"]),
+        fmt(summary["all"]["errors"]),
+    ]
     assert total[P99] == fmt(summary["all"]["p99_ms"])
     assert "Percentiles are merged" in page
     (restart,) = summary["restarts"]
@@ -113,19 +171,30 @@ def test_report_of_a_run_killed_mid_way(runs):
     assert_self_contained(page, len(PLOTS))
     assert "This run did not finish" in page
     total = total_row(page)
-    assert total[:2] == ["all", fmt(sum(number(r["pings"]) for r in rows))]  # counted from the seconds written
+    assert total[:2] == [
+        "all",
+        fmt(sum(number(r["pings"]) for r in rows)),
+    ]  # counted from the seconds written
     p99 = max(number(r["p99_ms"]) for r in rows if r["p99_ms"])
     assert total[P99] == f"≤ {fmt(p99)}" and "largest per-second value" in page  # an upper bound, said so
     assert "+2 s" in page  # the restart, rebuilt from events.jsonl
 
 
 def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def console_errors(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if any(mark in line for mark in ("Uncaught", "Failed to load", "ERR_"))]
+    return [
+        line
+        for line in stderr.splitlines()
+        if any(mark in line for mark in ("Uncaught", "Failed to load", "ERR_"))
+    ]
 
 
 def test_reports_render_in_headless_chromium(runs, tmp_path):
@@ -138,20 +207,35 @@ def test_reports_render_in_headless_chromium(runs, tmp_path):
         page = write_report(runs[name])
         # A copy with a probe: once loaded, it writes how many images decoded with a size.
         probe = tmp_path / f"{name}-probe.html"
-        probe.write_text(page.read_text().replace("</body>", (
-            "<script>window.addEventListener('load', () => { const all = [...document.images];"
-            " const ok = all.filter(i => i.complete && i.naturalWidth > 0).length;"
-            " const out = document.createElement('p'); out.id = 'images-rendered';"
-            " out.textContent = ok + '/' + all.length; document.body.appendChild(out); });</script></body>")))
-        dom = chromium("--run-all-compositor-stages-before-draw", "--virtual-time-budget=5000", "--dump-dom",
-                       probe.as_uri(), profile=tmp_path / f"{name}-profile-dom")
+        probe.write_text(
+            page.read_text().replace(
+                "</body>",
+                (
+                    "<script>window.addEventListener('load', () => { const all = [...document.images];"
+                    " const ok = all.filter(i => i.complete && i.naturalWidth > 0).length;"
+                    " const out = document.createElement('p'); out.id = 'images-rendered';"
+                    " out.textContent = ok + '/' + all.length; document.body.appendChild(out); });</script></body>"
+                ),
+            )
+        )
+        dom = chromium(
+            "--run-all-compositor-stages-before-draw",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probe.as_uri(),
+            profile=tmp_path / f"{name}-profile-dom",
+        )
         assert dom.returncode == 0, dom.stderr[-2000:]
         assert f'<p id="images-rendered">{len(PLOTS)}/{len(PLOTS)}</p>' in dom.stdout, dom.stdout[-500:]
         assert console_errors(dom.stderr) == []
         # The page itself (it has no script: assert_self_contained), as a reader sees it.
         shot = tmp_path / f"{name}.png"
-        result = chromium("--window-size=1200,3000", f"--screenshot={shot}",
-                          page.as_uri(), profile=tmp_path / f"{name}-profile-shot")
+        result = chromium(
+            "--window-size=1200,3000",
+            f"--screenshot={shot}",
+            page.as_uri(),
+            profile=tmp_path / f"{name}-profile-shot",
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         assert console_errors(result.stderr) == []
         assert shot.stat().st_size > 100_000  # text, tables and plots, not a blank page
@@ -163,7 +247,9 @@ def test_comparison_of_runs_at_two_asgi_threads(runs, tmp_path):
     rows = read_csv(tmp_path / "sweep" / "comparison.csv")
 
     assert [r["asgi_threads"] for r in rows] == ["1", "4"]  # in knob order
-    assert [r["run_id"] for r in rows] == [read_json(f / "manifest.json")["run_id"] for f in reversed(folders)]
+    assert [r["run_id"] for r in rows] == [
+        read_json(f / "manifest.json")["run_id"] for f in reversed(folders)
+    ]
     for metric, _ in ENDPOINT_METRICS:
         assert {metric, f"{metric}[{POOL}]", f"{metric}[{SYNC}]"} <= set(rows[0])
     assert {"recovery_s_mean", "stale_members_max", "server_kills"} <= set(rows[0])
@@ -175,7 +261,10 @@ def test_comparison_of_runs_at_two_asgi_threads(runs, tmp_path):
     plots = len(ENDPOINT_METRICS) + len(RUN_METRICS)
     assert_self_contained(page, plots)
     assert len(list((tmp_path / "sweep" / "plots").glob("*.png"))) == plots
-    assert f"thread-pool endpoint {html.escape(POOL)}" in page and f"The sync endpoint {html.escape(SYNC)}" in page
+    assert (
+        f"thread-pool endpoint {html.escape(POOL)}" in page
+        and f"The sync endpoint {html.escape(SYNC)}" in page
+    )
     assert "not a significance test" in page
 
     # Without a knob named, the options that differ are found (not where the runs went).

@@ -14,11 +14,25 @@ from load.runfolder.derive import daphne_down_s
 T0 = 1_700_000_000
 
 
-def second(at: int, pings: int = 10, pongs: int | None = None, closes: int = 0, refused: int = 0, **cells) -> dict:
+def second(
+    at: int, pings: int = 10, pongs: int | None = None, closes: int = 0, refused: int = 0, **cells
+) -> dict:
     pongs = pings if pongs is None else pongs
-    return {"epoch_s": T0 + at, "pings": pings, "pongs": pongs, "errors": pings - pongs, "closes": closes,
-            "connect_refused": refused, "connect_timeout": 0, "handshake_rejected": 0, "first_pong_at": "",
-            FIRST_CONNECT_FAILED: "", FIRST_CONNECT_OK: "", "stale_members": "", **cells}
+    return {
+        "epoch_s": T0 + at,
+        "pings": pings,
+        "pongs": pongs,
+        "errors": pings - pongs,
+        "closes": closes,
+        "connect_refused": refused,
+        "connect_timeout": 0,
+        "handshake_rejected": 0,
+        "first_pong_at": "",
+        FIRST_CONNECT_FAILED: "",
+        FIRST_CONNECT_OK: "",
+        "stale_members": "",
+        **cells,
+    }
 
 
 def restart(at: float, down_s: float | None = None) -> dict:
@@ -35,11 +49,17 @@ def test_back_to_back_restarts_share_the_failures_and_sum_to_the_runs():
     assert sum(c["closes"] for c in costs) == sum(r["closes"] for r in rows)
     assert [c["failed_pings"] for c in costs[:4]] == [22, 33, 22, 33]  # [5, 7), [7, 10), [10, 12), [12, 15)
     assert all(c["recovery_s"] is None for c in costs)
-    assert {c["not_recovered_until"] for c in costs[:-1]} == {"next_restart"} and costs[-1]["not_recovered_until"] == "run_end"
+    assert {c["not_recovered_until"] for c in costs[:-1]} == {"next_restart"} and costs[-1][
+        "not_recovered_until"
+    ] == "run_end"
 
 
 def test_per_restart_failures_never_exceed_the_runs_when_some_recover():
-    rows = [second(s) for s in range(4)] + [second(4, pongs=0, refused=3), second(5, pongs=2)] + [second(s) for s in range(6, 12)]
+    rows = (
+        [second(s) for s in range(4)]
+        + [second(4, pongs=0, refused=3), second(5, pongs=2)]
+        + [second(s) for s in range(6, 12)]
+    )
     rows += [second(12, pongs=0, refused=2)] + [second(s, pongs=8) for s in range(13, 16)]
     costs = restart_costs(rows, [restart(12.2), restart(4.1)])  # any order in: time order out
     assert [c["at_s"] for c in costs] == [4.1, 12.2]
@@ -51,13 +71,19 @@ def test_a_restart_not_recovered_by_the_end_says_how_long_it_was_watched():
     rows = [second(s) for s in range(10)] + [second(s, pongs=0) for s in range(10, 16)]
     (cost,) = restart_costs(rows, [restart(10.0)])
     # Seconds 10..13 could start three served seconds inside the data (up to +16): none did.
-    assert cost["recovery_s"] is None and cost["not_recovered_within_s"] == 4.0 and cost["not_recovered_until"] == "run_end"
+    assert (
+        cost["recovery_s"] is None
+        and cost["not_recovered_within_s"] == 4.0
+        and cost["not_recovered_until"] == "run_end"
+    )
 
 
 def test_down_time_from_the_clients_when_the_target_cannot_say():
     rows = [second(s) for s in range(6)]
     rows[2].update({FIRST_CONNECT_OK: T0 + 2.05})  # a connect before the restart: not its end
-    rows[3].update({FIRST_CONNECT_FAILED: T0 + 3.4, FIRST_CONNECT_OK: T0 + 3.1})  # ok before the failure: the next second's
+    rows[3].update(
+        {FIRST_CONNECT_FAILED: T0 + 3.4, FIRST_CONNECT_OK: T0 + 3.1}
+    )  # ok before the failure: the next second's
     rows[4].update({FIRST_CONNECT_FAILED: T0 + 4.0, FIRST_CONNECT_OK: T0 + 4.9})
     (hook,) = restart_costs(rows, [restart(3.2)])
     assert hook["down_s"] == pytest.approx(1.5) and hook["down_source"] == "clients"
@@ -70,8 +96,14 @@ def test_down_time_from_the_clients_when_the_target_cannot_say():
 def test_unknown_server_signatures_and_stale_members_stay_unknown_per_restart():
     rows = [second(s, sig_killed_own_await="") for s in range(8)]
     (cost,) = restart_costs(rows, [restart(2)])
-    assert cost["server_kills"] is None and cost["stale_members_before"] is None and cost["stale_members_after"] is None
-    rows = [second(s, sig_killed_own_await=1 if s == 3 else 0, stale_members=0 if s < 2 else 4) for s in range(10)]
+    assert (
+        cost["server_kills"] is None
+        and cost["stale_members_before"] is None
+        and cost["stale_members_after"] is None
+    )
+    rows = [
+        second(s, sig_killed_own_await=1 if s == 3 else 0, stale_members=0 if s < 2 else 4) for s in range(10)
+    ]
     (cost,) = restart_costs(rows, [restart(2)])
     assert cost["server_kills"] == 1 and (cost["stale_members_before"], cost["stale_members_after"]) == (0, 4)
 
@@ -83,7 +115,9 @@ def test_recovery_is_the_first_of_three_served_seconds_allowing_the_failures_see
     (cost,) = restart_costs(before + down + [second(s, pongs=9) for s in range(12, 16)], [restart(10.3)])
     assert cost["recovery_s"] == 1.7 and cost["failed_pings"] == 20  # seconds 10 and 11, all failed
     # Two in ten is over the one in ten before plus 1 %: second 12 is not served yet.
-    (cost,) = restart_costs(before + down + [second(12, pongs=8)] + [second(s, pongs=9) for s in range(13, 17)], [restart(10.3)])
+    (cost,) = restart_costs(
+        before + down + [second(12, pongs=8)] + [second(s, pongs=9) for s in range(13, 17)], [restart(10.3)]
+    )
     assert cost["recovery_s"] == 2.7
     # A served second followed by a failing one starts no recovery: three in a row do.
     rows = before + down + [second(12), second(13, pongs=0)] + [second(s) for s in range(14, 18)]
@@ -117,7 +151,9 @@ def test_stale_members_just_before_and_settled_after_the_recovery():
     assert (cost["stale_members_before"], cost["stale_members_after"]) == (0, 4)
     rows[9]["stale_members"] = ""
     (cost,) = restart_costs(rows, [restart(10.2)])
-    assert cost["stale_members_before"] is None  # the probe missed that second: unknown, though second 8 had a reading
+    assert (
+        cost["stale_members_before"] is None
+    )  # the probe missed that second: unknown, though second 8 had a reading
 
 
 def test_stale_members_after_a_restart_never_recovered_are_its_last_reading():
@@ -130,13 +166,20 @@ def test_stale_members_after_a_restart_never_recovered_are_its_last_reading():
 
 
 def test_down_time_comes_from_daphne_when_the_target_measured_every_instance():
-    assert daphne_down_s([{"down_seconds": 0.4}, {"down_seconds": 1.25}]) == 1.25  # the longest: service was partial
+    assert (
+        daphne_down_s([{"down_seconds": 0.4}, {"down_seconds": 1.25}]) == 1.25
+    )  # the longest: service was partial
     assert daphne_down_s([{"down_seconds": 0.4}, {"down_seconds": None}]) is None  # one unmeasured: no figure
-    assert daphne_down_s([{"command": "ssh app0 restart"}]) is None and daphne_down_s([]) is None  # hooks measure nothing
+    assert (
+        daphne_down_s([{"command": "ssh app0 restart"}]) is None and daphne_down_s([]) is None
+    )  # hooks measure nothing
     rows = [second(s) for s in range(8)]
     rows[3].update({FIRST_CONNECT_FAILED: T0 + 3.4, FIRST_CONNECT_OK: T0 + 4.2})
     (cost,) = restart_costs(rows, [restart(3.2, down_s=0.0)])
-    assert (cost["down_s"], cost["down_source"]) == (0.0, "daphne")  # measured, even as 0: the clients' 0.8 s is not used
+    assert (cost["down_s"], cost["down_source"]) == (
+        0.0,
+        "daphne",
+    )  # measured, even as 0: the clients' 0.8 s is not used
     (cost,) = restart_costs(rows, [restart(3.2)])
     assert (cost["down_s"], cost["down_source"]) == (0.8, "clients")
 
@@ -145,7 +188,12 @@ def test_server_kills_are_counted_from_the_log_and_none_without_one():
     no_log = [second(s) for s in range(10)]  # no signature columns at all: no log was read
     (cost,) = restart_costs(no_log, [restart(3)])
     assert cost["server_kills"] is None
-    kills = {3: ("sig_killed_pending", 2), 4: ("sig_killed_on_thread", 1), 6: ("sig_killed_other", 1), 9: ("sig_killed_own_await", 5)}
+    kills = {
+        3: ("sig_killed_pending", 2),
+        4: ("sig_killed_on_thread", 1),
+        6: ("sig_killed_other", 1),
+        9: ("sig_killed_own_await", 5),
+    }
     rows = [second(s, **{column: 0 for column in KILL_COLUMNS}) for s in range(12)]
     for s, (column, n) in kills.items():
         rows[s][column] = n

@@ -27,18 +27,37 @@ def test_restart_drops_connected_clients_and_the_next_generation_serves(start_st
         assert fresh.ping(2)["pid"] == outcome.new_pid
     begin = next(i for i, event in enumerate(stack.events) if event["event"] == "restart_begin")
     steps = [event["event"] for event in stack.events[begin:]]
-    assert steps == ["restart_begin", "signal_sent", "exited", "spawned", "listening", "ready", "restart_done"]
+    assert steps == [
+        "restart_begin",
+        "signal_sent",
+        "exited",
+        "spawned",
+        "listening",
+        "ready",
+        "restart_done",
+    ]
 
 
 def test_restart_records_each_step_with_its_time(start_stack):
     stack = start_stack(daphne_count=1)
     outcome = stack.restart(0, "graceful")
-    steps = {e["event"]: e for e in stack.events if e.get("generation") == 2 or e["event"] in ("signal_sent", "exited")}
+    steps = {
+        e["event"]: e
+        for e in stack.events
+        if e.get("generation") == 2 or e["event"] in ("signal_sent", "exited")
+    }
     assert steps["signal_sent"]["signal"] == "SIGTERM"
     assert steps["signal_sent"]["ts"] <= steps["exited"]["ts"] <= steps["spawned"]["ts"]
-    assert steps["spawned"]["ts"] <= steps["listening"]["ts"] <= steps["ready"]["ts"] <= steps["restart_done"]["ts"]
+    assert (
+        steps["spawned"]["ts"]
+        <= steps["listening"]["ts"]
+        <= steps["ready"]["ts"]
+        <= steps["restart_done"]["ts"]
+    )
     assert steps["restart_done"]["down_seconds"] == pytest.approx(outcome.down_seconds, abs=0.01)
-    assert (stack.server_dir / "daphne-0.gen1.log").exists() and (stack.server_dir / "daphne-0.gen2.log").exists()
+    assert (stack.server_dir / "daphne-0.gen1.log").exists() and (
+        stack.server_dir / "daphne-0.gen2.log"
+    ).exists()
 
 
 def test_a_sync_consumer_mid_handler_at_sigterm_hangs_until_sigkill(start_stack):

@@ -20,8 +20,12 @@ def test_the_package_imports_nothing_of_the_suite():
         "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('load.')}))"
     )
     # -S: without site, no .pth file imports load.user for Locust's --help before this runs
-    out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; {code}"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; {code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "['runfolder']"
 
 
@@ -33,17 +37,30 @@ def test_restarts_pair_each_done_with_its_begin_and_leave_out_the_rest():
     events = [
         _action(names.ACTION_BEGIN, names.RESTART, 5, 105.0),
         {"ts": 105.1, names.EVENT: names.RESTART_BEGIN, "instance": "daphne-0"},
-        _action(names.ACTION_DONE, names.RESTART, 5, 106.0, outcome=[{"instance": "daphne-0", "down_seconds": 0.8},
-                                                                       {"instance": "daphne-1", "down_seconds": 1.2}]),
+        _action(
+            names.ACTION_DONE,
+            names.RESTART,
+            5,
+            106.0,
+            outcome=[
+                {"instance": "daphne-0", "down_seconds": 0.8},
+                {"instance": "daphne-1", "down_seconds": 1.2},
+            ],
+        ),
         _action(names.ACTION_BEGIN, names.REDIS_FLUSH, 7, 107.0),
         _action(names.ACTION_DONE, names.REDIS_FLUSH, 7, 107.1, outcome=None),
         _action(names.ACTION_BEGIN, names.ASGI_THREADS, 10, 110.0, threads=4),
-        _action(names.ACTION_DONE, names.ASGI_THREADS, 10, 111.0, threads=4, outcome=[{"instance": "daphne-0"}]),
+        _action(
+            names.ACTION_DONE, names.ASGI_THREADS, 10, 111.0, threads=4, outcome=[{"instance": "daphne-0"}]
+        ),
         _action(names.ACTION_BEGIN, names.RESTART, 15, 115.0),
         _action(names.ACTION_FAILED, names.RESTART, 15, 116.0, error="boom"),
     ]
     restarts = restarts_from_events(events, "hard", "all")
-    assert [(r["ts"], r["action"], r["threads"]) for r in restarts] == [(105.0, names.RESTART, None), (110.0, names.ASGI_THREADS, 4)]
+    assert [(r["ts"], r["action"], r["threads"]) for r in restarts] == [
+        (105.0, names.RESTART, None),
+        (110.0, names.ASGI_THREADS, 4),
+    ]
     assert restarts[0]["down_s"] == 1.2 and restarts[0]["instances"] == ["daphne-0", "daphne-1"]
     assert restarts[1]["down_s"] is None  # one instance did not say: no false 0
     assert {r["mode"] for r in restarts} == {"hard"}
@@ -51,18 +68,37 @@ def test_restarts_pair_each_done_with_its_begin_and_leave_out_the_rest():
 
 def test_a_killed_run_reads_back_up_to_its_last_whole_row(tmp_path):
     table = AppendOnlyCsv(tmp_path / names.TIMESERIES_CSV, names.TIMESERIES_COLUMNS)
-    table.write_rows([{names.EPOCH_S: 100 + i, names.ELAPSED_S: i, names.PINGS: 10, names.PONGS: 9, names.PONG_TIMEOUT: 1,
-                       names.P99_MS: 5 + i, names.PHASE: names.RUN_PHASE} for i in range(3)])
+    table.write_rows(
+        [
+            {
+                names.EPOCH_S: 100 + i,
+                names.ELAPSED_S: i,
+                names.PINGS: 10,
+                names.PONGS: 9,
+                names.PONG_TIMEOUT: 1,
+                names.P99_MS: 5 + i,
+                names.PHASE: names.RUN_PHASE,
+            }
+            for i in range(3)
+        ]
+    )
     table.close()
     with open(tmp_path / names.TIMESERIES_CSV, "a") as handle:
         handle.write("x,103,3")  # the line being written when the run was killed
-    (tmp_path / names.EVENTS_JSONL).write_text(json.dumps({"ts": 100, names.EVENT: names.RUN_START}) + "\n{\"ts\": 1")
+    (tmp_path / names.EVENTS_JSONL).write_text(
+        json.dumps({"ts": 100, names.EVENT: names.RUN_START}) + '\n{"ts": 1'
+    )
     write_json(tmp_path / names.MANIFEST_JSON, {names.RUN_ID: "r1", names.STARTED_AT: 100.2})
 
     run = load_run(tmp_path)
     assert (len(run.rows), len(run.events), run.run_id, run.finished, run.t0) == (3, 1, "r1", False, 100)
     totals = totals_from_rows(run.rows)
-    assert (totals[names.PINGS], totals[names.PONGS], totals[names.ERRORS], totals[names.P99_MS]) == (30, 27, 3, 7.0)
+    assert (totals[names.PINGS], totals[names.PONGS], totals[names.ERRORS], totals[names.P99_MS]) == (
+        30,
+        27,
+        3,
+        7.0,
+    )
 
 
 def test_a_folder_without_timeseries_is_not_a_run_folder(tmp_path):

@@ -57,7 +57,9 @@ CHAIN_FUTURE = REAL_ON_THREAD.replace(
     "_chain_future.<locals>._call_check_cancel() at /usr/lib/python3.11/asyncio/futures.py:387",
 )
 NO_WAIT_FOR = REAL_OWN_AWAIT.replace(" wait_for=<Future pending cb=[Task.task_wakeup()]>", "")
-REAL_EXCEPTION = "2026-11-26 06:00:44,006 ERROR    Exception inside application: Timeout reading from 127.0.0.1:51891"
+REAL_EXCEPTION = (
+    "2026-11-26 06:00:44,006 ERROR    Exception inside application: Timeout reading from 127.0.0.1:51891"
+)
 REAL_TRACEBACK_END = "redis.exceptions.TimeoutError: Timeout reading from 127.0.0.1:51891"
 REAL_KILLED_PENDING = "2026-11-26 06:00:30,120 INFO     Killed 3 pending application instances"
 REAL_OVER_CAPACITY = "2026-11-26 06:00:06,113 INFO     1 of 3 channels over capacity in group room.c"
@@ -73,15 +75,24 @@ def handshake_and_leave(port: int, path: str) -> None:
     """A websocket handshake for `path`, the socket closed at once: Daphne starts the app
     (on a path without a route it raises at once) and the checker reaps all of it in one round."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
 
 
 def log_lines(stack, text: str) -> list[str]:
-    return [line for path in daphne_logs(stack.server_dir)() for line in path.read_text().splitlines() if text in line]
+    return [
+        line
+        for path in daphne_logs(stack.server_dir)()
+        for line in path.read_text().splitlines()
+        if text in line
+    ]
 
 
-def count_until(follower: ServerLogFollower, column: str, at_least: int, timeout: float, what: str) -> dict[int, Counter]:
+def count_until(
+    follower: ServerLogFollower, column: str, at_least: int, timeout: float, what: str
+) -> dict[int, Counter]:
     """Poll the follower until its total for column reaches at_least; the windows it returned."""
     windows: dict[int, Counter] = {}
 
@@ -103,7 +114,12 @@ def inflight(instance) -> int | None:
 
 @pytest.mark.parametrize(
     ("line", "column"),
-    [(REAL_OWN_AWAIT, KILLED_OWN_AWAIT), (REAL_ON_THREAD, KILLED_ON_THREAD), (CHAIN_FUTURE, KILLED_ON_THREAD), (NO_WAIT_FOR, KILLED_OTHER)],
+    [
+        (REAL_OWN_AWAIT, KILLED_OWN_AWAIT),
+        (REAL_ON_THREAD, KILLED_ON_THREAD),
+        (CHAIN_FUTURE, KILLED_ON_THREAD),
+        (NO_WAIT_FOR, KILLED_OTHER),
+    ],
 )
 def test_a_killed_app_is_split_by_what_it_was_waiting_for(line, column):
     assert classify(line) == [(column, 1)]
@@ -144,10 +160,12 @@ def test_exception_messages_keep_their_text_and_mask_memory_ids():
 
 def test_both_timestamp_formats_are_read_as_utc():
     expected = calendar.timegm((2026, 11, 26, 5, 18, 21))
-    assert line_second("2026-11-26 05:18:21,250 INFO     Listening on TCP address 127.0.0.1:40337") == expected
+    assert (
+        line_second("2026-11-26 05:18:21,250 INFO     Listening on TCP address 127.0.0.1:40337") == expected
+    )
     assert line_second(access("127.0.0.1:48810", "WSCONNECTING", "/ws/room/lobby/")) == expected
     assert line_second(REAL_TRACEBACK_END) is None
-    assert line_second("  File \"/x.py\", line 1, in <module>") is None
+    assert line_second('  File "/x.py", line 1, in <module>') is None
 
 
 def test_a_handshake_that_ends_without_wsconnect_is_incomplete():
@@ -201,7 +219,9 @@ def test_lines_go_to_their_own_second_and_untimed_lines_to_the_second_they_were_
         calendar.timegm((2026, 11, 26, 6, 0, 6)): Counter({OVER_CAPACITY: 2, OVER_CAPACITY_CHANNELS: 2}),
         1_800_000_000: Counter({TASK_EXCEPTION: 1}),
     }
-    assert follower.totals == Counter({KILLED_PENDING: 3, OVER_CAPACITY: 2, OVER_CAPACITY_CHANNELS: 2, TASK_EXCEPTION: 1})
+    assert follower.totals == Counter(
+        {KILLED_PENDING: 3, OVER_CAPACITY: 2, OVER_CAPACITY_CHANNELS: 2, TASK_EXCEPTION: 1}
+    )
 
 
 def test_handshakes_are_tracked_per_file_and_new_files_are_picked_up(tmp_path):
@@ -231,12 +251,16 @@ def test_a_truncated_file_is_read_again_from_the_top(tmp_path):
 def test_a_command_follower_counts_what_the_command_prints_and_stops_it(tmp_path):
     source = tmp_path / "remote.log"
     source.write_text(REAL_KILLED_PENDING + "\n")
-    follower = CommandFollower(["tail", "-n", "+1", "-F", str(source)], tmp_path / "follow" / "out.log").start()
+    follower = CommandFollower(
+        ["tail", "-n", "+1", "-F", str(source)], tmp_path / "follow" / "out.log"
+    ).start()
     try:
         wait_until(lambda: follower.poll() and follower.totals[KILLED_PENDING] == 3, 10, "tail's first line")
         with source.open("a") as file:
             file.write(REAL_EXCEPTION + "\n")
-        wait_until(lambda: follower.poll() is not None and follower.totals[EXCEPTION] == 1, 10, "the appended line")
+        wait_until(
+            lambda: follower.poll() is not None and follower.totals[EXCEPTION] == 1, 10, "the appended line"
+        )
         assert follower.messages == Counter({"Timeout reading from 127.0.0.1:51891": 1})
     finally:
         record = follower.stop()
@@ -272,7 +296,9 @@ def test_apps_queued_behind_the_busy_thread_are_killed_waiting_on_it_and_handsha
     8 s leaves room for Daphne's 2 s handshake-timeout check on a loaded machine; it costs
     nothing, since teardown SIGKILLs the stuck process after kill_after (FM-4) either way.
     """
-    stack = start_stack(daphne_count=1, daphne=DaphneOptions(application_close_timeout=1, websocket_connect_timeout=1))
+    stack = start_stack(
+        daphne_count=1, daphne=DaphneOptions(application_close_timeout=1, websocket_connect_timeout=1)
+    )
     instance = stack.instances[0]
     follower = ServerLogFollower(daphne_logs(stack.server_dir))
     busy = PingSocket(instance.ws_url("/ws/ping/sync/"))
@@ -291,7 +317,10 @@ def test_apps_queued_behind_the_busy_thread_are_killed_waiting_on_it_and_handsha
 
     assert follower.totals[KILLED_OWN_AWAIT] == 0
     killed = log_lines(stack, "took too long to shut down")
-    assert {re.search(r"path=b'([^']*)'", line).group(1) for line in killed} >= {"/ws/ping/sync/", "/ws/ping/"}
+    assert {re.search(r"path=b'([^']*)'", line).group(1) for line in killed} >= {
+        "/ws/ping/sync/",
+        "/ws/ping/",
+    }
     assert all("shield.<locals>._outer_done_callback" in line or "_chain_future" in line for line in killed)
 
 
@@ -305,7 +334,11 @@ def test_a_graceful_restart_counts_the_apps_daphne_cancelled(start_stack):
     # KeyError: no app is cancelled and no Killed line is written. Wait for a checker round
     # after the sockets connected: the one that logs the crash of an app started after them.
     handshake_and_leave(stack.instances[0].port, "/ws/no-route/")
-    wait_until(lambda: log_lines(stack, "No route found for path 'ws/no-route/'"), 10, "a checker round after the connects")
+    wait_until(
+        lambda: log_lines(stack, "No route found for path 'ws/no-route/'"),
+        10,
+        "a checker round after the connects",
+    )
 
     stack.restart(0, "graceful")
 
@@ -359,5 +392,9 @@ def test_group_sends_to_members_a_sigkill_left_behind_go_over_capacity_in_the_ne
 def test_daphne_logs_lists_every_generation(tmp_path):
     for name in ("daphne-0.gen1.log", "daphne-0.gen2.log", "daphne-1.gen1.log", "redis.log", "migrate.log"):
         (tmp_path / name).touch()
-    assert [path.name for path in daphne_logs(tmp_path)()] == ["daphne-0.gen1.log", "daphne-0.gen2.log", "daphne-1.gen1.log"]
+    assert [path.name for path in daphne_logs(tmp_path)()] == [
+        "daphne-0.gen1.log",
+        "daphne-0.gen2.log",
+        "daphne-1.gen1.log",
+    ]
     assert daphne_logs(Path(tmp_path / "missing"))() == []

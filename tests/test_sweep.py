@@ -27,7 +27,9 @@ pong-timeout = 2
 
 
 def load_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "load", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "load", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -38,7 +40,15 @@ def scenario(tmp_path) -> Path:
 
 
 def test_a_three_point_sweep_runs_each_point_and_compares_them(scenario, tmp_path):
-    result = load_cli("sweep", "--scenario", str(scenario), "--asgi-threads", "1,2,4", "--results-dir", str(tmp_path / "results"))
+    result = load_cli(
+        "sweep",
+        "--scenario",
+        str(scenario),
+        "--asgi-threads",
+        "1,2,4",
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "[1/3] asgi_threads=1: running" in result.stdout and "[3/3] asgi_threads=4: done" in result.stdout
     (sweep_dir,) = (tmp_path / "results").iterdir()
@@ -56,8 +66,16 @@ def test_a_three_point_sweep_runs_each_point_and_compares_them(scenario, tmp_pat
 
 
 def test_run_takes_a_scenario_and_set_overrides_and_fails_on_a_breach(scenario, tmp_path):
-    result = load_cli("run", str(scenario), "--set", "fail-on=pongs<100000", "--set", "run-time=3s",
-                      "--results-dir", str(tmp_path / "results"))
+    result = load_cli(
+        "run",
+        str(scenario),
+        "--set",
+        "fail-on=pongs<100000",
+        "--set",
+        "run-time=3s",
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "threshold breached: pongs<100000" in result.stdout
     (run_dir,) = (tmp_path / "results").iterdir()
@@ -66,7 +84,17 @@ def test_run_takes_a_scenario_and_set_overrides_and_fails_on_a_breach(scenario, 
 
 
 def test_run_without_breaches_exits_0_even_with_failed_pings(scenario, tmp_path):
-    result = load_cli("run", str(scenario), "--set", "run-time=3s", "--set", "restart-at=1", "--set", "fail-on=killed>0",
-                      "--results-dir", str(tmp_path / "results"))
+    result = load_cli(
+        "run",
+        str(scenario),
+        "--set",
+        "run-time=3s",
+        "--set",
+        "restart-at=1",
+        "--set",
+        "fail-on=killed>0",
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "restart" in result.stdout

@@ -88,7 +88,11 @@ def test_an_error_frame_carries_the_seq_of_the_rejected_ping(served_stack):
         with pytest.raises(ErrorFrame, match="work_ms"):
             sock.ping(12, work_ms=10**9)
         sock.send_json({"type": "ping", "seq": 13, "sleep_ms": "soon"})
-        assert sock.recv_json(timeout=5) == {"type": "error", "reason": "sleep_ms must be a number of milliseconds", "seq": 13}
+        assert sock.recv_json(timeout=5) == {
+            "type": "error",
+            "reason": "sleep_ms must be a number of milliseconds",
+            "seq": 13,
+        }
 
 
 def test_healthz_reports_the_process_and_its_executor(served_stack):

@@ -9,7 +9,10 @@ SUMMARY = {
     "all": {"pings": 1000, "pongs": 970, "errors": 30, "p99_ms": 612.5, "connects": 50, "connect_refused": 5},
     "endpoints": {"/ws/ping/": {"pings": 500, "pongs": 500, "errors": 0, "p99_ms": 12.0, "connects": 10}},
     "server": {"sig_killed_own_await": 3, "sig_exception": 0},
-    "restarts": [{"recovery_s": 1.4, "stale_members_after": 6}, {"recovery_s": 12.0, "stale_members_after": 12}],
+    "restarts": [
+        {"recovery_s": 1.4, "stale_members_after": 6},
+        {"recovery_s": 12.0, "stale_members_after": 12},
+    ],
     "duration_s": 60,
 }
 

@@ -37,10 +37,21 @@ class AgentClient:
             port = parts.port
         except ValueError:
             port = -1
-        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path not in ("", "/"):
-            raise ConfigError("agent_url", url, "expected http://HOST:PORT (what the agent printed when it started)")
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or port == -1
+            or parts.path not in ("", "/")
+        ):
+            raise ConfigError(
+                "agent_url", url, "expected http://HOST:PORT (what the agent printed when it started)"
+            )
         if not isinstance(token, str) or not re.fullmatch(r"[\x21-\x7e]+", token):
-            raise ConfigError("agent_token", hidden(token if isinstance(token, str) else ""), "give the token the agent was started with")
+            raise ConfigError(
+                "agent_token",
+                hidden(token if isinstance(token, str) else ""),
+                "give the token the agent was started with",
+            )
         if isinstance(timeout, bool) or not timeout > 0:
             raise ConfigError("agent_timeout", timeout, "must be a positive number of seconds")
         self.url = f"{parts.scheme}://{parts.netloc}"
@@ -72,7 +83,9 @@ class AgentClient:
 
     def logs(self, instance: int, generation: int, offset: int = 0) -> tuple[bytes, int]:
         """(bytes of the log from offset, at most 1 MiB; the offset to ask from next time)."""
-        status, headers, body = self._request("GET", f"/logs?instance={instance}&generation={generation}&offset={offset}")
+        status, headers, body = self._request(
+            "GET", f"/logs?instance={instance}&generation={generation}&offset={offset}"
+        )
         self._check(status, body)
         try:
             return body, int(headers.get(NEXT_OFFSET_HEADER, ""))
@@ -85,10 +98,17 @@ class AgentClient:
         try:
             return json.loads(body)
         except ValueError:
-            raise AgentError(self.url, status, f"the reply to {method} {path} is not JSON: {body[:80]!r}") from None
+            raise AgentError(
+                self.url, status, f"the reply to {method} {path} is not JSON: {body[:80]!r}"
+            ) from None
 
-    def _request(self, method: str, path: str, payload: dict | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
-        connection_class = http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
+    def _request(
+        self, method: str, path: str, payload: dict | None = None
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        connection_class = (
+            http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
+        )
+        assert self._parts.hostname is not None  # __init__ refuses a URL without one
         connection = connection_class(self._parts.hostname, self._parts.port, timeout=self.timeout)
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         body = None
@@ -100,9 +120,17 @@ class AgentClient:
             response = connection.getresponse()
             return response.status, response.headers, response.read()
         except TimeoutError:
-            raise AgentError(self.url, None, f"no answer to {method} {path} within {self.timeout:g} s (restarts take up to kill_after + ready_timeout per instance; raise the timeout)") from None
+            raise AgentError(
+                self.url,
+                None,
+                f"no answer to {method} {path} within {self.timeout:g} s (restarts take up to kill_after + ready_timeout per instance; raise the timeout)",
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise AgentError(self.url, None, f"cannot reach the agent ({exc or type(exc).__name__}); is it running, and is this its URL?") from None
+            raise AgentError(
+                self.url,
+                None,
+                f"cannot reach the agent ({exc or type(exc).__name__}); is it running, and is this its URL?",
+            ) from None
         finally:
             connection.close()
 

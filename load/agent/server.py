@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from load.agent.client import NEXT_OFFSET_HEADER, hidden
@@ -70,13 +70,21 @@ class AgentConfig:
     def validate(self) -> "AgentConfig":
         token = self.token
         if not isinstance(token, str) or not token:
-            raise ConfigError("token", "", f"the agent needs a secret token of {MIN_TOKEN_LENGTH}+ characters, {TOKEN_HINT}")
+            raise ConfigError(
+                "token", "", f"the agent needs a secret token of {MIN_TOKEN_LENGTH}+ characters, {TOKEN_HINT}"
+            )
         if not re.fullmatch(r"[\x21-\x7e]+", token):
-            raise ConfigError("token", hidden(token), "use printable ASCII without spaces (it travels in an HTTP header)")
+            raise ConfigError(
+                "token", hidden(token), "use printable ASCII without spaces (it travels in an HTTP header)"
+            )
         if len(token) < MIN_TOKEN_LENGTH:
-            raise ConfigError("token", hidden(token), f"too weak: use at least {MIN_TOKEN_LENGTH} characters, {TOKEN_HINT}")
+            raise ConfigError(
+                "token", hidden(token), f"too weak: use at least {MIN_TOKEN_LENGTH} characters, {TOKEN_HINT}"
+            )
         if not isinstance(self.bind, str) or not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", self.bind):
-            raise ConfigError("bind", self.bind, "give an address of this host, e.g. 127.0.0.1 (default) or 0.0.0.0")
+            raise ConfigError(
+                "bind", self.bind, "give an address of this host, e.g. 127.0.0.1 (default) or 0.0.0.0"
+            )
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError("port", self.port, "a TCP port from 1 to 65535, or 0 to let the OS pick one")
         return self
@@ -136,7 +144,8 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind asks DNS for this host's name (getfqdn), which can hang.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[0], self.server_address[1]
+        # An AF_INET/AF_INET6 server's address is (host str, port, ...); typeshed allows any socket family.
+        self.server_name, self.server_port = cast(str, self.server_address[0]), self.server_address[1]
 
 
 class _Server6(_Server):
@@ -248,7 +257,9 @@ class Agent:
             raise ConfigError("bind", host, "not an address of this host; try 127.0.0.1 or 0.0.0.0") from None
         except OSError as exc:
             if port and exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
-                raise ConfigError("port", port, f"{host}:{port} is in use; choose another port, or 0 to let the OS pick") from None
+                raise ConfigError(
+                    "port", port, f"{host}:{port} is in use; choose another port, or 0 to let the OS pick"
+                ) from None
             raise ConfigError("bind", host, f"cannot listen there: {exc.strerror or exc}") from None
         self._server.agent = self
         return self
@@ -256,9 +267,13 @@ class Agent:
     def start(self) -> "Agent":
         """Bind (unless bound) and serve on a background thread."""
         self.bind()
+        assert self._server is not None  # bind() either sets it or raises
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="agent-http", daemon=True
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="agent-http",
+                daemon=True,
             )
             self._thread.start()
         return self
@@ -277,7 +292,9 @@ class Agent:
     def address(self) -> tuple[str, int]:
         """(host, port) the agent listens on, once bound."""
         assert self._server is not None, "the agent is not bound yet: call start()"
-        return self._server.server_address[0], self._server.server_address[1]
+        return cast(str, self._server.server_address[0]), self._server.server_address[
+            1
+        ]  # see _Server.server_bind
 
     @property
     def loopback(self) -> bool:
@@ -292,10 +309,16 @@ class Agent:
 
     # -- requests ------------------------------------------------------------------------
 
-    def handle(self, method: str, target: str, authorization: str | None, read_body: Callable[[], bytes]) -> _Reply:
+    def handle(
+        self, method: str, target: str, authorization: str | None, read_body: Callable[[], bytes]
+    ) -> _Reply:
         """One request, from the token check to the reply; every error becomes a reply."""
         if not self._authorized(authorization):
-            return _error_reply(401, "missing or wrong token: send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
+            return _error_reply(
+                401,
+                "missing or wrong token: send Authorization: Bearer <token>",
+                {"WWW-Authenticate": "Bearer"},
+            )
         url = urlsplit(target)
         route = self._routes.get(url.path)
         if route is None:
@@ -326,11 +349,14 @@ class Agent:
 
     def _status(self, query: dict[str, str]) -> _Reply:
         _only(query, set())
-        return _json_reply(200, {
-            "instances": self.stack.status(),
-            "redis_url": _without_password(self.stack.redis_url),
-            "events": len(self.stack.events),
-        })
+        return _json_reply(
+            200,
+            {
+                "instances": self.stack.status(),
+                "redis_url": _without_password(self.stack.redis_url),
+                "events": len(self.stack.events),
+            },
+        )
 
     def _events(self, query: dict[str, str]) -> _Reply:
         _only(query, {"since"})
@@ -353,23 +379,38 @@ class Agent:
         with open(generations[generation], "rb") as log:
             size = log.seek(0, 2)
             if offset > size:
-                raise _Refusal(400, f"offset={offset}: the log of {instance.name} generation {generation} has {size} bytes")
+                raise _Refusal(
+                    400,
+                    f"offset={offset}: the log of {instance.name} generation {generation} has {size} bytes",
+                )
             log.seek(offset)
             data = log.read(LOG_CHUNK_BYTES)
-        return _Reply(200, data, "application/octet-stream", {
-            NEXT_OFFSET_HEADER: str(offset + len(data)), GENERATION_HEADER: str(generation),
-        })
+        return _Reply(
+            200,
+            data,
+            "application/octet-stream",
+            {
+                NEXT_OFFSET_HEADER: str(offset + len(data)),
+                GENERATION_HEADER: str(generation),
+            },
+        )
 
     def _log_paths(self, name: str) -> dict[int, Path]:
         """Every generation's log file of one instance, from the stack's `spawned` events."""
-        return {e["generation"]: Path(e["log"]) for e in list(self.stack.events) if e[EVENT] == SPAWNED and e.get("instance") == name}
+        return {
+            e["generation"]: Path(e["log"])
+            for e in list(self.stack.events)
+            if e[EVENT] == SPAWNED and e.get("instance") == name
+        }
 
     def _restart(self, body: dict) -> _Reply:
         _fields(body, required={"instance"}, optional={"mode", "together"})
         mode = _mode(body.get("mode", "graceful"), "mode")
         together = body.get("together", False)
         if not isinstance(together, bool):
-            raise _Refusal(400, f"together={_show(together)}: true (all at once) or false (one after another)")
+            raise _Refusal(
+                400, f"together={_show(together)}: true (all at once) or false (one after another)"
+            )
         with self._changing():
             indexes = self._instances(body["instance"], allow_all=True)
             if together:
@@ -390,28 +431,45 @@ class Agent:
         with self._changing():
             index = self._instance(body["instance"])
             instance = self.stack.instances[index]
-            if not instance.child.alive():
-                raise _Refusal(409, f"instance={index}: {instance.name} is already down; POST /start brings it back")
+            if not instance.started().alive():
+                raise _Refusal(
+                    409, f"instance={index}: {instance.name} is already down; POST /start brings it back"
+                )
             record = self.stack.stop_instance(index, mode)
-            return _json_reply(200, {"index": index, "instance": instance.name, "mode": mode, "exit": asdict(record)})
+            return _json_reply(
+                200, {"index": index, "instance": instance.name, "mode": mode, "exit": asdict(record)}
+            )
 
     def _start(self, body: dict) -> _Reply:
         _fields(body, required={"instance"}, optional=set())
         with self._changing():
             index = self._instance(body["instance"])
             instance = self.stack.instances[index]
-            if instance.child.alive():
-                raise _Refusal(409, f"instance={index}: {instance.name} is running (pid {instance.child.pid}); POST /stop first")
+            if instance.started().alive():
+                raise _Refusal(
+                    409,
+                    f"instance={index}: {instance.name} is running (pid {instance.started().pid}); POST /stop first",
+                )
             self.stack.start_instance(index)
-            return _json_reply(200, {
-                "index": index, "instance": instance.name, "generation": instance.generation, "pid": instance.child.pid,
-            })
+            return _json_reply(
+                200,
+                {
+                    "index": index,
+                    "instance": instance.name,
+                    "generation": instance.generation,
+                    "pid": instance.started().pid,
+                },
+            )
 
     def _asgi_threads(self, body: dict) -> _Reply:
         _fields(body, required={"threads"}, optional={"restart"})
         threads, restart = body["threads"], body.get("restart")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0):
-            raise _Refusal(400, f"threads={_show(threads)}: a positive whole number, or null to unset ASGI_THREADS")
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0
+        ):
+            raise _Refusal(
+                400, f"threads={_show(threads)}: a positive whole number, or null to unset ASGI_THREADS"
+            )
         if restart is not None:
             restart = _mode(restart, "restart")
         with self._changing():
@@ -446,8 +504,12 @@ class Agent:
         if allow_all and value == "all":
             return list(range(count))
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < count:
-            choices = {0: "none yet", 1: "0"}.get(count, f"0 to {count - 1}") + (' or "all"' if allow_all else "")
-            raise _Refusal(400, f"instance={_show(value)}: no such instance; this agent runs {count} ({choices})")
+            choices = {0: "none yet", 1: "0"}.get(count, f"0 to {count - 1}") + (
+                ' or "all"' if allow_all else ""
+            )
+            raise _Refusal(
+                400, f"instance={_show(value)}: no such instance; this agent runs {count} ({choices})"
+            )
         return [value]
 
     # -- what the operator sees ----------------------------------------------------------
@@ -455,7 +517,10 @@ class Agent:
     def log_request(self, client: str, method: str, target: str, reply: _Reply) -> None:
         """Changes and refusals, one line each; successful reads (polling) stay quiet."""
         if self.log is not None and (method != "GET" or reply.status >= 400):
-            self.log(f"agent: {client} {method} {target} -> {reply.status}" + (f" {reply.error}" if reply.error else ""))
+            self.log(
+                f"agent: {client} {method} {target} -> {reply.status}"
+                + (f" {reply.error}" if reply.error else "")
+            )
 
     def log_traceback(self, method: str, target: str) -> None:
         text = f"agent: {method} {target} failed:\n{traceback.format_exc()}"
@@ -466,9 +531,11 @@ def _json_object(body: bytes) -> dict:
     try:
         value = json.loads(body.decode("utf-8")) if body.strip() else {}
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _Refusal(400, f"the body is not JSON ({str(exc).splitlines()[0]}); send an object like {{\"instance\": 0}}") from None
+        raise _Refusal(
+            400, f'the body is not JSON ({str(exc).splitlines()[0]}); send an object like {{"instance": 0}}'
+        ) from None
     if not isinstance(value, dict):
-        raise _Refusal(400, f"body={_show(value)}: send a JSON object like {{\"instance\": 0}}")
+        raise _Refusal(400, f'body={_show(value)}: send a JSON object like {{"instance": 0}}')
     return value
 
 
@@ -552,7 +619,9 @@ def run_agent(stack_config: StackConfig, agent_config: AgentConfig, announce: Lo
         stack.start()
         agent.start()
         servers = " ".join(f"{i.name} {i.ws_url('/ws/ping/')}" for i in stack.instances)
-        announce(f"agent {agent.url} serving {servers} redis {stack.redis_url or '(none: memory layer)'}; Ctrl-C stops everything")
+        announce(
+            f"agent {agent.url} serving {servers} redis {stack.redis_url or '(none: memory layer)'}; Ctrl-C stops everything"
+        )
         _watch(agent, announce)
     finally:
         try:
@@ -578,6 +647,8 @@ def _watch(agent: Agent, announce: Log) -> None:
                 child = instance.child
                 if child is not None and not child.alive() and child.pid not in stopped | reported:
                     reported.add(child.pid)
-                    announce(f"{instance.name} exited by itself (code {child.process.returncode}); see {child.log_path}")
+                    announce(
+                        f"{instance.name} exited by itself (code {child.returncode}); see {child.log_path}"
+                    )
         finally:
             agent.lock.release()

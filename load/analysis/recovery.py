@@ -86,10 +86,13 @@ def _second(row: dict) -> int:
 def recovered_at(rows: list[dict], begin: float, before: int | None = None) -> int | None:
     """The epoch second at which service was back after `begin` (a second before `before`,
     if given), or None if it was not."""
-    tolerated = _share_failed([r for r in rows if int(begin) - BASELINE_SECONDS <= _second(r) < int(begin)]) + ERROR_SHARE
+    tolerated = (
+        _share_failed([r for r in rows if int(begin) - BASELINE_SECONDS <= _second(r) < int(begin)])
+        + ERROR_SHARE
+    )
     after = [r for r in rows if _second(r) >= int(begin)]
     for i in range(len(after) - QUIET_SECONDS + 1):
-        window = after[i:i + QUIET_SECONDS]
+        window = after[i : i + QUIET_SECONDS]
         if before is not None and _second(window[0]) >= before:
             return None
         if all(_served(r, tolerated) for r in window):
@@ -104,13 +107,23 @@ def clients_down_s(rows: list[dict], begin: float, stop: int) -> float | None:
     Per second only the earliest of each is kept: when an accepted connect came earlier in
     the failure's own second, the next second's earliest is taken (at most a second late).
     """
-    failed = [_number(r[FIRST_CONNECT_FAILED]) for r in rows
-              if int(begin) <= _second(r) < stop and _known(r.get(FIRST_CONNECT_FAILED)) and _number(r[FIRST_CONNECT_FAILED]) >= begin]
+    failed = [
+        _number(r[FIRST_CONNECT_FAILED])
+        for r in rows
+        if int(begin) <= _second(r) < stop
+        and _known(r.get(FIRST_CONNECT_FAILED))
+        and _number(r[FIRST_CONNECT_FAILED]) >= begin
+    ]
     if not failed:
         return None
     first_failed = min(failed)
-    accepted = [_number(r[FIRST_CONNECT_OK]) for r in rows
-                if _second(r) >= int(first_failed) and _known(r.get(FIRST_CONNECT_OK)) and _number(r[FIRST_CONNECT_OK]) > first_failed]
+    accepted = [
+        _number(r[FIRST_CONNECT_OK])
+        for r in rows
+        if _second(r) >= int(first_failed)
+        and _known(r.get(FIRST_CONNECT_OK))
+        and _number(r[FIRST_CONNECT_OK]) > first_failed
+    ]
     return round(min(accepted) - first_failed, 3) if accepted else None
 
 
@@ -145,9 +158,16 @@ def restart_cost(rows: list[dict], restart: dict, next_begin: float | None) -> d
     stop = min(max(back if back is not None else cap, int(begin) + 1), cap)
     during = [r for r in rows if int(begin) <= _second(r) < stop]
     around = [r for r in rows if int(begin) <= _second(r) < min(stop + STALE_DELAY + 1, cap)]
-    first_pong = min((_number(r[FIRST_PONG_AT]) for r in rows if _known(r.get(FIRST_PONG_AT))
-                      and begin <= _number(r[FIRST_PONG_AT]) and (next_begin is None or _number(r[FIRST_PONG_AT]) < next_begin)),
-                     default=None)
+    first_pong = min(
+        (
+            _number(r[FIRST_PONG_AT])
+            for r in rows
+            if _known(r.get(FIRST_PONG_AT))
+            and begin <= _number(r[FIRST_PONG_AT])
+            and (next_begin is None or _number(r[FIRST_PONG_AT]) < next_begin)
+        ),
+        default=None,
+    )
     cost = {
         **restart,
         FIRST_PONG_S: round(first_pong - begin, 3) if first_pong is not None else None,
@@ -155,7 +175,9 @@ def restart_cost(rows: list[dict], restart: dict, next_begin: float | None) -> d
         FAILED_PINGS: _sum(during, (ERRORS, *CONNECT_FAILURES)),
         CLOSES: _sum(during, (CLOSES,)),
         # None when no server log was read: every signature cell is empty
-        SERVER_KILLS: _sum(around, KILL_COLUMNS) if any(_known(r.get(KILL_COLUMNS[0])) for r in rows) else None,
+        SERVER_KILLS: _sum(around, KILL_COLUMNS)
+        if any(_known(r.get(KILL_COLUMNS[0])) for r in rows)
+        else None,
         STALE_MEMBERS_BEFORE: _stale_before(rows, int(begin)),
         STALE_MEMBERS_AFTER: _stale_after(rows, int(begin), back, cap),
     }
@@ -168,7 +190,9 @@ def restart_cost(rows: list[dict], restart: dict, next_begin: float | None) -> d
         # Any recovery would have begun in a second we could still check: at least this long.
         last_start = min(cap, end_of_data - QUIET_SECONDS + 1)
         cost[NOT_RECOVERED_WITHIN_S] = round(max(0.0, last_start - begin), 1)
-        cost[NOT_RECOVERED_UNTIL] = UNTIL_NEXT_RESTART if last_start == cap and next_begin is not None else UNTIL_RUN_END
+        cost[NOT_RECOVERED_UNTIL] = (
+            UNTIL_NEXT_RESTART if last_start == cap and next_begin is not None else UNTIL_RUN_END
+        )
     return cost
 
 
@@ -176,4 +200,6 @@ def restart_costs(rows: list[dict], restarts: Iterable[dict]) -> list[dict]:
     """One entry per restart ({"ts", "mode", "which", "instances", "down_s"}), in time order."""
     ordered = sorted(restarts, key=lambda r: r["ts"])
     nexts = [r["ts"] for r in ordered[1:]] + [None]
-    return [restart_cost(rows, restart, next_begin) for restart, next_begin in zip(ordered, nexts, strict=False)]
+    return [
+        restart_cost(rows, restart, next_begin) for restart, next_begin in zip(ordered, nexts, strict=False)
+    ]

@@ -55,12 +55,16 @@ def _cell(value, width: int) -> str:
 
 def _errors_by_kind(figures: dict) -> str:
     kinds = [f"{kind}={figures[kind]}" for kind in (*PING_ERRORS, *CONNECT_ERRORS) if figures.get(kind)]
-    closes = [f"{name}={figures[name]}" for name in sorted(figures) if name.startswith("close_") and figures[name]]
+    closes = [
+        f"{name}={figures[name]}" for name in sorted(figures) if name.startswith("close_") and figures[name]
+    ]
     return " ".join(kinds + closes)
 
 
 # Every signature but the count of channels over capacity (its lines are counted already).
-SIGNATURES = tuple((column, label) for column, label in SIGNATURE_LABELS.items() if column != SIG_OVER_CAPACITY_CHANNELS)
+SIGNATURES = tuple(
+    (column, label) for column, label in SIGNATURE_LABELS.items() if column != SIG_OVER_CAPACITY_CHANNELS
+)
 
 
 NOT_MEASURED_CELL = "not measured"
@@ -87,20 +91,42 @@ def down_text(restart: dict) -> str:
 
 def _columns(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) if i in (0, len(row) - 1) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-            for row in rows]
+    return [
+        "  ".join(
+            cell.ljust(w) if i in (0, len(row) - 1) else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
 
 
 def format_restarts(restarts: list[dict]) -> str:
-    rows = [["restart", "down s", "recovery s", "failed pings", "closes", "server kills", "stale group members"]]
+    rows = [
+        ["restart", "down s", "recovery s", "failed pings", "closes", "server kills", "stale group members"]
+    ]
     for r in restarts:
-        what = f"+{r[AT_S]:g}s {r['mode']} {r['which']}" if r["action"] == RESTART else f"+{r[AT_S]:g}s threads={r['threads']}"
+        what = (
+            f"+{r[AT_S]:g}s {r['mode']} {r['which']}"
+            if r["action"] == RESTART
+            else f"+{r[AT_S]:g}s threads={r['threads']}"
+        )
         stale = f"{_or_unknown(r[STALE_MEMBERS_BEFORE])} -> {_or_unknown(r[STALE_MEMBERS_AFTER])}"
-        rows.append([what, down_text(r), recovery_text(r), str(r[FAILED_PINGS]), str(r[CLOSES]),
-                     _or_unknown(r.get(SERVER_KILLS)), stale])
+        rows.append(
+            [
+                what,
+                down_text(r),
+                recovery_text(r),
+                str(r[FAILED_PINGS]),
+                str(r[CLOSES]),
+                _or_unknown(r.get(SERVER_KILLS)),
+                stale,
+            ]
+        )
     lines = _columns(rows)
     if any(r.get(DOWN_SOURCE) == DOWN_BY_CLIENTS for r in restarts):
-        lines.append("down s (clients): from the first failed connect to the first accepted one, as the users saw it")
+        lines.append(
+            "down s (clients): from the first failed connect to the first accepted one, as the users saw it"
+        )
     return "\n".join(lines)
 
 
@@ -131,7 +157,11 @@ def format_not_measured(summary: dict) -> str:
 def format_summary(summary: dict) -> str:
     rows = [*summary[ENDPOINTS].items(), (ALL, summary[ALL])]
     first = max(len(name) for name, _ in rows) + 2
-    header = f"{'endpoint':<{first}}" + "".join(f"{name:>{width}}" for name, width in COLUMNS) + "  errors by kind, server closes"
+    header = (
+        f"{'endpoint':<{first}}"
+        + "".join(f"{name:>{width}}" for name, width in COLUMNS)
+        + "  errors by kind, server closes"
+    )
     lines = [header, "-" * len(header)]
     for name, figures in rows:
         cells = "".join(_cell(figures.get(column), width) for column, width in COLUMNS)
@@ -159,15 +189,23 @@ def format_comparison(out_dir) -> str:
     if not rows:
         return "(no runs)"
     first = list(rows[0])
-    knobs = first[first.index("duration_s") + 1:first.index(PINGS)]
-    endpoints = [c[len("pongs_per_s["):-1] for c in first if c.startswith("pongs_per_s[")]
-    header = f"{'point':<28}{'pongs/s':>9}{'err %':>7}{'p99 ms':>9}" + "".join(f"  {e[:28]:>28} pongs/s, p99" for e in endpoints)
+    knobs = first[first.index("duration_s") + 1 : first.index(PINGS)]
+    endpoints = [c[len("pongs_per_s[") : -1] for c in first if c.startswith("pongs_per_s[")]
+    header = f"{'point':<28}{'pongs/s':>9}{'err %':>7}{'p99 ms':>9}" + "".join(
+        f"  {e[:28]:>28} pongs/s, p99" for e in endpoints
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
         name = ",".join(f"{k}={row[k]}" for k in knobs) or row["run_id"]
-        cells = "".join(f"  {_num(row[f'pongs_per_s[{e}]']):>28} {_num(row[f'{P99_MS}[{e}]']):>11}" for e in endpoints)
-        lines.append(f"{name[:27]:<28}{_num(row['pongs_per_s']):>9}{_num(row['error_rate']):>7}{_num(row[P99_MS]):>9}{cells}")
-    findings = (out_dir / "findings.txt").read_text().splitlines() if (out_dir / "findings.txt").exists() else []
+        cells = "".join(
+            f"  {_num(row[f'pongs_per_s[{e}]']):>28} {_num(row[f'{P99_MS}[{e}]']):>11}" for e in endpoints
+        )
+        lines.append(
+            f"{name[:27]:<28}{_num(row['pongs_per_s']):>9}{_num(row['error_rate']):>7}{_num(row[P99_MS]):>9}{cells}"
+        )
+    findings = (
+        (out_dir / "findings.txt").read_text().splitlines() if (out_dir / "findings.txt").exists() else []
+    )
     return "\n".join(lines + [""] + [f"- {f}" for f in findings])
 
 

@@ -52,14 +52,31 @@ from load.runfolder.names import (
 )
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operator.gt, "<": operator.lt,
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    ">": operator.gt,
+    "<": operator.lt,
 }
 EXPRESSION = re.compile(r"^\s*([a-z_0-9]+)(?:@(\S+?))?\s*(>=|<=|==|>|<)\s*(-?[0-9.]+)\s*(%?)\s*$")
 
 # Figures of an endpoint (or of all of them) in summary.json, plus these derived ones.
 ENDPOINT_METRICS = (
-    PINGS, PONGS, ERRORS, "error_rate", "connect_error_rate", P50_MS, P95_MS, P99_MS, MAX_MS,
-    CLOSES, MISSED_BROADCASTS, LATE_SENDS, IN_FLIGHT, *PING_ERRORS, *CONNECT_ERRORS,
+    PINGS,
+    PONGS,
+    ERRORS,
+    "error_rate",
+    "connect_error_rate",
+    P50_MS,
+    P95_MS,
+    P99_MS,
+    MAX_MS,
+    CLOSES,
+    MISSED_BROADCASTS,
+    LATE_SENDS,
+    IN_FLIGHT,
+    *PING_ERRORS,
+    *CONNECT_ERRORS,
 )
 RUN_METRICS = (RECOVERY_S, "killed", "exceptions", "killed_pending", STALE_MEMBERS, "task_exceptions")
 RATES = ("error_rate", "connect_error_rate")
@@ -95,6 +112,7 @@ class Threshold:
         """True or False when every value the figure allows says so alike; None when it cannot tell."""
         if figure.low is None:
             return None
+        assert figure.high is not None  # a figure knows both ends or neither (see exact, unknown)
         ends = [OPERATORS[self.op](v, self.limit) for v in (figure.low, figure.high)]
         if all(ends) and (self.op != "==" or figure.low == figure.high):
             return True
@@ -109,10 +127,16 @@ def parse_thresholds(text: str) -> tuple[Threshold, ...]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         match = EXPRESSION.match(part)
         if not match:
-            raise ConfigError("fail_on", part, "write METRIC[@ENDPOINT]>VALUE, e.g. error_rate>1% or p99_ms@/ws/ping/>500")
+            raise ConfigError(
+                "fail_on", part, "write METRIC[@ENDPOINT]>VALUE, e.g. error_rate>1% or p99_ms@/ws/ping/>500"
+            )
         metric, endpoint, op, number, percent = match.groups()
         if metric not in ENDPOINT_METRICS + RUN_METRICS:
-            raise ConfigError("fail_on", part, f"unknown metric {metric!r}; known: {', '.join(ENDPOINT_METRICS + RUN_METRICS)}")
+            raise ConfigError(
+                "fail_on",
+                part,
+                f"unknown metric {metric!r}; known: {', '.join(ENDPOINT_METRICS + RUN_METRICS)}",
+            )
         if endpoint and metric in RUN_METRICS:
             raise ConfigError("fail_on", part, f"{metric} is a figure of the whole run; drop @{endpoint}")
         if percent and metric not in RATES:
@@ -124,7 +148,9 @@ def parse_thresholds(text: str) -> tuple[Threshold, ...]:
 
 SIGNATURE_METRICS = {
     "killed": TOO_LONG_KILLS,
-    "exceptions": (SIG_EXCEPTION,), "killed_pending": (SIG_KILLED_PENDING,), "task_exceptions": (SIG_TASK_EXCEPTION,),
+    "exceptions": (SIG_EXCEPTION,),
+    "killed_pending": (SIG_KILLED_PENDING,),
+    "task_exceptions": (SIG_TASK_EXCEPTION,),
 }
 
 
@@ -162,7 +188,13 @@ def run_value(summary: dict, metric: str) -> Figure:
         values = [r[STALE_MEMBERS_AFTER] for r in restarts if r.get(STALE_MEMBERS_AFTER) is not None]
         if values:
             return Figure.exact(max(values))
-        return Figure.unknown(_why(summary, STALE_MEMBERS, "no restart in this run" if not restarts else "no reading after any restart"))
+        return Figure.unknown(
+            _why(
+                summary,
+                STALE_MEMBERS,
+                "no restart in this run" if not restarts else "no reading after any restart",
+            )
+        )
     cells = [server.get(column, 0) for column in SIGNATURE_METRICS[metric]]  # null: no log was read
     if not server or any(cell is None for cell in cells):
         return Figure.unknown(_why(summary, SERVER_SIGNATURES, "no server log was read"))
@@ -175,9 +207,17 @@ def endpoint_value(figures: dict, metric: str) -> Figure:
         return Figure.exact(rate) if rate is not None else Figure.unknown("no pings")
     if metric == "connect_error_rate":
         connects = figures.get(CONNECTS, 0)
-        return Figure.exact(sum(figures.get(k, 0) for k in CONNECT_ERRORS) / connects) if connects else Figure.unknown("no connects")
+        return (
+            Figure.exact(sum(figures.get(k, 0) for k in CONNECT_ERRORS) / connects)
+            if connects
+            else Figure.unknown("no connects")
+        )
     value = figures.get(metric)
-    return Figure.exact(value) if value is not None else Figure.unknown("no pongs" if metric.endswith("_ms") else "not in the summary")
+    return (
+        Figure.exact(value)
+        if value is not None
+        else Figure.unknown("no pongs" if metric.endswith("_ms") else "not in the summary")
+    )
 
 
 def _figure_of(threshold: Threshold, summary: dict) -> Figure | None:
@@ -194,9 +234,14 @@ def _shown(threshold: Threshold, figure: Figure) -> str:
     def one(value: float) -> str:
         return f"{value * 100:.2f}%" if threshold.metric in RATES else f"{value:g}"
 
+    assert figure.low is not None and figure.high is not None  # check() shows measured figures only
     if figure.low == figure.high:
         return one(figure.low)
-    return f"at least {one(figure.low)}: {figure.why}" if figure.high == math.inf else f"{one(figure.low)} to {one(figure.high)}"
+    return (
+        f"at least {one(figure.low)}: {figure.why}"
+        if figure.high == math.inf
+        else f"{one(figure.low)} to {one(figure.high)}"
+    )
 
 
 def check(thresholds: tuple[Threshold, ...], summary: dict) -> tuple[list[str], list[str]]:
@@ -210,7 +255,9 @@ def check(thresholds: tuple[Threshold, ...], summary: dict) -> tuple[list[str], 
             continue
         breached = threshold.breached_by(figure)
         if breached:
-            lines.append(f"threshold breached: {threshold.text} (was {_shown(threshold, figure)}, {threshold.endpoint})")
+            lines.append(
+                f"threshold breached: {threshold.text} (was {_shown(threshold, figure)}, {threshold.endpoint})"
+            )
         elif breached is None:
             what = f"{threshold.metric}" + (f"@{threshold.endpoint}" if threshold.endpoint != ALL else "")
             if figure.low is None:

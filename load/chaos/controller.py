@@ -109,7 +109,9 @@ class HookTarget:
     is its business (it may have started the server).
     """
 
-    def __init__(self, restart_cmd: str, instances: int, timeout: float, output_dir: Path, redis_url: str = ""):
+    def __init__(
+        self, restart_cmd: str, instances: int, timeout: float, output_dir: Path, redis_url: str = ""
+    ):
         self.restart_cmd = restart_cmd
         self.instances = instances
         self.timeout = timeout
@@ -123,7 +125,10 @@ class HookTarget:
         return self.instances
 
     def restart(self, indices: list[int], mode: str) -> list[dict]:
-        return [self.run_hook(self.restart_cmd.replace("{instance}", str(i)).replace("{mode}", mode)) for i in indices]
+        return [
+            self.run_hook(self.restart_cmd.replace("{instance}", str(i)).replace("{mode}", mode))
+            for i in indices
+        ]
 
     def run_hook(self, command: str) -> dict:
         if self.abort_reason is not None:
@@ -142,12 +147,18 @@ class HookTarget:
         seconds = round(time.time() - began, 3)
         if self.abort_reason is not None:
             _stop_group(child)
-            raise ActionAborted(f"`{command}` stopped after {seconds} s with its process group: {self.abort_reason}; output in {output}")
+            raise ActionAborted(
+                f"`{command}` stopped after {seconds} s with its process group: {self.abort_reason}; output in {output}"
+            )
         if not finished:
             _stop_group(child)
-            raise TargetError(f"`{command}` did not finish within {self.timeout:g} s (its process group was killed); output in {output}")
-        if child.process.returncode != 0:
-            raise TargetError(f"`{command}` exited with {child.process.returncode} after {seconds} s; output in {output}")
+            raise TargetError(
+                f"`{command}` did not finish within {self.timeout:g} s (its process group was killed); output in {output}"
+            )
+        if child.returncode != 0:
+            raise TargetError(
+                f"`{command}` exited with {child.returncode} after {seconds} s; output in {output}"
+            )
         return {"command": command, "exit_code": 0, "seconds": seconds, "output": str(output)}
 
     def abort(self, reason: str) -> None:
@@ -200,7 +211,9 @@ def phase_name(threads: int | None) -> str:
 
 
 class Controller:
-    def __init__(self, plan: ChaosPlan, target: Target, record: Record, started: float, until: float | None = None):
+    def __init__(
+        self, plan: ChaosPlan, target: Target, record: Record, started: float, until: float | None = None
+    ):
         self.plan = plan
         # With a known run time, an action in its last second would only disturb the end of the run.
         self.until = until
@@ -211,7 +224,9 @@ class Controller:
         self.stopped = False  # set at test_stop: no new action starts
         self.busy = False  # an action is under way
         self.current: tuple[dict, dict] | None = None  # (action_begin, its fields) of the action under way
-        self.completed: list[tuple[dict, dict]] = []  # (action_begin, action_done, action_failed or action_aborted)
+        self.completed: list[
+            tuple[dict, dict]
+        ] = []  # (action_begin, action_done, action_failed or action_aborted)
 
     def phase_at(self, second: int) -> str:
         """The phase in force for most of that second (the last one begun before its middle)."""
@@ -279,8 +294,14 @@ class Controller:
     def failed_actions(self) -> list[dict]:
         """Every action that failed or was aborted: {action, at_s, event, error}."""
         return [
-            {"action": end["action"], AT_S: end[AT_S], EVENT: end[EVENT], "error": end.get("error") or end.get("reason", "")}
-            for _begin, end in self.completed if end[EVENT] != ACTION_DONE
+            {
+                "action": end["action"],
+                AT_S: end[AT_S],
+                EVENT: end[EVENT],
+                "error": end.get("error") or end.get("reason", ""),
+            }
+            for _begin, end in self.completed
+            if end[EVENT] != ACTION_DONE
         ]
 
     def _carry_out(self, action: Action):
@@ -304,5 +325,9 @@ class Controller:
 def failure_line(failure: dict, accepted: bool = False) -> str:
     """One chaos_failures entry of summary.json as the line the run ends with."""
     how = "was aborted" if failure[EVENT] == ACTION_ABORTED else "failed"
-    consequence = "accepted (--chaos-failures-ok)" if accepted else "the run did not test what it meant to (--chaos-failures-ok to accept)"
+    consequence = (
+        "accepted (--chaos-failures-ok)"
+        if accepted
+        else "the run did not test what it meant to (--chaos-failures-ok to accept)"
+    )
     return f"chaos action {failure['action']} at {failure[AT_S]:g}s {how}: {failure['error']}; {consequence}"

@@ -40,7 +40,9 @@ class AgentTarget:
 
     def flush_redis(self) -> dict:
         if not self.redis_url:
-            raise TargetError("FLUSHDB needs --redis-probe-url: the channel layer's Redis as this host reaches it")
+            raise TargetError(
+                "FLUSHDB needs --redis-probe-url: the channel layer's Redis as this host reaches it"
+            )
         return flush_redis(self.redis_url)
 
     def live_prefixes(self) -> set[str] | None:

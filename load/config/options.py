@@ -107,8 +107,18 @@ LOCAL = "with --stack local: "
 # are not in the web form (form=False): whoever reaches the web form must not run commands
 # or write files on the Locust host (see START_ONLY below).
 OPTIONS: tuple[Option, ...] = (
-    Option("paths", "/ws/ping/", "websocket path(s), comma-separated, each optionally PATH:WEIGHT; users are spread over them", form=True),
-    Option("targets", "", "server URLs ws://HOST:PORT, comma-separated; users are spread over them (default: --host)", form=True),
+    Option(
+        "paths",
+        "/ws/ping/",
+        "websocket path(s), comma-separated, each optionally PATH:WEIGHT; users are spread over them",
+        form=True,
+    ),
+    Option(
+        "targets",
+        "",
+        "server URLs ws://HOST:PORT, comma-separated; users are spread over them (default: --host)",
+        form=True,
+    ),
     Option("ping-rate", 1.0, "pings per second per user, open loop: ping k is due at t0 + k/rate", form=True),
     Option("ping-jitter", 0.0, "fraction of the ping interval each due time may move by, 0 to 1", form=True),
     Option("payload-bytes", 0, "bytes of padding in each ping (echoed back by the target app)", form=True),
@@ -116,71 +126,301 @@ OPTIONS: tuple[Option, ...] = (
     Option("work-ms", 0.0, "target app: blocking work on the endpoint's execution path, per ping", form=True),
     Option("pong-timeout", 5.0, "seconds after its due time a ping counts as pong_timeout", form=True),
     Option("connect-timeout", 5.0, "seconds a websocket connect (TCP + handshake) may take", form=True),
-    Option("reconnect-min", 0.5, "first reconnect delay in seconds; doubles per failure, with jitter", form=True),
+    Option(
+        "reconnect-min", 0.5, "first reconnect delay in seconds; doubles per failure, with jitter", form=True
+    ),
     Option("reconnect-max", 10.0, "cap of the reconnect delay in seconds", form=True),
-    Option("reconnect-on-timeout", False, "treat a pong timeout as a dead socket: close it and reconnect, as heartbeat clients do", form=True),
+    Option(
+        "reconnect-on-timeout",
+        False,
+        "treat a pong timeout as a dead socket: close it and reconnect, as heartbeat clients do",
+        form=True,
+    ),
     Option("protocol", "target", "target (the target app's JSON pings) or template (your server)", form=True),
-    Option("ping-template", "", "template mode: the ping text, with {seq} where the sequence number goes", form=True),
-    Option("pong-field", "", "template mode: JSON field of the reply that holds the seq (empty: replies match pings in order)", form=True),
-    Option("seed", 0, "random seed of the users' schedules and backoff (0: random); sweeps use one seed for every point", form=True),
-    Option("fail-on", "", "thresholds, e.g. 'error_rate>1%,p99_ms@/ws/ping/>500,recovery_s>10,killed>0': a breach exits with code 1", form=True, group="run"),
+    Option(
+        "ping-template",
+        "",
+        "template mode: the ping text, with {seq} where the sequence number goes",
+        form=True,
+    ),
+    Option(
+        "pong-field",
+        "",
+        "template mode: JSON field of the reply that holds the seq (empty: replies match pings in order)",
+        form=True,
+    ),
+    Option(
+        "seed",
+        0,
+        "random seed of the users' schedules and backoff (0: random); sweeps use one seed for every point",
+        form=True,
+    ),
+    Option(
+        "fail-on",
+        "",
+        "thresholds, e.g. 'error_rate>1%,p99_ms@/ws/ping/>500,recovery_s>10,killed>0': a breach exits with code 1",
+        form=True,
+        group="run",
+    ),
     Option("run-label", "", "a label added to the run folder's name", form=True, group="run"),
     Option("results-dir", "results", "where run folders go", group="run"),
     Option("run-id", "", "name of the run folder (default: UTC time and label)", group="run"),
     # the local stack: its knobs, in the order a sweep names its points
-    Option("stack", "", "'local' starts Redis and Daphne here for the test and points the users at them", group="stack"),
-    Option("asgi-threads", "", "ASGI_THREADS for Daphne, a positive number (default: unset, Daphne's own)", group="stack",
-           stack="asgi_threads", env="ASGI_THREADS", example="1,4,8,unset", parse=threads_arg),
-    Option("stack-daphne", 2, "number of Daphne instances", group="stack", stack="daphne_count", aliases=("daphne",), example="1,2"),
-    Option("stack-layer", _LAYER.layer, "the channel layer, redis, redis-pubsub or memory", group="stack",
-           stack="app.layer", aliases=("layer",), env="CHANNEL_LAYER", example="redis,redis-pubsub"),
-    Option("redis-socket-timeout", "", "redis-py socket_timeout of the target app ('' library default (5 s, FM-7), 'none', or seconds)",
-           group="stack", stack="app.redis_socket_timeout", env="REDIS_SOCKET_TIMEOUT", example="default,none,3"),
-    Option("channel-capacity", _LAYER.capacity, "channels_redis capacity of each channel", group="stack",
-           stack="app.capacity", aliases=("capacity",), env="CHANNEL_CAPACITY", example="100,1000"),
-    Option("channel-expiry", _LAYER.expiry, "channels_redis expiry of a message, s", group="stack",
-           stack="app.expiry", aliases=("expiry",), env="CHANNEL_EXPIRY", example="10,60"),
-    Option("group-expiry", _LAYER.group_expiry, "channels_redis group_expiry of a group member, s", group="stack",
-           stack="app.group_expiry", env="GROUP_EXPIRY", example="60,86400"),
-    Option("application-close-timeout", _DAPHNE.application_close_timeout, "Daphne's --application-close-timeout, s (FM-1)",
-           group="stack", stack="daphne.application_close_timeout", example="3,10"),
-    Option("websocket-connect-timeout", _DAPHNE.websocket_connect_timeout, "Daphne's --websocket_connect_timeout, s (FM-8)",
-           group="stack", stack="daphne.websocket_connect_timeout", example="5,30"),
-    Option("websocket-timeout", _DAPHNE.websocket_timeout, "Daphne's --websocket_timeout: a socket's longest life, s",
-           group="stack", stack="daphne.websocket_timeout", example="60,86400"),
-    Option("daphne-ping-interval", _DAPHNE.ping_interval, "Daphne's --ping-interval: seconds between its websocket pings",
-           group="stack", stack="daphne.ping_interval", aliases=("ping-interval",), example="5,20"),
-    Option("daphne-ping-timeout", _DAPHNE.ping_timeout, "Daphne's --ping-timeout: seconds without a reply before it closes the socket",
-           group="stack", stack="daphne.ping_timeout", aliases=("ping-timeout",), example="10,30"),
-    Option("kill-after", _STACK.kill_after, "seconds from SIGTERM to SIGKILL in a graceful restart or stop", group="stack",
-           stack="kill_after", example="1,10"),
-    Option("ready-timeout", _STACK.ready_timeout, "seconds each process may take to be ready", group="stack",
-           stack="ready_timeout", example="30,60"),
-    Option("redis-url", None, "use this Redis instead of starting one", locust=False, group="stack", stack="redis_url"),
-    Option("daphne-bind", _STACK.daphne_bind, "address Daphne listens on (0.0.0.0 for load from other hosts)", locust=False,
-           group="stack", stack="daphne_bind"),
-    Option("base-port", _STACK.base_port, "instance i listens on BASE_PORT + i (0: free ports)", locust=False, group="stack", stack="base_port"),
+    Option(
+        "stack",
+        "",
+        "'local' starts Redis and Daphne here for the test and points the users at them",
+        group="stack",
+    ),
+    Option(
+        "asgi-threads",
+        "",
+        "ASGI_THREADS for Daphne, a positive number (default: unset, Daphne's own)",
+        group="stack",
+        stack="asgi_threads",
+        env="ASGI_THREADS",
+        example="1,4,8,unset",
+        parse=threads_arg,
+    ),
+    Option(
+        "stack-daphne",
+        2,
+        "number of Daphne instances",
+        group="stack",
+        stack="daphne_count",
+        aliases=("daphne",),
+        example="1,2",
+    ),
+    Option(
+        "stack-layer",
+        _LAYER.layer,
+        "the channel layer, redis, redis-pubsub or memory",
+        group="stack",
+        stack="app.layer",
+        aliases=("layer",),
+        env="CHANNEL_LAYER",
+        example="redis,redis-pubsub",
+    ),
+    Option(
+        "redis-socket-timeout",
+        "",
+        "redis-py socket_timeout of the target app ('' library default (5 s, FM-7), 'none', or seconds)",
+        group="stack",
+        stack="app.redis_socket_timeout",
+        env="REDIS_SOCKET_TIMEOUT",
+        example="default,none,3",
+    ),
+    Option(
+        "channel-capacity",
+        _LAYER.capacity,
+        "channels_redis capacity of each channel",
+        group="stack",
+        stack="app.capacity",
+        aliases=("capacity",),
+        env="CHANNEL_CAPACITY",
+        example="100,1000",
+    ),
+    Option(
+        "channel-expiry",
+        _LAYER.expiry,
+        "channels_redis expiry of a message, s",
+        group="stack",
+        stack="app.expiry",
+        aliases=("expiry",),
+        env="CHANNEL_EXPIRY",
+        example="10,60",
+    ),
+    Option(
+        "group-expiry",
+        _LAYER.group_expiry,
+        "channels_redis group_expiry of a group member, s",
+        group="stack",
+        stack="app.group_expiry",
+        env="GROUP_EXPIRY",
+        example="60,86400",
+    ),
+    Option(
+        "application-close-timeout",
+        _DAPHNE.application_close_timeout,
+        "Daphne's --application-close-timeout, s (FM-1)",
+        group="stack",
+        stack="daphne.application_close_timeout",
+        example="3,10",
+    ),
+    Option(
+        "websocket-connect-timeout",
+        _DAPHNE.websocket_connect_timeout,
+        "Daphne's --websocket_connect_timeout, s (FM-8)",
+        group="stack",
+        stack="daphne.websocket_connect_timeout",
+        example="5,30",
+    ),
+    Option(
+        "websocket-timeout",
+        _DAPHNE.websocket_timeout,
+        "Daphne's --websocket_timeout: a socket's longest life, s",
+        group="stack",
+        stack="daphne.websocket_timeout",
+        example="60,86400",
+    ),
+    Option(
+        "daphne-ping-interval",
+        _DAPHNE.ping_interval,
+        "Daphne's --ping-interval: seconds between its websocket pings",
+        group="stack",
+        stack="daphne.ping_interval",
+        aliases=("ping-interval",),
+        example="5,20",
+    ),
+    Option(
+        "daphne-ping-timeout",
+        _DAPHNE.ping_timeout,
+        "Daphne's --ping-timeout: seconds without a reply before it closes the socket",
+        group="stack",
+        stack="daphne.ping_timeout",
+        aliases=("ping-timeout",),
+        example="10,30",
+    ),
+    Option(
+        "kill-after",
+        _STACK.kill_after,
+        "seconds from SIGTERM to SIGKILL in a graceful restart or stop",
+        group="stack",
+        stack="kill_after",
+        example="1,10",
+    ),
+    Option(
+        "ready-timeout",
+        _STACK.ready_timeout,
+        "seconds each process may take to be ready",
+        group="stack",
+        stack="ready_timeout",
+        example="30,60",
+    ),
+    Option(
+        "redis-url",
+        None,
+        "use this Redis instead of starting one",
+        locust=False,
+        group="stack",
+        stack="redis_url",
+    ),
+    Option(
+        "daphne-bind",
+        _STACK.daphne_bind,
+        "address Daphne listens on (0.0.0.0 for load from other hosts)",
+        locust=False,
+        group="stack",
+        stack="daphne_bind",
+    ),
+    Option(
+        "base-port",
+        _STACK.base_port,
+        "instance i listens on BASE_PORT + i (0: free ports)",
+        locust=False,
+        group="stack",
+        stack="base_port",
+    ),
     # the chaos plan
-    Option("restart-at", "", "restart Daphne at these seconds into the run, comma-separated", form=True, group="plan"),
+    Option(
+        "restart-at",
+        "",
+        "restart Daphne at these seconds into the run, comma-separated",
+        form=True,
+        group="plan",
+    ),
     Option("restart-every", 0.0, "restart Daphne every N seconds (0: never)", form=True, group="plan"),
-    Option("restart-mode", "graceful", "graceful (SIGTERM, SIGKILL after --kill-after) or hard (SIGKILL)", form=True, group="plan"),
-    Option("restart-which", "all", "all (at once), rolling (one at a time, each waiting for ready) or an instance number", form=True, group="plan"),
-    Option("asgi-threads-steps", "", "ASGI_THREADS staircase, e.g. 1,4,8 ('unset' for Daphne's default); each step restarts Daphne", form=True, group="plan"),
+    Option(
+        "restart-mode",
+        "graceful",
+        "graceful (SIGTERM, SIGKILL after --kill-after) or hard (SIGKILL)",
+        form=True,
+        group="plan",
+    ),
+    Option(
+        "restart-which",
+        "all",
+        "all (at once), rolling (one at a time, each waiting for ready) or an instance number",
+        form=True,
+        group="plan",
+    ),
+    Option(
+        "asgi-threads-steps",
+        "",
+        "ASGI_THREADS staircase, e.g. 1,4,8 ('unset' for Daphne's default); each step restarts Daphne",
+        form=True,
+        group="plan",
+    ),
     Option("step-seconds", 0.0, "seconds each ASGI_THREADS step lasts", form=True, group="plan"),
-    Option("redis-restart-at", "", "restart Redis at these seconds into the run (local stack or agent)", form=True, group="plan"),
-    Option("redis-flush-at", "", "FLUSHDB the channel layer's Redis at these seconds (the workaround of channels_redis #81)", form=True, group="plan"),
-    Option("chaos-plan", "", "a TOML file with a [chaos] table of the options above (restart_at = [20, 40], ...)", group="remote"),
+    Option(
+        "redis-restart-at",
+        "",
+        "restart Redis at these seconds into the run (local stack or agent)",
+        form=True,
+        group="plan",
+    ),
+    Option(
+        "redis-flush-at",
+        "",
+        "FLUSHDB the channel layer's Redis at these seconds (the workaround of channels_redis #81)",
+        form=True,
+        group="plan",
+    ),
+    Option(
+        "chaos-plan",
+        "",
+        "a TOML file with a [chaos] table of the options above (restart_at = [20, 40], ...)",
+        group="remote",
+    ),
     # where the plan is carried out, for servers the suite did not start
     Option("agent-url", "", "a `python -m load agent` on the server host: http://HOST:PORT", group="remote"),
     Option("agent-token", "", "the agent's token", group="remote", secret=True),
-    Option("restart-cmd", "", "a shell command that restarts instance {instance} (mode {mode}), e.g. 'ssh app1 sudo systemctl restart daphne@{instance}'", group="remote"),
-    Option("hook-instances", 1, "how many instances --restart-cmd addresses (0 .. N-1)", form=True, group="remote"),
-    Option("hook-timeout", 60.0, "seconds a --restart-cmd may take before it is killed and counted as failed", form=True, group="remote"),
-    Option("chaos-failures-ok", False, "a chaos action that failed or was aborted leaves the exit code alone (default: exit code 1, as the run did not test what it meant to)", form=True, group="remote"),
+    Option(
+        "restart-cmd",
+        "",
+        "a shell command that restarts instance {instance} (mode {mode}), e.g. 'ssh app1 sudo systemctl restart daphne@{instance}'",
+        group="remote",
+    ),
+    Option(
+        "hook-instances",
+        1,
+        "how many instances --restart-cmd addresses (0 .. N-1)",
+        form=True,
+        group="remote",
+    ),
+    Option(
+        "hook-timeout",
+        60.0,
+        "seconds a --restart-cmd may take before it is killed and counted as failed",
+        form=True,
+        group="remote",
+    ),
+    Option(
+        "chaos-failures-ok",
+        False,
+        "a chaos action that failed or was aborted leaves the exit code alone (default: exit code 1, as the run did not test what it meant to)",
+        form=True,
+        group="remote",
+    ),
     # what the server says, for servers the suite did not start
-    Option("redis-probe-url", "", "the channel layer's Redis to sample each second (default: the local stack's)", group="remote"),
-    Option("server-log", "", "Daphne log file(s) to follow, a glob (default: the local stack's logs)", group="remote"),
-    Option("server-log-cmd", "", "a command whose output is Daphne's log, e.g. 'ssh app1 journalctl -fu daphne'", group="remote"),
+    Option(
+        "redis-probe-url",
+        "",
+        "the channel layer's Redis to sample each second (default: the local stack's)",
+        group="remote",
+    ),
+    Option(
+        "server-log",
+        "",
+        "Daphne log file(s) to follow, a glob (default: the local stack's logs)",
+        group="remote",
+    ),
+    Option(
+        "server-log-cmd",
+        "",
+        "a command whose output is Daphne's log, e.g. 'ssh app1 journalctl -fu daphne'",
+        group="remote",
+    ),
 )
 HIDDEN = "<hidden>"
 # user:password@ in a URL (a Redis URL with a password, say) is hidden the same way
@@ -219,6 +459,7 @@ START_ONLY = frozenset(option.dest for option in LOCUST_OPTIONS if not option.fo
 SECRETS = frozenset(dest(option) for option in SECRET_OPTIONS)
 FORM_FIELDS = frozenset(option.dest for option in LOCUST_OPTIONS if option.form)
 
+
 def mask_text(text: str) -> str:
     """text with the password of any URL in it hidden."""
     return _URL_PASSWORD.sub(lambda m: m["head"] + HIDDEN + "@", text)
@@ -250,7 +491,9 @@ def _is_secret_option(name: str) -> bool:
     if not name.startswith("--") or len(name) < 3:
         return False
     others = [option.flag for option in OPTIONS if not option.secret]
-    return any(secret.startswith(name) for secret in SECRET_OPTIONS) and not any(o.startswith(name) for o in others)
+    return any(secret.startswith(name) for secret in SECRET_OPTIONS) and not any(
+        o.startswith(name) for o in others
+    )
 
 
 def mask_options(values: dict[str, Any]) -> dict[str, Any]:
@@ -270,18 +513,31 @@ def add_options(parser: Any) -> None:
         help_text = LOCAL + option.help if option.stack else option.help
         shown = f"{help_text} (default: {option.default})" if option.default != "" else help_text
         shown = shown.replace("%", "%%")  # argparse formats help with %
-        common = {"default": option.default, "help": shown, "env_var": "LOCUST_" + option.dest.upper(), "include_in_web_ui": option.form}
+        common = {
+            "default": option.default,
+            "help": shown,
+            "env_var": "LOCUST_" + option.dest.upper(),
+            "include_in_web_ui": option.form,
+        }
         if isinstance(option.default, bool):  # a checkbox in the web UI, a flag on the command line
             parser.add_argument(option.flag, action="store_true", **common)
             continue
         kind = type(option.default)
-        parser.add_argument(option.flag, type=kind, metavar=kind.__name__.upper(), is_secret=option.secret, **common)
+        parser.add_argument(
+            option.flag, type=kind, metavar=kind.__name__.upper(), is_secret=option.secret, **common
+        )
 
 
-STACK_GROUPS = {"app": "target app (channel layer)", "daphne": "daphne flags (defaults are Daphne's)", "": "stack"}
+STACK_GROUPS = {
+    "app": "target app (channel layer)",
+    "daphne": "daphne flags (defaults are Daphne's)",
+    "": "stack",
+}
 
 
-def add_stack_flags(parser: argparse.ArgumentParser, defaults: Mapping[str, Any] | None = None, locust_only: bool = False) -> None:
+def add_stack_flags(
+    parser: argparse.ArgumentParser, defaults: Mapping[str, Any] | None = None, locust_only: bool = False
+) -> None:
     """The stack's knobs as `python -m load` flags: the old spelling first (--daphne), then
     Locust's (--stack-daphne); `defaults` by dest where a command's own differ."""
     defaults = defaults or {}
@@ -295,16 +551,27 @@ def add_stack_flags(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]
         default = defaults.get(option.dest, option.default)
         flags = dict.fromkeys(["--" + alias for alias in option.aliases] + [option.flag])
         shown = f"{option.help} (default: {default})" if default not in ("", None) else option.help
-        groups[section].add_argument(*flags, dest=option.dest, type=option.text_type, default=default, help=shown.replace("%", "%%"),
-                                     metavar=type(option.default).__name__.upper() if option.default not in ("", None) else "VALUE")
+        groups[section].add_argument(
+            *flags,
+            dest=option.dest,
+            type=option.text_type,
+            default=default,
+            help=shown.replace("%", "%%"),
+            metavar=type(option.default).__name__.upper() if option.default not in ("", None) else "VALUE",
+        )
 
 
-def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
+def add_sweep_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """Each stack knob Locust has, as a sweep dimension: comma-separated values."""
     for option in SWEEP_OPTIONS:
         flags = dict.fromkeys(["--" + alias for alias in option.aliases] + [option.flag])
-        parser.add_argument(*flags, dest=option.dest, default="", metavar="VALUES",
-                            help=f"{option.help}: values, e.g. {option.example}".replace("%", "%%"))
+        parser.add_argument(
+            *flags,
+            dest=option.dest,
+            default="",
+            metavar="VALUES",
+            help=f"{option.help}: values, e.g. {option.example}".replace("%", "%%"),
+        )
 
 
 def at_default(option: Option, value: Any) -> bool:
@@ -328,15 +595,23 @@ def _from_environment(option: Option, value: Any, environ: Mapping[str, str]) ->
     if raw == "":
         return value, "", False
     if not at_default(option, value):
-        return value, f"{option.env}={raw!r} in the environment is not used: {option.name} {value!r} was given", False
+        return (
+            value,
+            f"{option.env}={raw!r} in the environment is not used: {option.name} {value!r} was given",
+            False,
+        )
     try:
         parsed = parse_asgi_threads(raw) if option.stack == "asgi_threads" else option.from_text(raw)
     except ConfigError as exc:
-        raise ConfigError(option.env, raw, f"{exc.fix} (set in the environment; fix it or unset it)") from None
+        raise ConfigError(
+            option.env, raw, f"{exc.fix} (set in the environment; fix it or unset it)"
+        ) from None
     return parsed, f"{option.env}={raw!r} from the environment ({option.name} was left at its default)", True
 
 
-def stack_config(values: Mapping[str, Any], log_dir: Path, environ: Mapping[str, str] | None = None) -> tuple[StackConfig, list[str]]:
+def stack_config(
+    values: Mapping[str, Any], log_dir: Path, environ: Mapping[str, str] | None = None
+) -> tuple[StackConfig, list[str]]:
     """The one StackConfig of a run, validated, from option values by dest (Locust's or
     `python -m load`'s); a missing value is the option's default.
 
@@ -355,13 +630,20 @@ def stack_config(values: Mapping[str, Any], log_dir: Path, environ: Mapping[str,
             from_env[option.field] = option
         section, _dot, name = option.stack.rpartition(".")
         sections[section][name] = _field_value(option, value)
-    config = StackConfig(**sections[""], app=LayerOptions(**sections["app"]), daphne=DaphneOptions(**sections["daphne"]), log_dir=log_dir)
+    config = StackConfig(
+        **sections[""],
+        app=LayerOptions(**sections["app"]),
+        daphne=DaphneOptions(**sections["daphne"]),
+        log_dir=log_dir,
+    )
     try:
         config.validate()
     except ConfigError as exc:
         if exc.name in from_env:  # named by the variable the value came from, not by an option not given
             option = from_env[exc.name]
-            raise ConfigError(option.env, environ[option.env], f"{exc.fix} (set in the environment; fix it or unset it)") from None
+            raise ConfigError(
+                option.env, environ[option.env], f"{exc.fix} (set in the environment; fix it or unset it)"
+            ) from None
         raise
     return config, notes
 
@@ -418,6 +700,7 @@ def load_config(environment: Any) -> LoadConfig:
         set_run_config(environment, run)
     if run.error is not None:
         raise run.error
+    assert run.config is not None  # a RunConfig holds a config or the error that prevented it
     return run.config
 
 
@@ -458,5 +741,9 @@ def read_plan_file(path: str) -> dict:
         raise ConfigError("chaos_plan", path, f"not valid TOML: {exc}") from None
     unknown = sorted(set(table) - set(PLAN_KEYS))
     if unknown:
-        raise ConfigError("chaos_plan", path, f"unknown key(s) {', '.join(unknown)} in [chaos]; known: {', '.join(PLAN_KEYS)}")
+        raise ConfigError(
+            "chaos_plan",
+            path,
+            f"unknown key(s) {', '.join(unknown)} in [chaos]; known: {', '.join(PLAN_KEYS)}",
+        )
     return table

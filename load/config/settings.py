@@ -69,11 +69,16 @@ class DaphneOptions:
 
     def argv(self) -> list[str]:
         return [
-            "--application-close-timeout", f"{self.application_close_timeout:g}",
-            "--websocket_connect_timeout", f"{self.websocket_connect_timeout:g}",
-            "--websocket_timeout", f"{self.websocket_timeout:g}",
-            "--ping-interval", f"{self.ping_interval:g}",
-            "--ping-timeout", f"{self.ping_timeout:g}",
+            "--application-close-timeout",
+            f"{self.application_close_timeout:g}",
+            "--websocket_connect_timeout",
+            f"{self.websocket_connect_timeout:g}",
+            "--websocket_timeout",
+            f"{self.websocket_timeout:g}",
+            "--ping-interval",
+            f"{self.ping_interval:g}",
+            "--ping-timeout",
+            f"{self.ping_timeout:g}",
         ]
 
 
@@ -98,7 +103,9 @@ class LayerOptions:
             try:
                 _positive("redis_socket_timeout", float(timeout))
             except ValueError:
-                raise ConfigError("redis_socket_timeout", timeout, "give seconds, 'none', or leave it unset") from None
+                raise ConfigError(
+                    "redis_socket_timeout", timeout, "give seconds, 'none', or leave it unset"
+                ) from None
 
     def environ(self) -> dict[str, str]:
         env = {
@@ -174,7 +181,9 @@ TARGET_ROUTES = (
     re.compile(r"^/ws/ping/(sync|pool|db|layer)/$"),
     re.compile(r"^/ws/room/[A-Za-z0-9_.-]{1,80}/$"),
 )
-TARGET_ROUTE_HELP = "/ws/ping/, /ws/ping/sync/, /ws/ping/pool/, /ws/ping/db/, /ws/ping/layer/ or /ws/room/NAME/"
+TARGET_ROUTE_HELP = (
+    "/ws/ping/, /ws/ping/sync/, /ws/ping/pool/, /ws/ping/db/, /ws/ping/layer/ or /ws/room/NAME/"
+)
 
 
 PATH_KNOBS = ("sleep_ms", "work_ms", "payload_bytes")
@@ -190,7 +199,11 @@ def parse_paths(text: str) -> tuple[tuple[str, int], ...]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         path, weight = split_weight(item)
         if weight is not None and not (weight.isdecimal() and weight.isascii() and int(weight) > 0):
-            raise ConfigError("paths", item, f"the weight {weight!r} of {path} must be a whole number above 0, e.g. {path}:2")
+            raise ConfigError(
+                "paths",
+                item,
+                f"the weight {weight!r} of {path} must be a whole number above 0, e.g. {path}:2",
+            )
         if not path.startswith("/"):
             raise ConfigError("paths", item, "write PATH or PATH:WEIGHT; paths start with /")
         count = int(weight) if weight else 1
@@ -283,9 +296,13 @@ class LoadConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(name, getattr(self, name), "must be zero or more")
         if self.protocol not in PROTOCOLS:
-            raise ConfigError("protocol", self.protocol, "choose target (the target app) or template (your server)")
+            raise ConfigError(
+                "protocol", self.protocol, "choose target (the target app) or template (your server)"
+            )
         if self.protocol == "template" and "{seq}" not in self.ping_template:
-            raise ConfigError("ping_template", self.ping_template, "template mode needs a --ping-template containing {seq}")
+            raise ConfigError(
+                "ping_template", self.ping_template, "template mode needs a --ping-template containing {seq}"
+            )
         if self.protocol == "target":
             for path, _weight in self.paths:
                 if not any(route.match(urlparse(path).path) for route in TARGET_ROUTES):
@@ -302,9 +319,13 @@ def check_run_folder(results_dir: Path, run_id: str) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise ConfigError("results_dir", str(results_dir), f"{existing} is a file; give a folder (it is made if missing)")
+        raise ConfigError(
+            "results_dir", str(results_dir), f"{existing} is a file; give a folder (it is made if missing)"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError("results_dir", str(results_dir), f"cannot write in {existing}; give a folder you can write in")
+        raise ConfigError(
+            "results_dir", str(results_dir), f"cannot write in {existing}; give a folder you can write in"
+        )
 
 
 def check_run_label(label: str) -> None:
@@ -322,7 +343,9 @@ def parse_seconds_list(name: str, text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(part) for part in text.replace(" ", "").split(",") if part)
     except ValueError:
-        raise ConfigError(name, text, "give seconds from the start of the run, comma-separated, e.g. 20,40") from None
+        raise ConfigError(
+            name, text, "give seconds from the start of the run, comma-separated, e.g. 20,40"
+        ) from None
     if any(v < 0 for v in values):
         raise ConfigError(name, text, "offsets cannot be negative")
     return tuple(sorted(values))
@@ -336,7 +359,9 @@ def parse_threads_steps(text: str) -> tuple[int | None, ...]:
             steps.append(None)
             continue
         if not part.isdigit() or int(part) <= 0:
-            raise ConfigError("asgi_threads_steps", text, "positive whole numbers (or 'unset'), comma-separated, e.g. 1,4,8")
+            raise ConfigError(
+                "asgi_threads_steps", text, "positive whole numbers (or 'unset'), comma-separated, e.g. 1,4,8"
+            )
         steps.append(int(part))
     return tuple(steps)
 
@@ -356,18 +381,36 @@ class ChaosPlan:
 
     @property
     def active(self) -> bool:
-        return bool(self.restart_at or self.restart_every or self.asgi_threads_steps or self.redis_restart_at or self.redis_flush_at)
+        return bool(
+            self.restart_at
+            or self.restart_every
+            or self.asgi_threads_steps
+            or self.redis_restart_at
+            or self.redis_flush_at
+        )
 
     def validate(self, instance_count: int | None = None) -> "ChaosPlan":
         if self.restart_mode not in RESTART_MODES:
-            raise ConfigError("restart_mode", self.restart_mode, "choose graceful (SIGTERM, then SIGKILL after --kill-after) or hard (SIGKILL)")
+            raise ConfigError(
+                "restart_mode",
+                self.restart_mode,
+                "choose graceful (SIGTERM, then SIGKILL after --kill-after) or hard (SIGKILL)",
+            )
         which = self.restart_which
         if which not in ("all", "rolling") and not which.isdigit():
             raise ConfigError("restart_which", which, f"choose {RESTART_WHICH_HELP}")
         if which.isdigit() and instance_count is not None and int(which) >= instance_count:
-            raise ConfigError("restart_which", which, f"there are {instance_count} instance(s), numbered 0 to {instance_count - 1}; or choose all or rolling")
+            raise ConfigError(
+                "restart_which",
+                which,
+                f"there are {instance_count} instance(s), numbered 0 to {instance_count - 1}; or choose all or rolling",
+            )
         if self.restart_every < 0:
             raise ConfigError("restart_every", self.restart_every, "seconds between restarts, or 0 for none")
         if self.asgi_threads_steps and self.step_seconds <= 0:
-            raise ConfigError("step_seconds", self.step_seconds, "an ASGI_THREADS staircase needs the seconds each step lasts")
+            raise ConfigError(
+                "step_seconds",
+                self.step_seconds,
+                "an ASGI_THREADS staircase needs the seconds each step lasts",
+            )
         return self

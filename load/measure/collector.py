@@ -62,8 +62,17 @@ from load.wire.errors import CONNECT_ERRORS, PING_ERRORS, PONG
 
 # What the recovery analysis needs of each written second; the rest stays on disk only.
 HISTORY_COLUMNS = (
-    EPOCH_S, PINGS, PONGS, ERRORS, CLOSES, FIRST_PONG_AT, FIRST_CONNECT_FAILED, FIRST_CONNECT_OK,
-    *CONNECT_ERRORS, *SERVER_COLUMNS, STALE_MEMBERS,
+    EPOCH_S,
+    PINGS,
+    PONGS,
+    ERRORS,
+    CLOSES,
+    FIRST_PONG_AT,
+    FIRST_CONNECT_FAILED,
+    FIRST_CONNECT_OK,
+    *CONNECT_ERRORS,
+    *SERVER_COLUMNS,
+    STALE_MEMBERS,
 )
 
 
@@ -74,7 +83,7 @@ def _rounded(value: float | None) -> float | None:
 def figures(window: EndpointWindow) -> dict:
     """The CSV/summary figures of one endpoint window (or of a merge of several)."""
     counts = window.counts
-    row = {name: counts.get(name, 0) for name in COUNT_COLUMNS}
+    row: dict[str, float | None] = {name: counts.get(name, 0) for name in COUNT_COLUMNS}
     row[PONGS] = counts.get(PONG, 0)
     row[ERRORS] = sum(counts.get(kind, 0) for kind in PING_ERRORS)
     row.update(
@@ -102,8 +111,14 @@ def merged(windows: list[EndpointWindow]) -> EndpointWindow:
 
 
 class Collector:
-    def __init__(self, run_dir: Path, start: float, lag_s: float, phase_at: Callable[[int], str] = lambda s: RUN_PHASE,
-                 signatures: bool = True):
+    def __init__(
+        self,
+        run_dir: Path,
+        start: float,
+        lag_s: float,
+        phase_at: Callable[[int], str] = lambda s: RUN_PHASE,
+        signatures: bool = True,
+    ):
         self.start = start
         self.signatures = signatures  # False: no server log is read, every signature is unknown (empty, null)
         self.lag_s = lag_s
@@ -172,11 +187,16 @@ class Collector:
             # no sample of the open connections that second (a worker's report missed it): unknown, not 0
             row.update({USERS: self.users.pop(second, ""), CONNECTIONS: window.gauges.get(CONNECTIONS, "")})
             server = self.server.pop(second, Counter())
-            row.update({column: server.get(column, 0) if self.signatures else "" for column in SERVER_COLUMNS})
+            row.update(
+                {column: server.get(column, 0) if self.signatures else "" for column in SERVER_COLUMNS}
+            )
             sample = self.redis.pop(second, None)
             if sample is not None:
                 row.update(sample.figures)
-                groups += [{**stamp, GROUP: g, MEMBERS: m, STALE_MEMBERS: st} for g, (m, st) in sorted(sample.groups.items())]
+                groups += [
+                    {**stamp, GROUP: g, MEMBERS: m, STALE_MEMBERS: st}
+                    for g, (m, st) in sorted(sample.groups.items())
+                ]
             series.append(row)
             self.history.append({column: row.get(column, "") for column in HISTORY_COLUMNS})
             for path in sorted(window.endpoints):
@@ -198,9 +218,21 @@ class Collector:
     def summary(self) -> dict:
         endpoints = {path: figures(window) for path, window in sorted(self.totals.items())}
         overall = figures(merged(list(self.totals.values())))
-        server = {column: self.server_totals.get(column, 0) if self.signatures else None for column in SERVER_COLUMNS}
+        server = {
+            column: self.server_totals.get(column, 0) if self.signatures else None
+            for column in SERVER_COLUMNS
+        }
         phases = {
-            name: {ALL: figures(merged(list(paths.values()))), ENDPOINTS: {p: figures(w) for p, w in sorted(paths.items())}}
+            name: {
+                ALL: figures(merged(list(paths.values()))),
+                ENDPOINTS: {p: figures(w) for p, w in sorted(paths.items())},
+            }
             for name, paths in self.phase_totals.items()
         }
-        return {ALL: overall, ENDPOINTS: endpoints, PHASES: phases, SERVER: server, LATE_WINDOWS: self.late_windows}
+        return {
+            ALL: overall,
+            ENDPOINTS: endpoints,
+            PHASES: phases,
+            SERVER: server,
+            LATE_WINDOWS: self.late_windows,
+        }

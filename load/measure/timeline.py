@@ -57,14 +57,26 @@ class EndpointWindow:
 
     def to_wire(self) -> dict:
         return {
-            "lat": self.latency.to_wire(), "svc": self.service.to_wire(), "c": dict(self.counts),
-            "lag": self.send_lag_max_ms, "fp": self.first_pong_at, "cf": self.first_connect_failed_at, "co": self.first_connect_ok_at,
+            "lat": self.latency.to_wire(),
+            "svc": self.service.to_wire(),
+            "c": dict(self.counts),
+            "lag": self.send_lag_max_ms,
+            "fp": self.first_pong_at,
+            "cf": self.first_connect_failed_at,
+            "co": self.first_connect_ok_at,
         }
 
     @classmethod
     def from_wire(cls, wire: dict) -> "EndpointWindow":
-        return cls(Histogram.from_wire(wire["lat"]), Histogram.from_wire(wire["svc"]), Counter(wire["c"]), wire["lag"], wire.get("fp"),
-                   wire.get("cf"), wire.get("co"))
+        return cls(
+            Histogram.from_wire(wire["lat"]),
+            Histogram.from_wire(wire["svc"]),
+            Counter(wire["c"]),
+            wire["lag"],
+            wire.get("fp"),
+            wire.get("cf"),
+            wire.get("co"),
+        )
 
 
 def earliest(a: float | None, b: float | None) -> float | None:
@@ -140,7 +152,9 @@ class Timeline:
             if lag_s > LATE_SEND_S:
                 window.counts[LATE_SENDS] += 1
 
-    def ping_done(self, path: str, due: float, kind: str, latency_ms: float = 0.0, service_ms: float = 0.0) -> None:
+    def ping_done(
+        self, path: str, due: float, kind: str, latency_ms: float = 0.0, service_ms: float = 0.0
+    ) -> None:
         """kind is PONG, IN_FLIGHT or one of errors.PING_ERRORS."""
         window = self._at(due, path)
         window.counts[kind] += 1

@@ -10,6 +10,7 @@ process that died without running disconnect().
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 
@@ -27,7 +28,15 @@ from load.runfolder.names import (
 )
 
 # Read from the channels_redis key layout; the redis-pubsub layer has none of these keys.
-LAYER_COLUMNS = (GROUPS, GROUP_MEMBERS, STALE_MEMBERS, MEMBER_PROCESSES, SPECIFIC_KEYS, DEAD_PROCESS_KEYS, LIVE_PROCESSES)
+LAYER_COLUMNS = (
+    GROUPS,
+    GROUP_MEMBERS,
+    STALE_MEMBERS,
+    MEMBER_PROCESSES,
+    SPECIFIC_KEYS,
+    DEAD_PROCESS_KEYS,
+    LIVE_PROCESSES,
+)
 # Need the prefixes of the live processes as well.
 LIVE_COLUMNS = (STALE_MEMBERS, DEAD_PROCESS_KEYS, LIVE_PROCESSES)
 SCAN_COUNT = 1000
@@ -36,12 +45,18 @@ PUBSUB_LAYER = "redis-pubsub"  # the target app's CHANNEL_LAYER and --stack-laye
 # summary.json's not_measured[REDIS]: every Redis figure at once, when nothing probes Redis
 NO_REDIS_PROBE = "no Redis probe: --redis-probe-url (the channel layer's Redis) or --stack local"
 
-NO_LIVE_LIST = ("no list of live Daphne processes: only --stack local or --agent-url can say which processes are alive, "
-                "so members of dead ones cannot be told apart")
-NO_PREFIX = ("a live Daphne's /healthz gave no channel-layer prefix (not the target app, the redis-pubsub layer, "
-             "or it did not answer)")
-PUBSUB = ("the redis-pubsub layer keeps no group keys: its groups are pub/sub subscriptions whose members the probe "
-          "cannot see (keys, memory and clients are measured)")
+NO_LIVE_LIST = (
+    "no list of live Daphne processes: only --stack local or --agent-url can say which processes are alive, "
+    "so members of dead ones cannot be told apart"
+)
+NO_PREFIX = (
+    "a live Daphne's /healthz gave no channel-layer prefix (not the target app, the redis-pubsub layer, "
+    "or it did not answer)"
+)
+PUBSUB = (
+    "the redis-pubsub layer keeps no group keys: its groups are pub/sub subscriptions whose members the probe "
+    "cannot see (keys, memory and clients are measured)"
+)
 
 
 def process_prefix(channel_or_key: str) -> str:
@@ -56,7 +71,7 @@ def prefixes_of(healths: list[dict | None]) -> set[str] | None:
     prefix): a process whose prefix is unknown would make its own members look stale."""
     if any(not (h or {}).get("layer_prefix") for h in healths):
         return None
-    return {h["layer_prefix"] for h in healths}
+    return {h["layer_prefix"] for h in healths if h}  # all are, past the return above
 
 
 @dataclass
@@ -66,10 +81,17 @@ class Sample:
 
 
 class RedisProbe:
-    def __init__(self, redis_url: str, live_prefixes: Callable[[], set[str] | None] | None = None, prefix: str = "asgi",
-                 layer: str = ""):
+    def __init__(
+        self,
+        redis_url: str,
+        live_prefixes: Callable[[], set[str] | None] | None = None,
+        prefix: str = "asgi",
+        layer: str = "",
+    ):
         """layer: the channel layer when known ("redis-pubsub" from the start); else it is found out."""
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+        self.client = redis.Redis.from_url(
+            redis_url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
+        )
         self.live_prefixes = live_prefixes  # None: nothing can say which processes are alive
         self.prefix = prefix
         self.pubsub = False  # the redis-pubsub layer is in use: group figures cannot be read
@@ -102,8 +124,10 @@ class RedisProbe:
 
     def _uses_pubsub(self) -> bool:
         """Once seen, for the run: between subscriptions (a restart) the layer looks empty."""
-        if not self.pubsub and (self.client.pubsub_channels(f"{self.prefix}__group__*")
-                                or self.client.pubsub_channels(f"{self.prefix}specific.*")):
+        if not self.pubsub and (
+            self.client.pubsub_channels(f"{self.prefix}__group__*")
+            or self.client.pubsub_channels(f"{self.prefix}specific.*")
+        ):
             self._found_pubsub()
         return self.pubsub
 
@@ -128,7 +152,8 @@ class RedisProbe:
         members_by_process: set[str] = set()
         stale_total = members_total = 0
         for key in self.client.scan_iter(match=f"{self.prefix}:group:*", count=SCAN_COUNT):
-            members = self.client.zrange(key, 0, -1)
+            # redis-py types replies for any client; this one decodes them, so members are str.
+            members = cast("list[str]", self.client.zrange(key, 0, -1))
             prefixes = [process_prefix(m) for m in members]
             members_by_process.update(prefixes)
             stale = sum(p not in live for p in prefixes) if live is not None else 0
@@ -136,15 +161,19 @@ class RedisProbe:
             members_total += len(members)
             stale_total += stale
         specific = list(self.client.scan_iter(match=f"{self.prefix}specific.*!", count=SCAN_COUNT))
-        sample.figures.update({
-            GROUPS: len(sample.groups),
-            GROUP_MEMBERS: members_total,
-            STALE_MEMBERS: stale_total,
-            MEMBER_PROCESSES: len(members_by_process),
-            SPECIFIC_KEYS: len(specific),
-            DEAD_PROCESS_KEYS: sum(process_prefix(k) not in live for k in specific) if live is not None else 0,
-            LIVE_PROCESSES: len(live) if live is not None else 0,
-        })
+        sample.figures.update(
+            {
+                GROUPS: len(sample.groups),
+                GROUP_MEMBERS: members_total,
+                STALE_MEMBERS: stale_total,
+                MEMBER_PROCESSES: len(members_by_process),
+                SPECIFIC_KEYS: len(specific),
+                DEAD_PROCESS_KEYS: sum(process_prefix(k) not in live for k in specific)
+                if live is not None
+                else 0,
+                LIVE_PROCESSES: len(live) if live is not None else 0,
+            }
+        )
         if live is None:
             sample.figures.update(dict.fromkeys(LIVE_COLUMNS, ""))
         return sample

@@ -66,11 +66,18 @@ THREAD_WAITS = ("shield.<locals>._outer_done_callback", "_chain_future")
 OWN_AWAIT = "Task.task_wakeup"
 
 # `127.0.0.1:48810 - - [26/Nov/2026:05:18:21] "WSCONNECTING /ws/room/lobby/" - -`
-ACCESS_WS = re.compile(r'^(\S+) \S+ \S+ \[[^\]]*\] "(WSCONNECTING|WSCONNECT|WSDISCONNECT|WSREJECT) (.*)" \S+ \S+$')
+ACCESS_WS = re.compile(
+    r'^(\S+) \S+ \S+ \[[^\]]*\] "(WSCONNECTING|WSCONNECT|WSDISCONNECT|WSREJECT) (.*)" \S+ \S+$'
+)
 ACCESS_TIME = re.compile(r"^\S+ \S+ \S+ \[(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d)\]")
 # `2026-11-26 05:18:16,250 INFO     Listening on TCP address 127.0.0.1:40337`
 LOGGING_TIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)[,.]\d{3} ")
-MONTHS = {name: i for i, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+MONTHS = {
+    name: i
+    for i, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 
 READ_LIMIT = 16 * 1024 * 1024  # per file and poll: a huge backlog is read over several polls
 
@@ -141,7 +148,13 @@ def line_second(line: str) -> int | None:
     cached = _seconds_cache.get(key)
     if cached is None:
         fields = tuple(int(value) for value in key)
-        if not (1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24 and fields[4] < 60 and fields[5] < 61):
+        if not (
+            1 <= fields[1] <= 12
+            and 1 <= fields[2] <= 31
+            and fields[3] < 24
+            and fields[4] < 60
+            and fields[5] < 61
+        ):
             return None
         if len(_seconds_cache) > 4096:  # busy seconds repeat; old ones never come back
             _seconds_cache.clear()

@@ -20,8 +20,10 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from matplotlib.figure import Figure  # no pyplot: nothing here needs a display
+from matplotlib.lines import Line2D
 
 from load.config.settings import ConfigError
 from load.report.runreport import (
@@ -57,17 +59,46 @@ from load.runfolder.names import (
 
 # Options that name where a run went or how it was reached, not how it was configured.
 NOT_KNOBS = {
-    "run_id", "run_label", "results_dir", "targets", "host", "csv_prefix", "html_file", "json_file", "logfile",
-    "web_host", "web_port", "web_base_path", "master_host", "master_port", "master_bind_host", "master_bind_port",
-    "locustfile", "agent_token", "agent_url", "redis_probe_url", "restart_cmd", "server_log", "server_log_cmd", "tls_cert", "tls_key",
-    "config", "base_port", "seed",
+    "run_id",
+    "run_label",
+    "results_dir",
+    "targets",
+    "host",
+    "csv_prefix",
+    "html_file",
+    "json_file",
+    "logfile",
+    "web_host",
+    "web_port",
+    "web_base_path",
+    "master_host",
+    "master_port",
+    "master_bind_host",
+    "master_bind_port",
+    "locustfile",
+    "agent_token",
+    "agent_url",
+    "redis_probe_url",
+    "restart_cmd",
+    "server_log",
+    "server_log_cmd",
+    "tls_cert",
+    "tls_key",
+    "config",
+    "base_port",
+    "seed",
 }
 ENDPOINT_METRICS = (
-    (PINGS, PINGS), (PONGS, PONGS), ("error_rate", "error rate %"),
-    (P50_MS, "p50 ms (whole run)"), (P99_MS, "p99 ms (whole run)"), ("pongs_per_s", "pongs per second"),
+    (PINGS, PINGS),
+    (PONGS, PONGS),
+    ("error_rate", "error rate %"),
+    (P50_MS, "p50 ms (whole run)"),
+    (P99_MS, "p99 ms (whole run)"),
+    ("pongs_per_s", "pongs per second"),
 )
 RUN_METRICS = (
-    ("recovery_s_mean", "mean recovery after a restart, s"), ("stale_members_max", "stale group members, max"),
+    ("recovery_s_mean", "mean recovery after a restart, s"),
+    ("stale_members_max", "stale group members, max"),
     ("server_kills", "server kills (too long to shut down + pending at SIGTERM)"),
 )
 GRID = ".grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 0 1.5em; } .grid figure { margin: .5em 0 1.5em; }"
@@ -91,11 +122,20 @@ def knob_names(runs: list[Run], knob: str | None) -> list[str]:
         names = [name.strip().lstrip("-").replace("-", "_") for name in knob.split(",") if name.strip()]
         for name in names:
             if all(knob_value(run.manifest, name) is None for run in runs):
-                raise ConfigError("knob", name, "no run's manifest.json holds this option; name an option the runs were started with")
+                raise ConfigError(
+                    "knob",
+                    name,
+                    "no run's manifest.json holds this option; name an option the runs were started with",
+                )
         return names
     options = [run.manifest.get("options") or {} for run in runs]
     keys = sorted(set().union(*options)) if options else []
-    return [k for k in keys if k not in NOT_KNOBS and len({json.dumps(o.get(k), sort_keys=True, default=str) for o in options}) > 1]
+    return [
+        k
+        for k in keys
+        if k not in NOT_KNOBS
+        and len({json.dumps(o.get(k), sort_keys=True, default=str) for o in options}) > 1
+    ]
 
 
 def knob_value(manifest: dict, name: str):
@@ -135,17 +175,34 @@ def entries(runs: list[Run], names: list[str]) -> tuple[list[Entry], bool]:
     rows = []
     for run in runs:
         values = {name: knob_value(run.manifest, name) for name in names}
-        label = ", ".join(f"{name}={display(name, values[name], run.manifest)}" for name in names) or run.run_id
+        label = (
+            ", ".join(f"{name}={display(name, values[name], run.manifest)}" for name in names) or run.run_id
+        )
         positions = [axis_value(name, values[name], run.manifest) for name in names]
         rows.append((run, values, label, positions))
     numeric = len(names) == 1 and all(p[0] is not None for *_, p in rows)
+
     def order(row) -> tuple:  # numbers by value, then other values by their text, then the run id
         run, values, _, positions = row
-        return (*((0, p, "") if p is not None else (1, 0, str(values[n])) for n, p in zip(names, positions, strict=True)), run.run_id)
+        return (
+            *(
+                (0, p, "") if p is not None else (1, 0, str(values[n]))
+                for n, p in zip(names, positions, strict=True)
+            ),
+            run.run_id,
+        )
 
     rows.sort(key=order)
-    result = [Entry(run, headline(run), values, positions[0] if numeric else float(i), label)
-              for i, (run, values, label, positions) in enumerate(rows)]
+    result = [
+        Entry(
+            run,
+            headline(run),
+            values,
+            positions[0] if numeric and positions[0] is not None else float(i),
+            label,
+        )
+        for i, (run, values, label, positions) in enumerate(rows)
+    ]
     return result, numeric
 
 
@@ -178,7 +235,9 @@ def endpoint_metrics(figures: dict) -> dict[str, float | None]:
 
 def csv_row(entry: Entry, names: list[str], endpoints: list[str]) -> dict:
     row = {
-        "run_id": entry.run.run_id, "run_dir": str(entry.run.folder), "finished": entry.run.finished,
+        "run_id": entry.run.run_id,
+        "run_dir": str(entry.run.folder),
+        "finished": entry.run.finished,
         "percentiles": "merged" if entry.head.exact_percentiles else "max_per_second",
         "duration_s": entry.head.duration_s,
     }
@@ -202,8 +261,15 @@ def _cell(value):
 
 def csv_columns(names: list[str], endpoints: list[str]) -> list[str]:
     return [
-        "run_id", "run_dir", "finished", "percentiles", "duration_s", *names,
-        *(m for m, _ in ENDPOINT_METRICS), *(m for m, _ in RUN_METRICS), *RUN_COLUMNS,
+        "run_id",
+        "run_dir",
+        "finished",
+        "percentiles",
+        "duration_s",
+        *names,
+        *(m for m, _ in ENDPOINT_METRICS),
+        *(m for m, _ in RUN_METRICS),
+        *RUN_COLUMNS,
         *(f"{m}[{e}]" for e in endpoints for m, _ in ENDPOINT_METRICS),
     ]
 
@@ -227,7 +293,9 @@ def tick_labels(items: list[Entry], numeric: bool) -> list[str]:
     return [e.label.replace(", ", "\n") for e in items]
 
 
-def plot_metric(metric: str, title: str, items: list[Entry], numeric: bool, endpoints: list[str], knob_title: str) -> Figure:
+def plot_metric(
+    metric: str, title: str, items: list[Entry], numeric: bool, endpoints: list[str], knob_title: str
+) -> Figure:
     fig = Figure(figsize=(8, 3.6), dpi=100, layout="constrained")
     ax = fig.subplots()
     x = [e.position for e in items]
@@ -247,14 +315,21 @@ def plot_metric(metric: str, title: str, items: list[Entry], numeric: bool, endp
     if metric in (P50_MS, P99_MS):
         ax.set_ylabel("ms")
     ax.grid(True, color="#ddd", lw=0.5)
-    if all(math.isnan(v) for line in ax.get_lines() for v in line.get_ydata()):
-        ax.text(0.5, 0.5, "no value in these runs", transform=ax.transAxes, ha="center", va="center", color="#777")
+    if all(math.isnan(v) for line in ax.get_lines() for v in _ydata(line)):
+        ax.text(
+            0.5, 0.5, "no value in these runs", transform=ax.transAxes, ha="center", va="center", color="#777"
+        )
     ax.legend(fontsize=7, loc="best")
     ax.margins(x=0.08)
     # Every figure here is a count, a rate or a time: from zero, so that small differences look small.
-    top = max((v for line in ax.get_lines() for v in line.get_ydata() if not math.isnan(v)), default=0)
+    top = max((v for line in ax.get_lines() for v in _ydata(line) if not math.isnan(v)), default=0)
     ax.set_ylim(0, top * 1.12 if top > 0 else 1)
     return fig
+
+
+def _ydata(line: Line2D) -> list[float]:
+    # matplotlib types get_ydata() as any array-like; ours are the lists of floats plotted above.
+    return cast("list[float]", line.get_ydata())
 
 
 # -- findings -------------------------------------------------------------------------
@@ -272,9 +347,18 @@ def _groups(items: list[Entry], knob: str, names: list[str]) -> list[tuple[str, 
 
 def _point(entry: Entry, knob: str) -> Point:
     value = axis_value(knob, entry.values.get(knob), entry.run.manifest)
-    p99 = {path: f.get(P99_MS) for path, f in entry.head.endpoints.items()} if entry.head.exact_percentiles else {}
-    return Point(f"{knob}={display(knob, entry.values.get(knob), entry.run.manifest)}", value if value is not None else math.nan,
-                 entry.run, entry.run.rows, p99)
+    p99 = (
+        {path: f.get(P99_MS) for path, f in entry.head.endpoints.items()}
+        if entry.head.exact_percentiles
+        else {}
+    )
+    return Point(
+        f"{knob}={display(knob, entry.values.get(knob), entry.run.manifest)}",
+        value if value is not None else math.nan,
+        entry.run,
+        entry.run.rows,
+        p99,
+    )
 
 
 def overall_findings(items: list[Entry], knob: str, names: list[str]) -> list[str]:
@@ -292,10 +376,18 @@ def overall_findings(items: list[Entry], knob: str, names: list[str]) -> list[st
             if a is None or b is None or not clearly_apart(a, b):
                 continue
             caveat = ""
-            if column == P99_MS and None not in errors and abs(errors[0] - errors[1]) >= 5:
+            low_rate, high_rate = errors
+            if (
+                column == P99_MS
+                and low_rate is not None
+                and high_rate is not None
+                and abs(low_rate - high_rate) >= 5
+            ):
                 # Latency covers answered pings only: when failures turn into slow pongs, p99 rises.
-                caveat = (f"; the whole-run error rate moved {fmt(errors[0])} → {fmt(errors[1])} % at the same time, "
-                          "so these percentiles describe different sets of pings")
+                caveat = (
+                    f"; the whole-run error rate moved {fmt(errors[0])} → {fmt(errors[1])} % at the same time, "
+                    "so these percentiles describe different sets of pings"
+                )
             findings.append(
                 f"All endpoints{where}, {low.label} → {high.label}: median per-second {what} {fmt(a.median)} → {fmt(b.median)}{unit} "
                 f"({percent(_change(a.median, b.median))}; IQR {fmt(a.q1)}–{fmt(a.q3)} vs {fmt(b.q1)}–{fmt(b.q3)}{unit}), "
@@ -331,32 +423,53 @@ def comparison_findings(items: list[Entry], names: list[str]) -> list[str]:
         for others, group in _groups(items, "asgi_threads", names):
             label = f"ASGI_THREADS ({others})" if others else "ASGI_THREADS"
             findings += threads_findings([_point(e, "asgi_threads") for e in group], label)
-    numeric_knobs = [n for n in names if all(axis_value(n, e.values.get(n), e.run.manifest) is not None for e in items)]
+    numeric_knobs = [
+        n for n in names if all(axis_value(n, e.values.get(n), e.run.manifest) is not None for e in items)
+    ]
     for knob in numeric_knobs:
         findings += overall_findings(items, knob, names)
     findings += listing_findings(items)
     unfinished = [e.run.run_id for e in items if not e.run.finished]
     if unfinished:
-        findings.append(f"{len(unfinished)} of {len(items)} runs did not finish ({', '.join(unfinished)}): their figures come "
-                        "from the per-second CSV and their percentiles are the largest per-second value.")
+        findings.append(
+            f"{len(unfinished)} of {len(items)} runs did not finish ({', '.join(unfinished)}): their figures come "
+            "from the per-second CSV and their percentiles are the largest per-second value."
+        )
     return findings
 
 
 # -- the page -------------------------------------------------------------------------
 
 
-def build_page(items: list[Entry], names: list[str], endpoints: list[str], sentences: list[str], plots: list[tuple[str, str, bytes]]) -> str:
+def build_page(
+    items: list[Entry],
+    names: list[str],
+    endpoints: list[str],
+    sentences: list[str],
+    plots: list[tuple[str, str, bytes]],
+) -> str:
     title = f"Comparison of {len(items)} runs" + (f" over {', '.join(names)}" if names else "")
     overview = []
     for e in items:
         o = e.head.overall
         m = run_metrics(e)
         bound = "" if e.head.exact_percentiles else "≤ "
-        overview.append([
-            e.label, e.run.run_id, "yes" if e.run.finished else "no", fmt(number(o.get(PINGS))), fmt(number(o.get(PONGS))),
-            fmt(o.get("error_rate")), bound + fmt(o.get(P50_MS)), bound + fmt(o.get(P99_MS)), fmt(o.get("pongs_per_s")),
-            fmt(m["recovery_s_mean"]), fmt(m["stale_members_max"]), fmt(m["server_kills"]),
-        ])
+        overview.append(
+            [
+                e.label,
+                e.run.run_id,
+                "yes" if e.run.finished else "no",
+                fmt(number(o.get(PINGS))),
+                fmt(number(o.get(PONGS))),
+                fmt(o.get("error_rate")),
+                bound + fmt(o.get(P50_MS)),
+                bound + fmt(o.get(P99_MS)),
+                fmt(o.get("pongs_per_s")),
+                fmt(m["recovery_s_mean"]),
+                fmt(m["stale_members_max"]),
+                fmt(m["server_kills"]),
+            ]
+        )
     per_endpoint = []
     for endpoint in endpoints:
         for e in items:
@@ -364,30 +477,64 @@ def build_page(items: list[Entry], names: list[str], endpoints: list[str], sente
             if f is None:
                 continue
             bound = "" if e.head.exact_percentiles else "≤ "
-            per_endpoint.append([endpoint, e.label, fmt(number(f.get(PINGS))), fmt(number(f.get(PONGS))), fmt(f.get("error_rate")),
-                                 bound + fmt(f.get(P50_MS)), bound + fmt(f.get(P99_MS)), fmt(f.get("pongs_per_s"))])
+            per_endpoint.append(
+                [
+                    endpoint,
+                    e.label,
+                    fmt(number(f.get(PINGS))),
+                    fmt(number(f.get(PONGS))),
+                    fmt(f.get("error_rate")),
+                    bound + fmt(f.get(P50_MS)),
+                    bound + fmt(f.get(P99_MS)),
+                    fmt(f.get("pongs_per_s")),
+                ]
+            )
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{STYLE}{GRID}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         '<p class="sub">Knob values from each run\'s manifest.json; figures from summary.json, or from the per-second CSV '
         "for a run that did not finish (percentiles then marked ≤: the largest per-second value).</p>",
         "<h2>Findings</h2>",
-        ('<ul class="findings">' + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>") if sentences
+        ('<ul class="findings">' + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>")
+        if sentences
         else "<p>No difference between these runs is clear enough in the data to state as a finding.</p>",
         '<p class="note">One run per value: a difference is called large only when the interquartile ranges of the '
         "per-second values (steady seconds: every user running) do not overlap. That says the seconds of one run differ from "
         "the seconds of the other, not that another pair of runs would differ the same way.</p>",
         "<h2>Runs</h2>",
-        table(["knobs", "run", "finished", PINGS, PONGS, "error rate %", "p50 ms", "p99 ms", "pongs/s",
-                "recovery s (mean)", "stale members (max)", "server kills"], overview, left=(0, 1)),
+        table(
+            [
+                "knobs",
+                "run",
+                "finished",
+                PINGS,
+                PONGS,
+                "error rate %",
+                "p50 ms",
+                "p99 ms",
+                "pongs/s",
+                "recovery s (mean)",
+                "stale members (max)",
+                "server kills",
+            ],
+            overview,
+            left=(0, 1),
+        ),
         "<h2>Per endpoint</h2>",
-        table(["endpoint", "knobs", PINGS, PONGS, "error rate %", "p50 ms", "p99 ms", "pongs/s"], per_endpoint, left=(0, 1)),
+        table(
+            ["endpoint", "knobs", PINGS, PONGS, "error rate %", "p50 ms", "p99 ms", "pongs/s"],
+            per_endpoint,
+            left=(0, 1),
+        ),
         "<h2>Each figure against the knob</h2>",
         '<div class="grid">',
     ]
     for name, caption, png in plots:
-        parts.append(f'<figure id="{name}">{img(png, caption)}<figcaption>{html.escape(caption)} (plots/{name}.png)</figcaption></figure>')
+        parts.append(
+            f'<figure id="{name}">{img(png, caption)}<figcaption>{html.escape(caption)} (plots/{name}.png)</figcaption></figure>'
+        )
     parts.append("</div></body></html>")
     return "\n".join(parts)
 
@@ -404,16 +551,24 @@ def write_comparison(run_dirs: list[Path], out_dir: Path, knob: str | None = Non
     endpoints = sorted({path for e in items for path in e.head.endpoints})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(out_dir / "comparison.csv", [csv_row(e, names, endpoints) for e in items], csv_columns(names, endpoints))
+    write_csv(
+        out_dir / "comparison.csv",
+        [csv_row(e, names, endpoints) for e in items],
+        csv_columns(names, endpoints),
+    )
     knob_title = names[0] if numeric else (", ".join(names) or "run")
     if len(knob_title) > 60:
         knob_title = f"{len(names)} options that differ (see the Runs table)"
     plots = []
     for metric, title in (*ENDPOINT_METRICS, *RUN_METRICS):
         figure = plot_metric(metric, title, items, numeric, endpoints, knob_title)
-        plots.append((metric, f"{title} against {knob_title}", save_png(figure, out_dir / "plots" / f"{metric}.png")))
+        plots.append(
+            (metric, f"{title} against {knob_title}", save_png(figure, out_dir / "plots" / f"{metric}.png"))
+        )
     sentences = comparison_findings(items, names)
-    (out_dir / "findings.txt").write_text("".join(f"{sentence}\n" for sentence in sentences), encoding="utf-8")
+    (out_dir / "findings.txt").write_text(
+        "".join(f"{sentence}\n" for sentence in sentences), encoding="utf-8"
+    )
     page = out_dir / "comparison.html"
     page.write_text(build_page(items, names, endpoints, sentences, plots), encoding="utf-8")
     return page

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import matplotlib
 
@@ -203,7 +204,9 @@ def fmt(value, unit: str = "") -> str:
     value = float(value)
     if value.is_integer():
         return f"{int(value)}{unit}"
-    digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2 if abs(value) >= 0.01 or value == 0 else 4
+    digits = (
+        0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2 if abs(value) >= 0.01 or value == 0 else 4
+    )
     return f"{value:.{digits}f}{unit}"
 
 
@@ -252,7 +255,9 @@ def _with_rates(figures: dict, duration_s: float) -> dict:
 def _restarts(run: Run) -> list[dict]:
     """The restarts the controller completed, derived as the recorder derives them."""
     plan = run.manifest.get(CHAOS_PLAN) or {}
-    return restarts_from_events(run.events, plan.get("restart_mode", "graceful"), plan.get("restart_which", "all"))
+    return restarts_from_events(
+        run.events, plan.get("restart_mode", "graceful"), plan.get("restart_which", "all")
+    )
 
 
 UNSEEN_IN_CSV = "empty in every second of timeseries.csv"
@@ -261,6 +266,7 @@ UNSEEN_IN_CSV = "empty in every second of timeseries.csv"
 def not_measured_from_rows(rows: list[dict]) -> dict[str, str]:
     """What summary.json's not_measured would say, for a run that did not write it: the
     figures whose column is empty in every second."""
+
     def unseen(column: str) -> bool:
         return bool(rows) and all(r.get(column) in ("", None) for r in rows)
 
@@ -305,11 +311,16 @@ def headline(run: Run) -> Headline:
     for row in run.endpoint_rows:
         by_endpoint.setdefault(row[ENDPOINT], []).append(row)
     return Headline(
-        endpoints={path: _with_rates(totals_from_rows(rows), duration) for path, rows in sorted(by_endpoint.items())},
+        endpoints={
+            path: _with_rates(totals_from_rows(rows), duration) for path, rows in sorted(by_endpoint.items())
+        },
         overall=_with_rates(totals_from_rows(run.rows), duration),
         exact_percentiles=False,
         duration_s=duration,
-        server={column: None if SERVER_SIGNATURES in missing else sum(count(r.get(column)) for r in run.rows) for column in SERVER_COLUMNS},
+        server={
+            column: None if SERVER_SIGNATURES in missing else sum(count(r.get(column)) for r in run.rows)
+            for column in SERVER_COLUMNS
+        },
         restarts=restart_costs(run.rows, _restarts(run)),
         exception_messages=_messages_from_logs(run),
         messages_from="the Daphne logs in server/",
@@ -335,7 +346,10 @@ def endpoint_series(run: Run, endpoint: str | None, rows: list[dict] | None = No
         return rows
     own = {r[EPOCH_S]: r for r in run.endpoint_rows if r[ENDPOINT] == endpoint}
     empty = {PINGS: 0, PONGS: 0, ERRORS: 0}
-    return [own.get(r[EPOCH_S], {**empty, EPOCH_S: r[EPOCH_S], ELAPSED_S: r[ELAPSED_S], PHASE: r[PHASE]}) for r in rows]
+    return [
+        own.get(r[EPOCH_S], {**empty, EPOCH_S: r[EPOCH_S], ELAPSED_S: r[ELAPSED_S], PHASE: r[PHASE]})
+        for r in rows
+    ]
 
 
 @dataclass
@@ -348,16 +362,20 @@ class Point:
     rows: list[dict]  # the timeseries rows that belong to it
     p99: dict[str, float | None] = field(default_factory=dict)  # endpoint -> whole-run p99, if known
 
-    def per_second(self, endpoint: str, column: str) -> Spread | None:
+    def per_second(self, endpoint: str | None, column: str) -> Spread | None:
         series = endpoint_series(self.run, endpoint, steady_rows(self.rows))
         if column == PONGS:
             return spread(count(r.get(PONGS)) for r in series)
         if column == "error_rate":
-            return spread(count(r.get(ERRORS)) / count(r.get(PINGS)) * 100 for r in series if count(r.get(PINGS)))
+            return spread(
+                count(r.get(ERRORS)) / count(r.get(PINGS)) * 100 for r in series if count(r.get(PINGS))
+            )
         return spread(number(r.get(column)) for r in series)
 
 
-def _metric_sentence(what: str, unit: str, a: Point, b: Point, endpoint: str, column: str) -> tuple[str, Spread | None, Spread | None]:
+def _metric_sentence(
+    what: str, unit: str, a: Point, b: Point, endpoint: str, column: str
+) -> tuple[str, Spread | None, Spread | None]:
     sa, sb = a.per_second(endpoint, column), b.per_second(endpoint, column)
     if sa is None or sb is None:
         return "", sa, sb
@@ -368,7 +386,9 @@ def _metric_sentence(what: str, unit: str, a: Point, b: Point, endpoint: str, co
     return f"{text}: {verdict(sa, sb)})", sa, sb
 
 
-def threads_findings(points: list[Point], knob_label: str = "ASGI_THREADS", single: str = "one run per value") -> list[str]:
+def threads_findings(
+    points: list[Point], knob_label: str = "ASGI_THREADS", single: str = "one run per value"
+) -> list[str]:
     """What changing ASGI_THREADS did to the pool endpoint, and that the sync endpoint stayed
     the same, from the smallest to the largest value; only for endpoints the points hold."""
     if len({p.value for p in points}) < 2:
@@ -378,19 +398,27 @@ def threads_findings(points: list[Point], knob_label: str = "ASGI_THREADS", sing
     findings = []
     caution = f"({single}: compared with the spread across seconds, not a significance test)"
     for endpoint in (e for e in endpoints if e.startswith(POOL_PREFIX)):
-        parts = [s for s, *_ in (
-            _metric_sentence("p99", " ms", low, high, endpoint, P99_MS),
-            _metric_sentence("throughput", " pongs/s", low, high, endpoint, PONGS),
-        ) if s]
+        parts = [
+            s
+            for s, *_ in (
+                _metric_sentence("p99", " ms", low, high, endpoint, P99_MS),
+                _metric_sentence("throughput", " pongs/s", low, high, endpoint, PONGS),
+            )
+            if s
+        ]
         if parts:
-            findings.append(f"{knob_label} {low.label} → {high.label}, thread-pool endpoint {endpoint}: {'; '.join(parts)} {caution}.")
+            findings.append(
+                f"{knob_label} {low.label} → {high.label}, thread-pool endpoint {endpoint}: {'; '.join(parts)} {caution}."
+            )
     for endpoint in (e for e in endpoints if e.startswith(SYNC_PREFIX)):
         p99, sa, sb = _metric_sentence("p99", " ms", low, high, endpoint, P99_MS)
         rate, ra, rb = _metric_sentence("throughput", " pongs/s", low, high, endpoint, PONGS)
-        changes = [change(x.median, y.median) for x, y in ((sa, sb), (ra, rb)) if x is not None and y is not None]
+        changes = [
+            change(x.median, y.median) for x, y in ((sa, sb), (ra, rb)) if x is not None and y is not None
+        ]
         if not changes or any(c is None for c in changes):
             continue
-        steady = all(abs(c) <= SIMILAR for c in changes)
+        steady = all(c is not None and abs(c) <= SIMILAR for c in changes)  # no None: see above
         outcome = "did not change (within 20 %)" if steady else "changed by more than 20 %"
         findings.append(
             f"The sync endpoint {endpoint} {outcome} from {low.label} to {high.label}: {'; '.join(s for s in (p99, rate) if s)} {caution}."
@@ -452,8 +480,10 @@ def exit_findings(run: Run) -> list[str]:
         return []
     exits = [e for e in run.events if e.get(EVENT) == EXITED]
     waited = max(count(e.get("after_s")) for e in killed)
-    return [f"{len(killed)} of {len(exits)} Daphne exits needed a SIGKILL: the process was still running {fmt(waited)} s "
-            "after SIGTERM and was killed by the supervisor, so its restart took that long (FM-4)."]
+    return [
+        f"{len(killed)} of {len(exits)} Daphne exits needed a SIGKILL: the process was still running {fmt(waited)} s "
+        "after SIGTERM and was killed by the supervisor, so its restart took that long (FM-4)."
+    ]
 
 
 def _average(values: list[float], unit: str) -> str:
@@ -464,45 +494,70 @@ def _average(values: list[float], unit: str) -> str:
 
 
 def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
-    findings = []
+    findings: list[str] = []
     if not restarts:
         return findings
     n = len(restarts)
-    leaks = [(r[STALE_MEMBERS_BEFORE], r[STALE_MEMBERS_AFTER]) for r in restarts
-             if r.get(STALE_MEMBERS_BEFORE) is not None and r.get(STALE_MEMBERS_AFTER) is not None]
+    leaks = [
+        (r[STALE_MEMBERS_BEFORE], r[STALE_MEMBERS_AFTER])
+        for r in restarts
+        if r.get(STALE_MEMBERS_BEFORE) is not None and r.get(STALE_MEMBERS_AFTER) is not None
+    ]
     if leaks and sum(after - before for before, after in leaks) > 0:
         mean = statistics.fmean(after - before for before, after in leaks)
-        chain = _chain([restarts[0].get(STALE_MEMBERS_BEFORE)] + [r.get(STALE_MEMBERS_AFTER) for r in restarts])
+        chain = _chain(
+            [restarts[0].get(STALE_MEMBERS_BEFORE)] + [r.get(STALE_MEMBERS_AFTER) for r in restarts]
+        )
         known = "" if len(leaks) == n else f"; known for {len(leaks)} of {n} restarts"
         lead = "The restart left" if n == 1 else "Each restart left on average"
         members = "group member" if mean == 1 else "group members"
-        findings.append(f"{lead} {fmt(mean)} {members} in Redis that no live process owns ({chain}{known}; FM-5).")
-    downs = [r[DOWN_S] for r in restarts if r.get(DOWN_S) is not None and r.get(DOWN_SOURCE, DOWN_BY_DAPHNE) == DOWN_BY_DAPHNE]
+        findings.append(
+            f"{lead} {fmt(mean)} {members} in Redis that no live process owns ({chain}{known}; FM-5)."
+        )
+    downs = [
+        r[DOWN_S]
+        for r in restarts
+        if r.get(DOWN_S) is not None and r.get(DOWN_SOURCE, DOWN_BY_DAPHNE) == DOWN_BY_DAPHNE
+    ]
     if downs:
-        findings.append(f"Daphne was down {_average(downs, ' s')}, from the signal to the new process answering.")
-    seen = [r[DOWN_S] for r in restarts if r.get(DOWN_S) is not None and r.get(DOWN_SOURCE) == DOWN_BY_CLIENTS]
+        findings.append(
+            f"Daphne was down {_average(downs, ' s')}, from the signal to the new process answering."
+        )
+    seen = [
+        r[DOWN_S] for r in restarts if r.get(DOWN_S) is not None and r.get(DOWN_SOURCE) == DOWN_BY_CLIENTS
+    ]
     if seen:
-        findings.append(f"The clients saw Daphne down {_average(seen, ' s')}, from the first failed connect to the first "
-                        "accepted one (the restart hook cannot say; to within a second).")
+        findings.append(
+            f"The clients saw Daphne down {_average(seen, ' s')}, from the first failed connect to the first "
+            "accepted one (the restart hook cannot say; to within a second)."
+        )
     unseen = [restart_name(r) for r in restarts if r.get(DOWN_S) is None]
     if unseen:
         which = "the restart" if n == 1 else f"{len(unseen)} of {n} restarts ({'; '.join(unseen)})"
-        findings.append(f"Down time of {which}: not measured (the restart hook cannot say, and no client connect failed "
-                        "between the restart and the next).")
+        findings.append(
+            f"Down time of {which}: not measured (the restart hook cannot say, and no client connect failed "
+            "between the restart and the next)."
+        )
     recovered = [r for r in restarts if r.get(RECOVERY_S) is not None]
     recoveries = [r[RECOVERY_S] for r in recovered]
     if len(recovered) == 1:
         which = "the restart" if n == 1 else f"the restart at {restart_name(recovered[0])}"
         findings.append(f"Recovery after {which} took {fmt(recoveries[0])} s.")
     elif recovered:
-        findings.append(f"Recovery after restarts took {fmt(statistics.fmean(recoveries))} s on average (max {fmt(max(recoveries))} s).")
+        findings.append(
+            f"Recovery after restarts took {fmt(statistics.fmean(recoveries))} s on average (max {fmt(max(recoveries))} s)."
+        )
     first = [r[FIRST_PONG_S] for r in restarts if r.get(FIRST_PONG_S) is not None]
     if first:
-        findings.append(f"The first pong on a new socket came {_average(first, ' s')} after the restart began.")
+        findings.append(
+            f"The first pong on a new socket came {_average(first, ' s')} after the restart began."
+        )
     never = [f"{restart_name(r)}: {recovery_text(r)}" for r in restarts if r.get(RECOVERY_S) is None]
     if never:
         until = "the end of the run" if run_ended else "the last second written"
-        which = f"the restart at {never[0]}" if n == 1 else f"{len(never)} of {n} restarts ({'; '.join(never)})"
+        which = (
+            f"the restart at {never[0]}" if n == 1 else f"{len(never)} of {n} restarts ({'; '.join(never)})"
+        )
         findings.append(
             f"After {which}, the users were not seen served again before {until} or the next restart "
             "(no three seconds in which pings were answered with no more failures than before the restart); "
@@ -512,7 +567,9 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
     closes = [r.get(CLOSES, 0) for r in restarts]
     if sum(failed) or sum(closes):
         if n == 1:
-            findings.append(f"The restart cost {failed[0]} failed pings or connects and {closes[0]} closed sockets.")
+            findings.append(
+                f"The restart cost {failed[0]} failed pings or connects and {closes[0]} closed sockets."
+            )
         else:
             findings.append(
                 f"Each restart cost on average {fmt(statistics.fmean(failed))} failed pings or connects "
@@ -522,40 +579,53 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
 
 
 def server_findings(server: dict[str, float | None], messages: dict[str, int] | None) -> list[str]:
-    findings = []
+    findings: list[str] = []
     if any(value is None for value in server.values()):
         return findings  # no server log was read: the page says so where the figures would be
-    too_long = {c: int(server.get(c, 0)) for c in TOO_LONG_KILLS}
+    known = cast("dict[str, float]", server)  # every value is a number past the return above
+    too_long = {c: int(known.get(c, 0)) for c in TOO_LONG_KILLS}
     if sum(too_long.values()):
-        how = ", ".join(f"{v} {label}" for v, label in (
-            (too_long[SIG_KILLED_OWN_AWAIT], "in the app's own await"),
-            (too_long[SIG_KILLED_ON_THREAD], "waiting on a thread"),
-            (too_long[SIG_KILLED_OTHER], "other"),
-        ) if v)
+        how = ", ".join(
+            f"{v} {label}"
+            for v, label in (
+                (too_long[SIG_KILLED_OWN_AWAIT], "in the app's own await"),
+                (too_long[SIG_KILLED_ON_THREAD], "waiting on a thread"),
+                (too_long[SIG_KILLED_OTHER], "other"),
+            )
+            if v
+        )
         findings.append(
             f"{sum(too_long.values())} application instances (one per socket) were killed by Daphne for taking too long "
             f"to shut down after their connection closed (FM-1): {how}."
         )
-    if server.get(SIG_KILLED_PENDING):
-        findings.append(f"SIGTERM cancelled {int(server['sig_killed_pending'])} pending application instances "
-                        "(\"Killed N pending application instances\").")
-    if server.get(SIG_EXCEPTION):
+    if known.get(SIG_KILLED_PENDING):
+        findings.append(
+            f"SIGTERM cancelled {int(known['sig_killed_pending'])} pending application instances "
+            '("Killed N pending application instances").'
+        )
+    if known.get(SIG_EXCEPTION):
         top = ""
         if messages:
             message, times = max(messages.items(), key=lambda item: item[1])
-            top = f"; the most frequent: \"{message.strip()}\" ({times}×)"
+            top = f'; the most frequent: "{message.strip()}" ({times}×)'
             if "Timeout reading from" in message:
                 top += ", the signature of FM-7"
-        findings.append(f"Daphne logged \"Exception inside application\" {int(server['sig_exception'])} times{top}.")
-    if server.get(SIG_TASK_EXCEPTION):
-        findings.append(f"\"Task exception was never retrieved\" was logged {int(server['sig_task_exception'])} times.")
-    if server.get(SIG_OVER_CAPACITY):
         findings.append(
-            f"channels_redis logged channels over capacity in a group {int(server['sig_over_capacity'])} times "
+            f'Daphne logged "Exception inside application" {int(known["sig_exception"])} times{top}.'
+        )
+    if known.get(SIG_TASK_EXCEPTION):
+        findings.append(
+            f'"Task exception was never retrieved" was logged {int(known["sig_task_exception"])} times.'
+        )
+    if known.get(SIG_OVER_CAPACITY):
+        findings.append(
+            f"channels_redis logged channels over capacity in a group {int(known['sig_over_capacity'])} times "
             "(group_send into channels nobody reads, FM-5)."
         )
-    if server.get(SIG_HANDSHAKE_INCOMPLETE):
-        findings.append(f"{int(server['sig_handshake_incomplete'])} websocket handshakes never completed (FM-8).")
+    if known.get(SIG_HANDSHAKE_INCOMPLETE):
+        findings.append(
+            f"{int(known['sig_handshake_incomplete'])} websocket handshakes never completed (FM-8)."
+        )
     return findings
 
 
@@ -567,31 +637,44 @@ def error_findings(head: Headline) -> list[str]:
             continue
         kinds = sorted(((count(figures.get(k)), k) for k in PING_ERRORS if figures.get(k)), reverse=True)
         detail = ", ".join(f"{k} {int(v)}" for v, k in kinds)
-        share = "Every ping" if errors == pings else f"{int(errors)} of {int(pings)} pings ({errors / pings * 100:.1f} %)"
+        share = (
+            "Every ping"
+            if errors == pings
+            else f"{int(errors)} of {int(pings)} pings ({errors / pings * 100:.1f} %)"
+        )
         findings.append(f"{share} on {path} failed: {detail}.")
     return findings
 
 
 def generator_findings(run: Run) -> list[str]:
-    late = [r for r in run.rows if count(r.get(SENT)) and count(r.get(LATE_SENDS)) / count(r.get(SENT)) > 0.01]
+    late = [
+        r for r in run.rows if count(r.get(SENT)) and count(r.get(LATE_SENDS)) / count(r.get(SENT)) > 0.01
+    ]
     if not late:
         return []
-    return [f"The load generator was saturated in {len(late)} of {len(run.rows)} seconds (over 1 % of pings sent over 50 ms late): "
-            "latency in those seconds includes the generator's own delay."]
+    return [
+        f"The load generator was saturated in {len(late)} of {len(run.rows)} seconds (over 1 % of pings sent over 50 ms late): "
+        "latency in those seconds includes the generator's own delay."
+    ]
 
 
 def redis_findings(run: Run, head: Headline) -> list[str]:
     stale = [v for v in (number(r.get(STALE_MEMBERS)) for r in run.rows) if v is not None]
     if not stale or max(stale) == 0 or head.restarts:
         return []  # with restarts, restart_findings says it per restart
-    return [f"Without any restart, up to {int(max(stale))} group members in Redis belonged to no live process "
-            f"({int(stale[-1])} at the last sample)."]
+    return [
+        f"Without any restart, up to {int(max(stale))} group members in Redis belonged to no live process "
+        f"({int(stale[-1])} at the last sample)."
+    ]
 
 
 def chaos_findings(run: Run) -> list[str]:
     """Chaos actions that failed or were aborted: the run did not test what its plan said."""
     failures = (run.summary or {}).get(CHAOS_FAILURES) or []
-    return [failure_line(f, accepted=bool(run.manifest.get("options", {}).get("chaos_failures_ok"))) for f in failures]
+    return [
+        failure_line(f, accepted=bool(run.manifest.get("options", {}).get("chaos_failures_ok")))
+        for f in failures
+    ]
 
 
 def findings(run: Run, head: Headline) -> list[str]:
@@ -648,7 +731,9 @@ def chaos_marks(run: Run) -> list[Mark]:
             marks.append(Mark(event["ts"] - run.t0, OTHER_ACTIONS[action], "redis"))
     for event in run.events:
         if event.get(EVENT) == RESTART_BEGIN and not any(b <= event["ts"] <= e + 1 for b, e in windows):
-            marks.append(Mark(event["ts"] - run.t0, f"restart {event.get('instance', '')}".strip(), "restart"))
+            marks.append(
+                Mark(event["ts"] - run.t0, f"restart {event.get('instance', '')}".strip(), "restart")
+            )
     return marks
 
 
@@ -669,7 +754,9 @@ def phase_bands(run: Run) -> list[tuple[float, float, str]]:
 BAND_COLOURS = ("#e8eef7", "#f7efe3", "#e9f5e9", "#f5e6ef", "#efefef")
 
 
-def _decorate(ax, run: Run, marks: list[Mark], bands: list[tuple[float, float, str]], label_bands: bool = True) -> None:
+def _decorate(
+    ax, run: Run, marks: list[Mark], bands: list[tuple[float, float, str]], label_bands: bool = True
+) -> None:
     names = list(dict.fromkeys(name for *_, name in bands))
     top = blended_transform_factory(ax.transData, ax.transAxes)
     for start, end, name in bands:
@@ -681,9 +768,26 @@ def _decorate(ax, run: Run, marks: list[Mark], bands: list[tuple[float, float, s
         colour = "#c0392b" if mark.kind == "restart" else "#8e44ad"
         legend = mark.kind if mark.kind not in labelled else None
         labelled.add(mark.kind)
-        ax.axvline(mark.x, color=colour, ls="--", lw=1, zorder=3, label=legend and ("restart" if mark.kind == "restart" else "Redis action"))
-        ax.annotate(mark.label, (mark.x, 0.02), xycoords=top, xytext=(2, 0), textcoords="offset points",
-                    rotation=90, va="bottom", ha="left", fontsize=7, color=colour)
+        ax.axvline(
+            mark.x,
+            color=colour,
+            ls="--",
+            lw=1,
+            zorder=3,
+            label=legend and ("restart" if mark.kind == "restart" else "Redis action"),
+        )
+        ax.annotate(
+            mark.label,
+            (mark.x, 0.02),
+            xycoords=top,
+            xytext=(2, 0),
+            textcoords="offset points",
+            rotation=90,
+            va="bottom",
+            ha="left",
+            fontsize=7,
+            color=colour,
+        )
     if run.rows:
         ax.set_xlim(0, int(run.rows[-1][ELAPSED_S]) + 1)
     ax.grid(True, color="#ddd", lw=0.5)
@@ -709,7 +813,9 @@ def _per_second(ax, x: list[float], bottom: list[float], top: list[float], **sty
         ax.fill_between(x, bottom, top, step="mid", lw=0, **style)
 
 
-def _stacked_bars(ax, x: list[float], rows: list[dict], columns: Iterable[str], label: Callable[[str], str]) -> bool:
+def _stacked_bars(
+    ax, x: list[float], rows: list[dict], columns: Iterable[str], label: Callable[[str], str]
+) -> bool:
     bottom = [0.0] * len(rows)
     drawn = False
     for column in columns:
@@ -782,10 +888,18 @@ def plot_errors(run: Run, marks, bands) -> Figure:
 def plot_connections(run: Run, marks, bands) -> Figure:
     fig, (ax,) = _figure(1, 3.6)
     x = _x(run.rows)
-    _per_second(ax, x, [0.0] * len(x), [count(r.get(CONNECT_OK)) for r in run.rows], color="#9ecae1",
-                label="connects that succeeded, per second")
+    _per_second(
+        ax,
+        x,
+        [0.0] * len(x),
+        [count(r.get(CONNECT_OK)) for r in run.rows],
+        color="#9ecae1",
+        label="connects that succeeded, per second",
+    )
     ax.step(x, _series(run.rows, USERS), where="mid", lw=1.5, color="#333", label="users")
-    ax.plot(x, _series(run.rows, CONNECTIONS), **_dots(run), lw=1.5, color="#2171b5", label="open connections")
+    ax.plot(
+        x, _series(run.rows, CONNECTIONS), **_dots(run), lw=1.5, color="#2171b5", label="open connections"
+    )
     ax.set_title("Users and open websocket connections")
     ax.set_ylabel("count")
     ax.set_xlabel("seconds since the start of the run")
@@ -814,10 +928,16 @@ def plot_redis(run: Run, marks, bands) -> Figure:
     fig, (ax,) = _figure(1, 3.6)
     x = _x(run.rows)
     drawn = False
-    for column, label in ((REDIS_KEYS, "keys"), (GROUP_MEMBERS, "group members"),
-                          (STALE_MEMBERS, "stale members (no live process)"), (DEAD_PROCESS_KEYS, "keys of dead processes")):
+    for column, label in (
+        (REDIS_KEYS, "keys"),
+        (GROUP_MEMBERS, "group members"),
+        (STALE_MEMBERS, "stale members (no live process)"),
+        (DEAD_PROCESS_KEYS, "keys of dead processes"),
+    ):
         values = _series(run.rows, column)
-        if any(not math.isnan(v) for v in values) and (column != DEAD_PROCESS_KEYS or any(v > 0 for v in values if not math.isnan(v))):
+        if any(not math.isnan(v) for v in values) and (
+            column != DEAD_PROCESS_KEYS or any(v > 0 for v in values if not math.isnan(v))
+        ):
             ax.plot(x, values, **_dots(run), lw=1.5, label=label)
             drawn = True
     if not drawn:
@@ -883,7 +1003,9 @@ def table(headers: list[str], rows: list[list], left: Iterable[int] = (0,), tota
 
 
 def _kinds(figures: dict) -> str:
-    kinds = [f"{k}={int(count(figures.get(k)))}" for k in (*PING_ERRORS, *CONNECT_ERRORS) if count(figures.get(k))]
+    kinds = [
+        f"{k}={int(count(figures.get(k)))}" for k in (*PING_ERRORS, *CONNECT_ERRORS) if count(figures.get(k))
+    ]
     closes = [f"{c}={int(count(figures.get(c)))}" for c in CLOSE_COLUMNS if count(figures.get(c))]
     return " ".join(kinds + closes)
 
@@ -892,19 +1014,44 @@ def endpoint_table(head: Headline) -> str:
     bound = "" if head.exact_percentiles else "≤ "
     rows = []
     for name, f in [*head.endpoints.items(), (ALL, head.overall)]:
-        rows.append([
-            name, fmt(count(f.get(PINGS))), fmt(count(f.get(PONGS))), fmt(count(f.get(ERRORS))),
-            fmt(f.get("error_rate")), fmt(f.get("pongs_per_s")),
-            *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES), fmt(f.get(MAX_MS)), _kinds(f),
-        ])
-    headers = [ENDPOINT, PINGS, PONGS, ERRORS, "error rate %", "pongs/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors by kind, closes"]
+        rows.append(
+            [
+                name,
+                fmt(count(f.get(PINGS))),
+                fmt(count(f.get(PONGS))),
+                fmt(count(f.get(ERRORS))),
+                fmt(f.get("error_rate")),
+                fmt(f.get("pongs_per_s")),
+                *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES),
+                fmt(f.get(MAX_MS)),
+                _kinds(f),
+            ]
+        )
+    headers = [
+        ENDPOINT,
+        PINGS,
+        PONGS,
+        ERRORS,
+        "error rate %",
+        "pongs/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "errors by kind, closes",
+    ]
     text = table(headers, rows, left=(0, len(headers) - 1), total_last=True)
-    note = ("Percentiles are merged from the run's histograms (exact to 0.1 %)." if head.exact_percentiles else
-            "Percentiles are the largest per-second value (“≤”): per-second percentiles cannot be merged, and the "
-            "run's merged histograms are only in summary.json, which a run that did not finish never wrote. The largest "
-            "per-second p99 bounds the run's p99 from above.")
-    return text + (f'<p class="note">{note} Error rate = failed pings / pings; pongs/s over {fmt(head.duration_s)} s. '
-                   "Latency is from each ping's due time.</p>")
+    note = (
+        "Percentiles are merged from the run's histograms (exact to 0.1 %)."
+        if head.exact_percentiles
+        else "Percentiles are the largest per-second value (“≤”): per-second percentiles cannot be merged, and the "
+        "run's merged histograms are only in summary.json, which a run that did not finish never wrote. The largest "
+        "per-second p99 bounds the run's p99 from above."
+    )
+    return text + (
+        f'<p class="note">{note} Error rate = failed pings / pings; pongs/s over {fmt(head.duration_s)} s. '
+        "Latency is from each ping's due time.</p>"
+    )
 
 
 def phase_table(run: Run) -> str:
@@ -924,18 +1071,51 @@ def phase_table(run: Run) -> str:
                     continue
             else:
                 f = totals_from_rows(endpoint_series(run, endpoint, seconds))
-            pings, pongs, errors, rate = count(f.get(PINGS)), count(f.get(PONGS)), count(f.get(ERRORS)), error_rate(f)
+            pings, pongs, errors, rate = (
+                count(f.get(PINGS)),
+                count(f.get(PONGS)),
+                count(f.get(ERRORS)),
+                error_rate(f),
+            )
             bound = "" if exact else "≤ "
-            rows.append([
-                phase, endpoint or ALL, len(seconds), fmt(pings), fmt(pongs), fmt(errors),
-                fmt(rate * 100 if rate is not None else None), fmt(pongs / len(seconds) if seconds else None),
-                *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES), fmt(f.get(MAX_MS)),
-            ])
-    headers = [PHASE, ENDPOINT, "seconds", PINGS, PONGS, ERRORS, "error rate %", "pongs/s", "p50 ms", "p95 ms", "p99 ms", "max ms"]
-    source = ("Percentiles merged per phase (summary.json)." if all(p in merged for p in phases) else
-              "Phases marked ≤ come from the per-second CSV: their percentiles are the largest per-second value.")
-    return ("<h3>Per phase</h3>" + table(headers, rows, left=(0, 1))
-            + f'<p class="note">{source} Each phase includes the restart that began it.</p>')
+            rows.append(
+                [
+                    phase,
+                    endpoint or ALL,
+                    len(seconds),
+                    fmt(pings),
+                    fmt(pongs),
+                    fmt(errors),
+                    fmt(rate * 100 if rate is not None else None),
+                    fmt(pongs / len(seconds) if seconds else None),
+                    *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES),
+                    fmt(f.get(MAX_MS)),
+                ]
+            )
+    headers = [
+        PHASE,
+        ENDPOINT,
+        "seconds",
+        PINGS,
+        PONGS,
+        ERRORS,
+        "error rate %",
+        "pongs/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+    ]
+    source = (
+        "Percentiles merged per phase (summary.json)."
+        if all(p in merged for p in phases)
+        else "Phases marked ≤ come from the per-second CSV: their percentiles are the largest per-second value."
+    )
+    return (
+        "<h3>Per phase</h3>"
+        + table(headers, rows, left=(0, 1))
+        + f'<p class="note">{source} Each phase includes the restart that began it.</p>'
+    )
 
 
 def restart_table(head: Headline) -> str:
@@ -944,24 +1124,49 @@ def restart_table(head: Headline) -> str:
     first_pong = any(FIRST_PONG_S in r for r in head.restarts)
     rows = []
     for r in head.restarts:
-        what = f"{r.get('mode', '')} {r.get('which', '')}".strip() if r.get("action") == RESTART else f"ASGI_THREADS={r.get('threads')}"
-        rows.append([
-            f"+{fmt(r.get(AT_S))} s", what, down_text(r), *([fmt(r.get(FIRST_PONG_S))] if first_pong else []),
-            recovery_text(r), r.get(FAILED_PINGS, 0), r.get(CLOSES, 0), _known_or(r.get(SERVER_KILLS), head.signatures_known),
-            f"{_stale_cell(r.get(STALE_MEMBERS_BEFORE), head)} → {_stale_cell(r.get(STALE_MEMBERS_AFTER), head)}",
-        ])
-    headers = ["restart at", "what", "down s", *(["first pong s"] if first_pong else []), "recovery s",
-               "failed pings", "closes", "server kills", "stale members before → after"]
+        what = (
+            f"{r.get('mode', '')} {r.get('which', '')}".strip()
+            if r.get("action") == RESTART
+            else f"ASGI_THREADS={r.get('threads')}"
+        )
+        rows.append(
+            [
+                f"+{fmt(r.get(AT_S))} s",
+                what,
+                down_text(r),
+                *([fmt(r.get(FIRST_PONG_S))] if first_pong else []),
+                recovery_text(r),
+                r.get(FAILED_PINGS, 0),
+                r.get(CLOSES, 0),
+                _known_or(r.get(SERVER_KILLS), head.signatures_known),
+                f"{_stale_cell(r.get(STALE_MEMBERS_BEFORE), head)} → {_stale_cell(r.get(STALE_MEMBERS_AFTER), head)}",
+            ]
+        )
+    headers = [
+        "restart at",
+        "what",
+        "down s",
+        *(["first pong s"] if first_pong else []),
+        "recovery s",
+        "failed pings",
+        "closes",
+        "server kills",
+        "stale members before → after",
+    ]
     return table(headers, rows, left=(0, 1, 3 + first_pong)) + (
         '<p class="note">Down: from the signal to the new process answering, as Daphne\'s supervisor measured it '
         "(“daphne”), or for restart hooks, which cannot say, from the first failed connect to the first accepted one "
         "as the users saw it (“clients”, to within a second). "
-        + ("First pong: from the restart to the first pong on a socket opened after it. " if first_pong else "")
+        + (
+            "First pong: from the restart to the first pong on a socket opened after it. "
+            if first_pong
+            else ""
+        )
         + "Recovery: from the restart to the first of three "
         "seconds in which pings were answered with no more failures (connect failures included) than in the five seconds "
         "before, plus 1 %; “not recovered in N s” when none began in the N s the run (or the time to the next restart) left. "
         "Each restart's failures, closes and server kills are counted from its begin to its recovery, never past the "
-        "next restart's begin. Server kills: Daphne's \"took too long to shut down\" and \"Killed N pending\" counts "
+        'next restart\'s begin. Server kills: Daphne\'s "took too long to shut down" and "Killed N pending" counts '
         "around the restart. Stale members: group members in Redis whose process is no longer alive.</p>"
         + _not_measured_note(head, [SERVER_SIGNATURES, STALE_MEMBERS, REDIS])
     )
@@ -979,21 +1184,35 @@ def _stale_cell(value, head: Headline) -> str:
 
 
 def _not_measured_note(head: Headline, figures: list[str]) -> str:
-    whys = [f"{figure}: not measured ({head.not_measured[figure]})" for figure in figures if figure in head.not_measured]
+    whys = [
+        f"{figure}: not measured ({head.not_measured[figure]})"
+        for figure in figures
+        if figure in head.not_measured
+    ]
     return f'<p class="note">{html.escape("; ".join(whys))}.</p>' if whys else ""
 
 
 def server_table(head: Headline) -> str:
     if not head.signatures_known:
         return f"<p>Not measured ({html.escape(head.why(SERVER_SIGNATURES, NO_SERVER_LOG))}).</p>"
-    rows = [[label, int(head.server.get(column, 0))] for column, label in SIGNATURE_LABELS.items() if head.server.get(column)]
-    text = table(["what Daphne logged", "count"], rows) if rows else "<p>None of the failure signatures was logged.</p>"
+    rows = [
+        [label, int(head.server.get(column) or 0)]  # the filter below keeps non-zero numbers only
+        for column, label in SIGNATURE_LABELS.items()
+        if head.server.get(column)
+    ]
+    text = (
+        table(["what Daphne logged", "count"], rows)
+        if rows
+        else "<p>None of the failure signatures was logged.</p>"
+    )
     if head.exception_messages is None:
-        text += "<p class=\"note\">Exception messages: not known (no summary.json and no server logs here).</p>"
+        text += '<p class="note">Exception messages: not known (no summary.json and no server logs here).</p>'
     elif head.exception_messages:
-        text += "<h3>Exception inside application: messages</h3>" + table(
-            ["message", "count"], [[m.strip(), c] for m, c in head.exception_messages.items()]
-        ) + f'<p class="note">From {html.escape(head.messages_from)}.</p>'
+        text += (
+            "<h3>Exception inside application: messages</h3>"
+            + table(["message", "count"], [[m.strip(), c] for m, c in head.exception_messages.items()])
+            + f'<p class="note">From {html.escape(head.messages_from)}.</p>'
+        )
     return text
 
 
@@ -1002,9 +1221,12 @@ def not_measured_section(head: Headline) -> str:
     if not head.not_measured:
         return ""
     rows = [[figure, f"not measured ({why})"] for figure, why in sorted(head.not_measured.items())]
-    return ("<h3>Not measured</h3>" + table(["figure", "why"], rows, left=(0, 1))
-            + '<p class="note">These figures are empty in timeseries.csv and null in summary.json: the run could not see '
-            "them, which says nothing about whether they were 0.</p>")
+    return (
+        "<h3>Not measured</h3>"
+        + table(["figure", "why"], rows, left=(0, 1))
+        + '<p class="note">These figures are empty in timeseries.csv and null in summary.json: the run could not see '
+        "them, which says nothing about whether they were 0.</p>"
+    )
 
 
 def run_info(run: Run, head: Headline) -> str:
@@ -1013,9 +1235,17 @@ def run_info(run: Run, head: Headline) -> str:
     when = datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else "–"
     command = shlex.join(mask_argv(manifest.get("command", []))) or "–"  # manifests before masking, too
     rows = [
-        ["run id", run.run_id], ["folder", str(run.folder)], ["started", when],
-        ["duration", f"{fmt(head.duration_s)} s" + ("" if run.finished else f" (seconds written before the run stopped: {len(run.rows)})")],
-        ["finished", "yes" if run.finished else "no: no summary.json"], ["command", command], ["git sha", manifest.get("git_sha") or "–"],
+        ["run id", run.run_id],
+        ["folder", str(run.folder)],
+        ["started", when],
+        [
+            "duration",
+            f"{fmt(head.duration_s)} s"
+            + ("" if run.finished else f" (seconds written before the run stopped: {len(run.rows)})"),
+        ],
+        ["finished", "yes" if run.finished else "no: no summary.json"],
+        ["command", command],
+        ["git sha", manifest.get("git_sha") or "–"],
     ]
     plan = {k: v for k, v in (manifest.get(CHAOS_PLAN) or {}).items() if v not in ([], 0, 0.0, "", None)}
     if plan:
@@ -1033,7 +1263,8 @@ def run_info(run: Run, head: Headline) -> str:
 def build_page(run: Run, head: Headline, sentences: list[str], figures: list[tuple[str, bytes]]) -> str:
     title = f"Run {run.run_id}"
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="sub">{fmt(head.duration_s)} s, {int(count(head.overall.get(PINGS)))} pings on '
@@ -1047,15 +1278,28 @@ def build_page(run: Run, head: Headline, sentences: list[str], figures: list[tup
         )
     parts.append("<h2>Findings</h2>")
     if sentences:
-        parts.append('<ul class="findings">' + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>")
+        parts.append(
+            '<ul class="findings">' + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>"
+        )
     else:
         parts.append("<p>Nothing stands out clearly enough in this run's data to state as a finding.</p>")
-    parts += ["<h2>Headline</h2>", endpoint_table(head), phase_table(run), "<h3>Restarts</h3>", restart_table(head),
-              "<h3>What Daphne logged</h3>", server_table(head), not_measured_section(head), "<h2>Over time</h2>",
-              '<p class="note">Time axes: seconds since the start of the run; each point is one second. Dashed lines: '
-              "restarts and Redis actions (from events.jsonl). Shaded bands: phases (the <code>phase</code> column).</p>"]
+    parts += [
+        "<h2>Headline</h2>",
+        endpoint_table(head),
+        phase_table(run),
+        "<h3>Restarts</h3>",
+        restart_table(head),
+        "<h3>What Daphne logged</h3>",
+        server_table(head),
+        not_measured_section(head),
+        "<h2>Over time</h2>",
+        '<p class="note">Time axes: seconds since the start of the run; each point is one second. Dashed lines: '
+        "restarts and Redis actions (from events.jsonl). Shaded bands: phases (the <code>phase</code> column).</p>",
+    ]
     for (name, _, caption), (_, png) in zip(PLOTS, figures, strict=True):
-        parts.append(f'<figure id="{name}">{img(png, caption)}<figcaption>{html.escape(caption)} plots/{name}.png</figcaption></figure>')
+        parts.append(
+            f'<figure id="{name}">{img(png, caption)}<figcaption>{html.escape(caption)} plots/{name}.png</figcaption></figure>'
+        )
     parts += ["<h2>Run</h2>", run_info(run, head), "</body></html>"]
     return "\n".join(parts)
 
@@ -1071,4 +1315,3 @@ def write_report(run_dir: Path) -> Path:
     page = run.folder / REPORT_HTML
     page.write_text(build_page(run, head, findings(run, head), figures), encoding="utf-8")
     return page
-

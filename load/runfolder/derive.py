@@ -24,7 +24,7 @@ def daphne_down_s(outcomes: list[dict]) -> float | None:
     downs = [o.get("down_seconds") for o in outcomes]
     if not downs or any(d is None for d in downs):
         return None
-    return max(downs)
+    return max(d for d in downs if d is not None)  # all are, past the return above
 
 
 def restarts_from_events(events: list[dict], mode: str, which: str) -> list[dict]:
@@ -41,12 +41,20 @@ def restarts_from_events(events: list[dict], mode: str, which: str) -> list[dict
             begun[key] = event
         elif event.get(EVENT) == ACTION_DONE and key in begun:
             begin, outcomes = begun.pop(key), event.get("outcome") or []
-            restarts.append({
-                "ts": begin["ts"], AT_S: event.get(AT_S), "action": event["action"], "threads": event.get("threads"),
-                "mode": mode, "which": which,
-                "instances": [o.get("instance") for o in outcomes],
-                DOWN_S: daphne_down_s(outcomes),  # None for hooks: restart_costs takes what the clients saw
-            })
+            restarts.append(
+                {
+                    "ts": begin["ts"],
+                    AT_S: event.get(AT_S),
+                    "action": event["action"],
+                    "threads": event.get("threads"),
+                    "mode": mode,
+                    "which": which,
+                    "instances": [o.get("instance") for o in outcomes],
+                    DOWN_S: daphne_down_s(
+                        outcomes
+                    ),  # None for hooks: restart_costs takes what the clients saw
+                }
+            )
     return restarts
 
 

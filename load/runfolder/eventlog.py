@@ -12,7 +12,9 @@ def format_event(event: dict) -> str:
     """One event as a terminal line: `HH:MM:SS.mmm daphne-0 gen2  ready  after_s=0.41`."""
     clock = datetime.fromtimestamp(event["ts"], UTC).strftime("%H:%M:%S.%f")[:-3]
     who = f"{event['instance']} gen{event['generation']}" if "instance" in event else "stack"
-    details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("ts", EVENT, "instance", "generation", "log"))
+    details = " ".join(
+        f"{k}={v}" for k, v in event.items() if k not in ("ts", EVENT, "instance", "generation", "log")
+    )
     return f"{clock} {who:<16} {event[EVENT]:<14} {details}"
 
 

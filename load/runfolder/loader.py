@@ -57,7 +57,9 @@ class Run:
 
     @property
     def endpoints(self) -> list[str]:
-        return sorted({r[ENDPOINT] for r in self.endpoint_rows} | set((self.summary or {}).get(ENDPOINTS, {})))
+        return sorted(
+            {r[ENDPOINT] for r in self.endpoint_rows} | set((self.summary or {}).get(ENDPOINTS, {}))
+        )
 
     def phases(self) -> list[str]:
         """The phase names in the order they first appear."""
@@ -97,7 +99,9 @@ def load_run(run_dir: Path) -> Run:
     """Read a run folder; NotARunFolder if it is not one (no timeseries.csv)."""
     folder = Path(run_dir)
     if not (folder / TIMESERIES_CSV).is_file():
-        raise NotARunFolder(f"not a run folder: it has no {TIMESERIES_CSV} (give a folder a run wrote under results/)")
+        raise NotARunFolder(
+            f"not a run folder: it has no {TIMESERIES_CSV} (give a folder a run wrote under results/)"
+        )
     return Run(
         folder=folder,
         rows=read_csv(folder / TIMESERIES_CSV),

@@ -17,7 +17,18 @@ import redis
 
 from load.runfolder.names import RUN_ID, STARTED_AT
 
-PACKAGES = ("django", "channels", "channels-redis", "daphne", "asgiref", "redis", "locust", "websocket-client", "gevent", "twisted")
+PACKAGES = (
+    "django",
+    "channels",
+    "channels-redis",
+    "daphne",
+    "asgiref",
+    "redis",
+    "locust",
+    "websocket-client",
+    "gevent",
+    "twisted",
+)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -43,12 +54,16 @@ def redis_server_version(redis_url: str) -> str | None:
 
 def git_sha(repo_root: Path) -> str | None:
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True, timeout=5)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if result.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=repo_root, capture_output=True, text=True, timeout=5)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo_root, capture_output=True, text=True, timeout=5
+    )
     return result.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
@@ -62,8 +77,16 @@ def json_safe(value):
     return str(value)
 
 
-def build_manifest(run_id: str, run_dir: Path, command: list[str], options: dict, config: dict, stack: dict | None, redis_url: str,
-                   repo_root: Path) -> dict:
+def build_manifest(
+    run_id: str,
+    run_dir: Path,
+    command: list[str],
+    options: dict,
+    config: dict,
+    stack: dict | None,
+    redis_url: str,
+    repo_root: Path,
+) -> dict:
     """command and options with their secrets already hidden: run folders are meant to be shared."""
     versions = package_versions()
     versions["redis-server"] = redis_server_version(redis_url)

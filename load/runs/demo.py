@@ -34,10 +34,27 @@ DEMO_PATHS = "/ws/ping/:3,/ws/ping/?sleep_ms=30000:1,/ws/room/demo/:2,/ws/ping/l
 def locust_options(args: argparse.Namespace, run_id: str) -> list[str]:
     argv = [
         *run_folder_options(Path(args.results_dir), run_id),
-        "--stack", "local", "--stack-daphne", str(args.stack_daphne),
-        "-u", str(args.users), "-r", str(args.users), "-t", f"{args.run_time}s",
-        "--paths", DEMO_PATHS, "--ping-rate", str(args.ping_rate), "--pong-timeout", "5", "--reconnect-on-timeout",
-        "--restart-every", str(args.restart_every), "--restart-mode", args.restart_mode,
+        "--stack",
+        "local",
+        "--stack-daphne",
+        str(args.stack_daphne),
+        "-u",
+        str(args.users),
+        "-r",
+        str(args.users),
+        "-t",
+        f"{args.run_time}s",
+        "--paths",
+        DEMO_PATHS,
+        "--ping-rate",
+        str(args.ping_rate),
+        "--pong-timeout",
+        "5",
+        "--reconnect-on-timeout",
+        "--restart-every",
+        str(args.restart_every),
+        "--restart-mode",
+        args.restart_mode,
     ]
     for option in LOCAL_STACK_OPTIONS:  # the stack's knobs Locust has, where not left at their defaults
         value = getattr(args, option.dest)
@@ -50,7 +67,11 @@ def run_demo(args: argparse.Namespace) -> int:
     run_id = new_run_id(Path(args.results_dir), "demo")
     run_dir = Path(args.results_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    restarts = f"a {args.restart_mode} restart of every Daphne each {args.restart_every:g} s" if args.restart_every else "no restarts"
+    restarts = (
+        f"a {args.restart_mode} restart of every Daphne each {args.restart_every:g} s"
+        if args.restart_every
+        else "no restarts"
+    )
     print(
         f"{args.users} websocket users, {args.ping_rate:g} pings/s each, for {args.run_time:g} s against a local stack "
         f"(Redis + {args.stack_daphne} Daphne), {restarts}\npaths {DEMO_PATHS}\nresults: {run_dir}",
@@ -68,14 +89,19 @@ def run_demo(args: argparse.Namespace) -> int:
         discard_refused_run(run_dir)
         return 2
     if not summary_path.exists():
-        print(f"no summary was written: {locust_error(run_dir)} (log: {run_dir / 'locust.log'})", file=sys.stderr)
+        print(
+            f"no summary was written: {locust_error(run_dir)} (log: {run_dir / 'locust.log'})",
+            file=sys.stderr,
+        )
         return interrupted_exit_code() if interrupted else 2
     summary = json.loads(summary_path.read_text())
     print()
     print(format_summary(summary))
     for failure in summary.get(CHAOS_FAILURES, []):
         print(failure_line(failure))
-    print(f"\nper-second series: {run_dir / 'timeseries.csv'} (all endpoints), {run_dir / 'endpoints.csv'} (each)")
+    print(
+        f"\nper-second series: {run_dir / 'timeseries.csv'} (all endpoints), {run_dir / 'endpoints.csv'} (each)"
+    )
     print(f"report with plots: {run_dir / 'report.html'}")
     if (run_dir / "locust_report.html").exists():  # Locust writes it at its end, not when stopped by SIGTERM
         print(f"Locust's own report: {run_dir / 'locust_report.html'}")

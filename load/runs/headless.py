@@ -52,12 +52,22 @@ def run_folder_options(results_dir: Path, run_id: str) -> list[str]:
     """Where the run writes: its folder, Locust's CSVs and HTML report inside it."""
     run_dir = results_dir / run_id
     return [
-        "--headless", "--only-summary", "--results-dir", str(results_dir), "--run-id", run_id,
-        "--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust_report.html"),
+        "--headless",
+        "--only-summary",
+        "--results-dir",
+        str(results_dir),
+        "--run-id",
+        run_id,
+        "--csv",
+        str(run_dir / "locust"),
+        "--html",
+        str(run_dir / "locust_report.html"),
     ]
 
 
-def run_locust(options: list[str], run_dir: Path, timeout: float, env: dict[str, str] | None = None) -> int | None:
+def run_locust(
+    options: list[str], run_dir: Path, timeout: float, env: dict[str, str] | None = None
+) -> int | None:
     """Run Locust to its end (in `env`, default this process's); None when it had to be
     stopped past timeout. An interrupt (KeyboardInterrupt) stops Locust gracefully, then
     goes on up to the caller."""
@@ -66,7 +76,7 @@ def run_locust(options: list[str], run_dir: Path, timeout: float, env: dict[str,
     locust = Child("locust", argv, env, run_dir / "locust.log", REPO_ROOT).start()
     try:
         if locust.wait(timeout):
-            return locust.process.returncode
+            return locust.returncode
     except KeyboardInterrupt:
         stop_locust(locust)
         raise

@@ -49,9 +49,19 @@ print(json.dumps(sorted({o[2:] for a in parser._actions for o in a.option_string
 def option_names() -> frozenset[str]:
     """Every long option of `locust -f locustfile.py`, by its name in a config file (ping-rate):
     Locust's own and the suite's (load.config.options)."""
-    result = subprocess.run([sys.executable, "-c", _LOCUST_OPTION_NAMES], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", _LOCUST_OPTION_NAMES],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if result.returncode != 0:
-        raise ConfigError("scenario", "", f"cannot list Locust's options: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+        raise ConfigError(
+            "scenario",
+            "",
+            f"cannot list Locust's options: {(result.stderr.strip().splitlines() or ['?'])[-1]}",
+        )
     return frozenset(json.loads(result.stdout)) | {option.name for option in LOCUST_OPTIONS}
 
 
@@ -69,9 +79,12 @@ def unknown_option(key: str) -> str | None:
 def check_table(path: Path, table: dict) -> None:
     """Every key of [tool.locust] is an option with a plain value, before Locust sees them."""
     for key, value in table.items():
-        if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)):
+        if isinstance(value, dict) or (
+            isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
+        ):
             raise ConfigError(
-                "scenario", str(path),
+                "scenario",
+                str(path),
                 f"key {key!r} in [tool.locust] holds a table; scenario options take plain values "
                 "(a list where the option takes several), e.g. ping-rate = 5",
             )
@@ -92,7 +105,9 @@ def read_scenario(path: Path) -> dict:
     tool = document.get("tool")
     table = tool.get("locust") if isinstance(tool, dict) else None
     if not isinstance(table, dict):
-        raise ConfigError("scenario", str(path), "a scenario keeps its options in a [tool.locust] table (see scenarios/)")
+        raise ConfigError(
+            "scenario", str(path), "a scenario keeps its options in a [tool.locust] table (see scenarios/)"
+        )
     check_table(path, table)
     return {**table, "description": document.get("scenario", {}).get("description", "")}
 
@@ -151,9 +166,18 @@ def run_scenario(path: Path, sets: list[str], results_dir: Path | None) -> int:
     table = read_scenario(path)
     results_dir, label = run_place(table, sets, results_dir)
     options = override_options(sets)
-    run_id = str(parse_sets(sets).get("run-id") or table.get("run-id") or new_run_id(results_dir, path.stem, label))
+    run_id = str(
+        parse_sets(sets).get("run-id") or table.get("run-id") or new_run_id(results_dir, path.stem, label)
+    )
     run_dir = results_dir / run_id
-    options = ["--config", str(path), *run_folder_options(results_dir, run_id), "--exit-code-on-error", "0", *options]
+    options = [
+        "--config",
+        str(path),
+        *run_folder_options(results_dir, run_id),
+        "--exit-code-on-error",
+        "0",
+        *options,
+    ]
     print(f"scenario {path}: {table.get('description', '')}\nresults: {run_dir}", flush=True)
     try:
         code = run_locust(options, run_dir, min(scenario_seconds(table), TIME_LIMIT) + 180)

@@ -57,7 +57,9 @@ def parse_values(knob: str, text: str) -> list[str]:
             try:
                 stack_config({knob: option.from_text(value)}, Path("server"), environ={})
             except ConfigError as exc:
-                raise ConfigError(knob, text, f"comma-separated values, e.g. {option.example} ({value!r}: {exc.fix})") from None
+                raise ConfigError(
+                    knob, text, f"comma-separated values, e.g. {option.example} ({value!r}: {exc.fix})"
+                ) from None
     if not values:
         raise ConfigError(knob, text, "give at least one value")
     return [_default_text(option) if v == "default" else v for v in values]
@@ -68,7 +70,9 @@ def _default_text(option: Option) -> str:
 
 
 def sweep_points(dimensions: dict[str, str]) -> list[Point]:
-    axes = [[(knob, value) for value in parse_values(knob, text)] for knob, text in dimensions.items() if text]
+    axes = [
+        [(knob, value) for value in parse_values(knob, text)] for knob, text in dimensions.items() if text
+    ]
     if not axes:
         raise ConfigError("asgi_threads", "", "name at least one knob to sweep, e.g. --asgi-threads 1,4,8")
     return [Point(tuple(combo)) for combo in itertools.product(*axes)]
@@ -82,11 +86,16 @@ def locust_environment(dimensions: dict[str, str]) -> dict[str, str]:
     for knob, text in dimensions.items():
         variable = DIMENSIONS[knob].env
         if text and env.get(variable):
-            print(f"{variable}={env.pop(variable)!r} in the environment is not used: the sweep sets {DIMENSIONS[knob].name} at each point", flush=True)
+            print(
+                f"{variable}={env.pop(variable)!r} in the environment is not used: the sweep sets {DIMENSIONS[knob].name} at each point",
+                flush=True,
+            )
     return env
 
 
-def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], results_dir: Path | None, seed: int) -> int:
+def run_sweep(
+    scenario: Path, dimensions: dict[str, str], sets: list[str], results_dir: Path | None, seed: int
+) -> int:
     table = read_scenario(scenario)
     points = sweep_points(dimensions)
     override_options(sets)  # a bad --set fails before the first point, not after it
@@ -94,13 +103,25 @@ def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], resul
     sweep_id = new_run_id(results_dir, f"sweep-{scenario.stem}", label)
     sweep_dir = results_dir / sweep_id
     each = scenario_seconds(table)
-    print(f"sweep of {len(points)} points x {each:g} s over {', '.join(k for k, v in dimensions.items() if v)}; results: {sweep_dir}", flush=True)
+    print(
+        f"sweep of {len(points)} points x {each:g} s over {', '.join(k for k, v in dimensions.items() if v)}; results: {sweep_dir}",
+        flush=True,
+    )
     env = locust_environment(dimensions)
     began, codes, folders = time.monotonic(), [], []
     for number, point in enumerate(points, 1):
         options = [
-            "--config", str(scenario), *run_folder_options(sweep_dir, point.name), "--exit-code-on-error", "0",
-            "--stack", "local", "--seed", str(seed), *point.options(), *override_options(sets),
+            "--config",
+            str(scenario),
+            *run_folder_options(sweep_dir, point.name),
+            "--exit-code-on-error",
+            "0",
+            "--stack",
+            "local",
+            "--seed",
+            str(seed),
+            *point.options(),
+            *override_options(sets),
         ]
         print(f"[{number}/{len(points)}] {point.name}: running", flush=True)
         started = time.monotonic()
@@ -109,7 +130,10 @@ def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], resul
         except KeyboardInterrupt:  # the points so far are compared; the rest do not run
             codes.append(finish_interrupted(sweep_dir / point.name, quiet=True))
             folders.append(sweep_dir / point.name)
-            print(f"[{number}/{len(points)}] {point.name}: interrupted; {len(points) - number} point(s) not run", flush=True)
+            print(
+                f"[{number}/{len(points)}] {point.name}: interrupted; {len(points) - number} point(s) not run",
+                flush=True,
+            )
             break
         codes.append(finish_run(sweep_dir / point.name, code, quiet=True))
         if not (sweep_dir / point.name).exists():  # Locust refused the options, as it would at every point
@@ -117,7 +141,10 @@ def run_sweep(scenario: Path, dimensions: dict[str, str], sets: list[str], resul
             return 2
         folders.append(sweep_dir / point.name)
         left = (time.monotonic() - began) / number * (len(points) - number)
-        print(f"[{number}/{len(points)}] {point.name}: done in {time.monotonic() - started:.0f} s; about {left:.0f} s to go", flush=True)
+        print(
+            f"[{number}/{len(points)}] {point.name}: done in {time.monotonic() - started:.0f} s; about {left:.0f} s to go",
+            flush=True,
+        )
     written = [folder for folder in folders if (folder / "summary.json").exists()]
     if written:
         page = write_sweep_comparison(written, sweep_dir, [k for k, v in dimensions.items() if v])

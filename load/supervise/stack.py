@@ -65,6 +65,11 @@ class DaphneInstance:
     def ws_url(self, path: str = "/ws/ping/") -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
 
+    def started(self) -> Child:
+        """The current generation's process; Stack.start spawns one for every instance."""
+        assert self.child is not None, f"{self.name} was never started"
+        return self.child
+
 
 @dataclass(frozen=True)
 class RestartOutcome:
@@ -118,13 +123,22 @@ class Stack:
     def _start(self) -> "Stack":
         self.server_dir.mkdir(parents=True, exist_ok=True)
         if self.redis_url and not redis_answers(self.redis_url):
-            raise ConfigError("redis_url", self.redis_url, "no Redis answers PING there; start it, or leave it out to run a local one")
+            raise ConfigError(
+                "redis_url",
+                self.redis_url,
+                "no Redis answers PING there; start it, or leave it out to run a local one",
+            )
         if not self.redis_url and self.config.app.layer != "memory":
             self.redis = LocalRedis(self.server_dir, REPO_ROOT, self.config.ready_timeout).start()
             self.redis_url = self.redis.url
-            self._record(REDIS_READY, pid=self.redis.child.pid, url=self.redis_url)
+            self._record(REDIS_READY, pid=self.redis.started().pid, url=self.redis_url)
         self._migrate()
-        self.instances = [DaphneInstance(i, self._instance_env(i), port=self.config.base_port + i if self.config.base_port else 0) for i in range(self.config.daphne_count)]
+        self.instances = [
+            DaphneInstance(
+                i, self._instance_env(i), port=self.config.base_port + i if self.config.base_port else 0
+            )
+            for i in range(self.config.daphne_count)
+        ]
         for instance in self.instances:
             self._spawn(instance)
         for instance in self.instances:
@@ -134,7 +148,9 @@ class Stack:
     def stop(self) -> None:
         """Stop every Daphne (graceful, bounded by kill_after), then Redis."""
         running = [i for i in self.instances if i.child is not None and i.child.alive()]
-        records = stop_all([i.child for i in running], "graceful", self.config.kill_after, self._record_signal)
+        records = stop_all(
+            [i.started() for i in running], "graceful", self.config.kill_after, self._record_signal
+        )
         for instance, record in zip(running, records, strict=True):
             self._record_exit(instance, record)
         if self.redis is not None and self.redis.child is not None and self.redis.child.alive():
@@ -152,7 +168,7 @@ class Stack:
         chosen = [self.instances[i] for i in indices]
         for instance in chosen:
             self._record(RESTART_BEGIN, instance, mode=mode)
-        records = stop_all([i.child for i in chosen], mode, self.config.kill_after, self._record_signal)
+        records = stop_all([i.started() for i in chosen], mode, self.config.kill_after, self._record_signal)
         for instance, record in zip(chosen, records, strict=True):
             self._record_exit(instance, record)
             self._spawn(instance)
@@ -161,18 +177,20 @@ class Stack:
             self._wait_ready(instance)
             down = time.time() - record.signal_sent_at
             self._record(RESTART_DONE, instance, mode=mode, down_seconds=round(down, 3))
-            outcomes.append(RestartOutcome(instance.name, mode, record, down, instance.child.pid, instance.generation))
+            outcomes.append(
+                RestartOutcome(instance.name, mode, record, down, instance.started().pid, instance.generation)
+            )
         return outcomes
 
     def restart_redis(self) -> float:
         """SIGKILL our Redis and start it again on the same port, empty; returns seconds down."""
         if self.redis is None:
             raise StackError("this stack does not run its own Redis (it was given --redis-url)")
-        self._record(REDIS_RESTART_BEGIN, pid=self.redis.child.pid)
+        self._record(REDIS_RESTART_BEGIN, pid=self.redis.started().pid)
         began = time.time()
         self.redis.restart()
         down = time.time() - began
-        self._record(REDIS_RESTART_DONE, pid=self.redis.child.pid, down_seconds=round(down, 3))
+        self._record(REDIS_RESTART_DONE, pid=self.redis.started().pid, down_seconds=round(down, 3))
         return down
 
     def stop_instance(self, index: int, mode: str = "graceful") -> ExitRecord:
@@ -180,7 +198,7 @@ class Stack:
         if mode not in RESTART_MODES:
             raise ConfigError("mode", mode, "choose graceful or hard")
         instance = self.instances[index]
-        record = stop_all([instance.child], mode, self.config.kill_after, self._record_signal)[0]
+        record = stop_all([instance.started()], mode, self.config.kill_after, self._record_signal)[0]
         self._record_exit(instance, record)
         return record
 
@@ -262,23 +280,30 @@ class Stack:
     def _migrate(self) -> None:
         argv = [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"]
         child = Child("migrate", argv, self._base_env(), self.server_dir / "migrate.log", REPO_ROOT).start()
-        if not child.wait(self.config.ready_timeout) or child.process.returncode != 0:
+        if not child.wait(self.config.ready_timeout) or child.returncode != 0:
             child.stop("hard")
             raise StackError(f"target_app migrate failed:\n{child.log_tail()}")
 
     def _spawn(self, instance: DaphneInstance) -> None:
         instance.generation += 1
         argv = [
-            sys.executable, "-m", "daphne", "-b", self.config.daphne_bind, "-p", str(instance.port),
-            *self.config.daphne.argv(), "target_app.asgi:application",
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            self.config.daphne_bind,
+            "-p",
+            str(instance.port),
+            *self.config.daphne.argv(),
+            "target_app.asgi:application",
         ]
         log_path = self.server_dir / f"{instance.name}.gen{instance.generation}.log"
-        instance.child = Child(instance.name, argv, instance.env, log_path, REPO_ROOT).start()
-        instance.pids.append(instance.child.pid)
-        self._record(SPAWNED, instance, pid=instance.child.pid, log=str(log_path))
+        child = instance.child = Child(instance.name, argv, instance.env, log_path, REPO_ROOT).start()
+        instance.pids.append(child.pid)
+        self._record(SPAWNED, instance, pid=child.pid, log=str(log_path))
 
     def _wait_ready(self, instance: DaphneInstance) -> None:
-        child = instance.child
+        child = instance.started()
         deadline = time.monotonic() + self.config.ready_timeout
         port = self._poll(instance, deadline, lambda: self._listening_port(child))
         instance.port = port
@@ -291,8 +316,8 @@ class Stack:
             value = probe()
             if value:
                 return value
-            if not instance.child.alive():
-                self._fail(instance, f"exited with code {instance.child.process.returncode}")
+            if not instance.started().alive():
+                self._fail(instance, f"exited with code {instance.started().returncode}")
             time.sleep(0.05)
         self._fail(instance, f"not ready within {self.config.ready_timeout:g} s")
 
@@ -308,7 +333,9 @@ class Stack:
 
     def _fail(self, instance: DaphneInstance, why: str) -> None:
         self._record(FAILED, instance, why=why)
-        raise StackError(f"{instance.name} generation {instance.generation} {why}:\n{instance.child.log_tail()}")
+        raise StackError(
+            f"{instance.name} generation {instance.generation} {why}:\n{instance.started().log_tail()}"
+        )
 
     def _record_signal(self, child: Child, signum: int, ts: float) -> None:
         instance = next(i for i in self.instances if i.child is child)
@@ -316,8 +343,13 @@ class Stack:
 
     def _record_exit(self, instance: DaphneInstance, record: ExitRecord) -> None:
         self._record(
-            EXITED, instance, ts=record.exited_at, pid=instance.child.pid, how=record.how,
-            returncode=record.returncode, after_s=round(record.seconds, 3),
+            EXITED,
+            instance,
+            ts=record.exited_at,
+            pid=instance.started().pid,
+            how=record.how,
+            returncode=record.returncode,
+            after_s=round(record.seconds, 3),
         )
 
     def _record(self, name: str, instance: DaphneInstance | None = None, **fields) -> None:

@@ -122,14 +122,20 @@ def checked_agent(options) -> AgentClient:
 
 def missing_target(options) -> ConfigError:
     """A plan with nothing to act on, named by the option that asked for it (--restart-at 20)."""
-    given = [key for key in PLAN_KEYS if getattr(options, key) != DEFAULTS[key] and key not in ("restart_mode", "restart_which")]
+    given = [
+        key
+        for key in PLAN_KEYS
+        if getattr(options, key) != DEFAULTS[key] and key not in ("restart_mode", "restart_which")
+    ]
     name = given[0] if given else "chaos_plan"
     return ConfigError(name, getattr(options, name), NO_TARGET)
 
 
 def checked_hooks(options) -> None:
     if isinstance(options.hook_instances, bool) or options.hook_instances < 1:
-        raise ConfigError("hook_instances", options.hook_instances, "how many instances --restart-cmd addresses, 1 or more")
+        raise ConfigError(
+            "hook_instances", options.hook_instances, "how many instances --restart-cmd addresses, 1 or more"
+        )
     if options.hook_timeout <= 0:
         raise ConfigError("hook_timeout", options.hook_timeout, "seconds a --restart-cmd may take, above 0")
 
@@ -173,7 +179,7 @@ def unreachable(targets: tuple[str, ...]) -> str | None:
 
 
 class SuitePlugin:
-    def __init__(self, environment):
+    def __init__(self, environment) -> None:
         self.env = environment
         self.options = environment.parsed_options
         self.is_worker = isinstance(environment.runner, WorkerRunner)
@@ -182,7 +188,7 @@ class SuitePlugin:
         self.run: RunRecorder | None = None
         self.sampler: gevent.Greenlet | None = None
         self.first_run_id = ""
-        self.csv_writer = None
+        self.csv_writer: locust.stats.StatsCSVFileWriter | None = None
         self.csv_greenlet: gevent.Greenlet | None = None
         env_events = environment.events
         env_events.test_start.add_listener(self.on_test_start)
@@ -226,7 +232,9 @@ class SuitePlugin:
             die(exc.as_option(LOCUST_NAMES))
         except StackError as exc:
             die(str(exc).splitlines()[0])
-        self.first_run_id = self.first_run_id or options.run_id or new_run_id(results_dir, label=options.run_label)
+        self.first_run_id = (
+            self.first_run_id or options.run_id or new_run_id(results_dir, label=options.run_label)
+        )
         if options.csv_prefix is None:
             self.start_locust_csv(results_dir / self.first_run_id)
 
@@ -266,7 +274,10 @@ class SuitePlugin:
         """Locust's own CSV files in the run folder, when --csv did not put them elsewhere."""
         run_dir.mkdir(parents=True, exist_ok=True)
         self.csv_writer = locust.stats.StatsCSVFileWriter(
-            self.env, locust.stats.PERCENTILES_TO_REPORT, str(run_dir / "locust"), self.options.stats_history_enabled
+            self.env,
+            locust.stats.PERCENTILES_TO_REPORT,
+            str(run_dir / "locust"),
+            self.options.stats_history_enabled,
         )
         self.csv_greenlet = gevent.spawn(self.csv_writer.stats_writer)
 
@@ -283,7 +294,9 @@ class SuitePlugin:
         except AgentError as exc:
             raise ConfigError("agent_url", options.agent_url, exc.message) from None
         server.target, server.live_prefixes = target, target.live_prefixes
-        server.layer = next((h["channel_layer"] for h in healths if h.get("channel_layer")), "")  # for the Redis probe
+        server.layer = next(
+            (h["channel_layer"] for h in healths if h.get("channel_layer")), ""
+        )  # for the Redis probe
         server.log_follower = ServerLogFollower(server.mirror.log_paths)
 
     def on_stack_event(self, event: dict) -> None:
@@ -307,6 +320,7 @@ class SuitePlugin:
             if not self.is_worker:
                 gevent.spawn(self.env.runner.stop)
             return
+        assert run.config is not None  # config_from_options returned: run.error is None
         if self.is_worker:
             self.sampler = gevent.spawn(self._sample_forever)
             return
@@ -321,11 +335,25 @@ class SuitePlugin:
             gevent.spawn(self.env.runner.stop)
             return
         stack = self.stack
-        stack_info = {"redis_url": stack.redis_url, "server_dir": str(stack.server_dir), "instances": stack.status()} if stack else None
-        manifest = build_manifest(run_id, run_dir, mask_argv(sys.argv), mask_options(vars(self.options)), asdict(run.config),
-                                  stack_info, server.redis_url, REPO_ROOT)
+        stack_info = (
+            {"redis_url": stack.redis_url, "server_dir": str(stack.server_dir), "instances": stack.status()}
+            if stack
+            else None
+        )
+        manifest = build_manifest(
+            run_id,
+            run_dir,
+            mask_argv(sys.argv),
+            mask_options(vars(self.options)),
+            asdict(run.config),
+            stack_info,
+            server.redis_url,
+            REPO_ROOT,
+        )
         manifest[CHAOS_PLAN] = asdict(plan)
-        self.run = RunRecorder(self.env, run_dir, run.config, plan, server, not self.is_master, manifest, self.options.run_time)
+        self.run = RunRecorder(
+            self.env, run_dir, run.config, plan, server, not self.is_master, manifest, self.options.run_time
+        )
         self.run.on_summary = self.check_run
 
     def check_run(self, summary: dict) -> None:
@@ -371,15 +399,23 @@ class SuitePlugin:
         elif options.agent_url:
             self.agent_side(server, run_dir)
         elif options.restart_cmd:
-            server.target = HookTarget(options.restart_cmd, options.hook_instances, options.hook_timeout, run_dir / "hooks", server.redis_url)
+            server.target = HookTarget(
+                options.restart_cmd,
+                options.hook_instances,
+                options.hook_timeout,
+                run_dir / "hooks",
+                server.redis_url,
+            )
         if options.server_log_cmd:
-            server.log_follower = CommandFollower(shlex.split(options.server_log_cmd), run_dir / "server" / "remote.log").start()
+            server.log_follower = CommandFollower(
+                shlex.split(options.server_log_cmd), run_dir / "server" / "remote.log"
+            ).start()
         elif options.server_log:
             pattern = options.server_log
             server.log_follower = ServerLogFollower(lambda: [Path(p) for p in sorted(glob.glob(pattern))])
-        if plan.active and server.target is None:
-            raise missing_target(options)
         if plan.active:
+            if server.target is None:
+                raise missing_target(options)
             plan.validate(server.target.instance_count())
         return server
 
@@ -399,7 +435,11 @@ class SuitePlugin:
             if self.sampler is not None:
                 self.sampler.kill()
             timeline = timeline_for(self.env)
-            data = {"client_id": self.env.runner.client_id, "windows": timeline.take(), "totals": dict(timeline.totals)}
+            data = {
+                "client_id": self.env.runner.client_id,
+                "windows": timeline.take(),
+                "totals": dict(timeline.totals),
+            }
             self.env.runner.send_message(FINAL_MESSAGE, data)
             logger.info("channels timeline totals of this worker: %s", dict(sorted(timeline.totals.items())))
         elif self.run is not None:
@@ -432,5 +472,6 @@ class SuitePlugin:
             self.stack.stop()
         if self.csv_writer is not None:
             gevent.sleep(locust.stats.CSV_STATS_INTERVAL_SEC + 0.1)  # one more pass with the final stats
+            assert self.csv_greenlet is not None  # spawned together with csv_writer
             self.csv_greenlet.kill()
             self.csv_writer.close_files()

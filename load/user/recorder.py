@@ -16,11 +16,12 @@ import gevent
 
 from load.analysis.recovery import restart_costs
 from load.chaos.controller import Controller, Target
+from load.chaos.remote import AgentMirror
 from load.config.settings import ChaosPlan, LoadConfig
 from load.measure.collector import Collector
 from load.measure.timeline import timeline_for
 from load.probes.redisprobe import NO_REDIS_PROBE, RedisProbe
-from load.probes.serverlog import NO_SERVER_LOG
+from load.probes.serverlog import NO_SERVER_LOG, CommandFollower, ServerLogFollower
 from load.runfolder.derive import restarts_from_events
 from load.runfolder.eventlog import EventLog
 from load.runfolder.files import write_json
@@ -62,10 +63,12 @@ class ServerSide:
 
     target: Target | None = None
     redis_url: str = ""
-    live_prefixes: Callable[[], set[str] | None] | None = None  # None: nothing can say which processes are alive
+    live_prefixes: Callable[[], set[str] | None] | None = (
+        None  # None: nothing can say which processes are alive
+    )
     layer: str = ""  # the channel layer, when known (the Redis probe finds out otherwise)
-    log_follower: object | None = None  # load.probes.serverlog.ServerLogFollower or CommandFollower
-    mirror: object | None = None  # load.chaos.remote.AgentMirror: brings a remote agent's events and logs here
+    log_follower: ServerLogFollower | CommandFollower | None = None
+    mirror: AgentMirror | None = None  # brings a remote agent's events and logs here
 
 
 def until_next_second(offset: float) -> float:
@@ -74,8 +77,17 @@ def until_next_second(offset: float) -> float:
 
 
 class RunRecorder:
-    def __init__(self, env, run_dir: Path, config: LoadConfig, plan: ChaosPlan, server: ServerSide, local: bool, manifest: dict,
-                 run_time: float | None = None):
+    def __init__(
+        self,
+        env,
+        run_dir: Path,
+        config: LoadConfig,
+        plan: ChaosPlan,
+        server: ServerSide,
+        local: bool,
+        manifest: dict,
+        run_time: float | None = None,
+    ):
         self.env = env
         self.local = local
         self.run_dir = run_dir
@@ -83,11 +95,23 @@ class RunRecorder:
         self.events = EventLog(run_dir / EVENTS_JSONL)
         self.manifest = manifest
         write_json(run_dir / MANIFEST_JSON, manifest)
-        self.controller = Controller(plan, server.target, self.record, self.started, run_time) if plan.active else None
+        if plan.active:
+            assert server.target is not None  # SuitePlugin.server_side refuses an active plan without one
+            self.controller: Controller | None = Controller(
+                plan, server.target, self.record, self.started, run_time
+            )
+        else:
+            self.controller = None
         lag = config.pong_timeout + 2 + (0 if local else WORKER_REPORT_INTERVAL)
         phase_at = self.controller.phase_at if self.controller else (lambda second: RUN_PHASE)
-        self.collector = Collector(run_dir, self.started, lag, phase_at, signatures=server.log_follower is not None)
-        self.probe = RedisProbe(server.redis_url, server.live_prefixes, layer=server.layer) if server.redis_url else None
+        self.collector = Collector(
+            run_dir, self.started, lag, phase_at, signatures=server.log_follower is not None
+        )
+        self.probe = (
+            RedisProbe(server.redis_url, server.live_prefixes, layer=server.layer)
+            if server.redis_url
+            else None
+        )
         self.follower = server.log_follower
         self.mirror = server.mirror
         if self.mirror is not None:
@@ -138,6 +162,7 @@ class RunRecorder:
         and whatever is still under way then ends as action_aborted."""
         if self.chaos is None:
             return
+        assert self.controller is not None  # the chaos greenlet runs it
         if self.controller.busy:
             self.controller.abort("the run ended")
             self.chaos.join(timeout=ACTION_GRACE)
@@ -175,7 +200,9 @@ class RunRecorder:
             logger.warning(
                 "the load generator is saturated: %d of %d pings in second %s went out over 50 ms late "
                 "(latency then includes our own delay); add workers (--processes) or lower the rate",
-                late, sent, row[TIME],
+                late,
+                sent,
+                row[TIME],
             )
 
     # -- the end -----------------------------------------------------------------------
@@ -196,7 +223,14 @@ class RunRecorder:
         self.collector.close()
         summary = self.collector.summary()
         ended = time.time()
-        summary.update({RUN_ID: self.manifest[RUN_ID], STARTED_AT: self.started, ENDED_AT: ended, DURATION_S: round(ended - self.started, 3)})
+        summary.update(
+            {
+                RUN_ID: self.manifest[RUN_ID],
+                STARTED_AT: self.started,
+                ENDED_AT: ended,
+                DURATION_S: round(ended - self.started, 3),
+            }
+        )
         summary[RESTARTS] = restart_costs(self.collector.history, self._restarts())
         summary[NOT_MEASURED] = self._not_measured()
         if self.follower is not None:
@@ -227,7 +261,9 @@ class RunRecorder:
         if self.controller is None:
             return []
         events = [event for begin_and_end in self.controller.completed for event in begin_and_end]
-        return restarts_from_events(events, self.controller.plan.restart_mode, self.controller.plan.restart_which)
+        return restarts_from_events(
+            events, self.controller.plan.restart_mode, self.controller.plan.restart_which
+        )
 
     def _not_measured(self) -> dict[str, str]:
         """Figure -> why, for every figure this run could not measure (empty in the CSV, null in JSON)."""

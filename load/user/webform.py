@@ -30,7 +30,9 @@ logger = logging.getLogger("load")
 
 SWARM_ENDPOINT = "locust.swarm"  # Locust's blueprint "locust", view swarm()
 # Fields of Locust's own form, which its swarm handler reads by name.
-LOCUST_FORM_FIELDS = frozenset({"user_count", "spawn_rate", "host", "run_time", "user_classes", "shape_class", "profile"})
+LOCUST_FORM_FIELDS = frozenset(
+    {"user_count", "spawn_rate", "host", "run_time", "user_classes", "shape_class", "profile"}
+)
 SUITE_FORM_FIELDS = FORM_FIELDS
 
 
@@ -53,7 +55,9 @@ def refusal(key: str, text: str) -> str:
     shown = "<hidden>" if key in SECRETS else repr(text)
     where = "on the command line, in an environment variable or a config file"
     if key in START_ONLY:
-        where = f"on the command line (--{key.replace('_', '-')}), as LOCUST_{key.upper()} or in a config file"
+        where = (
+            f"on the command line (--{key.replace('_', '-')}), as LOCUST_{key.upper()} or in a config file"
+        )
     return f"{key}={shown}: the web form cannot set this option; set it {where} when starting Locust"
 
 
@@ -65,9 +69,14 @@ class WebFormGuard:
         self.at_start = copy.deepcopy(vars(environment.parsed_options))
         environment.web_ui.app.before_request(self.check_swarm_form)
         environment.events.test_start.add_listener(self.restore_start_only)
-        set_at_start = {k: v for k, v in mask_options(self.at_start).items() if k in START_ONLY and v not in ("", None)}
+        set_at_start = {
+            k: v for k, v in mask_options(self.at_start).items() if k in START_ONLY and v not in ("", None)
+        }
         if set_at_start:
-            logger.info("set at start, not in the web form: %s", ", ".join(f"{k}={v!r}" for k, v in sorted(set_at_start.items())))
+            logger.info(
+                "set at start, not in the web form: %s",
+                ", ".join(f"{k}={v!r}" for k, v in sorted(set_at_start.items())),
+            )
 
     def check_swarm_form(self):
         if request.method != "POST" or request.endpoint != SWARM_ENDPOINT:

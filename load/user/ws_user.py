@@ -64,7 +64,9 @@ def assignment(config: LoadConfig, number: int) -> tuple[str, str]:
 class WebSocketSession:
     """One user's socket, its schedule and its pending pings."""
 
-    def __init__(self, user: User, config: LoadConfig, url: str, path: str, timeline: Timeline, number: int = 0):
+    def __init__(
+        self, user: User, config: LoadConfig, url: str, path: str, timeline: Timeline, number: int = 0
+    ):
         self.user, self.config, self.url, self.path, self.timeline = user, config, url, path, timeline
         # With a seed, user N keeps the same phase, jitter and backoff in every run (sweeps compare like with like).
         self.rng = random.Random(f"{config.seed}-{number}") if config.seed else random.Random()
@@ -120,7 +122,9 @@ class WebSocketSession:
         started = time.time()
         name = f"connect {self.path}"
         try:
-            ws = websocket.create_connection(self.url, timeout=self.config.connect_timeout, enable_multithread=True)
+            ws = websocket.create_connection(
+                self.url, timeout=self.config.connect_timeout, enable_multithread=True
+            )
         except (OSError, websocket.WebSocketException) as exc:
             failure = errors.classify_connect_error(exc)
             self.timeline.connect(self.path, time.time(), failure.kind)
@@ -179,8 +183,12 @@ class WebSocketSession:
                     self.fresh_socket = False
                     self.timeline.first_pong(self.path, now)
                 self.user.environment.events.request.fire(
-                    request_type="WS", name=f"ping {self.path}", response_time=latency,
-                    response_length=len(data), exception=None, context={},
+                    request_type="WS",
+                    name=f"ping {self.path}",
+                    response_time=latency,
+                    response_length=len(data),
+                    exception=None,
+                    context={},
                 )
         elif reply.kind == ERROR:
             seq = reply.seq if reply.seq in self.pending else next(iter(self.pending), None)
@@ -232,6 +240,7 @@ class WebSocketSession:
         """A heartbeat client's move: no pong in time, so the socket is dead to it; every
         ping still waiting on it has timed out. The reader greenlet then reconnects."""
         ws, self.ws = self.ws, None
+        assert ws is not None  # the only caller checks self.ws first
         self.abandoned = ws
         self.timeline.connections_open -= 1
         for seq in list(self.pending):
@@ -261,8 +270,12 @@ class WebSocketSession:
         """To Locust. A failure has no response time: None keeps it out of Locust's
         percentiles (StatsEntry counts it in num_none_requests) but in its failures."""
         self.user.environment.events.request.fire(
-            request_type="WS", name=name, response_time=response_time_ms, response_length=0,
-            exception=failure, context={},
+            request_type="WS",
+            name=name,
+            response_time=response_time_ms,
+            response_length=0,
+            exception=failure,
+            context={},
         )
 
 

@@ -24,9 +24,23 @@ from load.runfolder.names import (
 )
 
 __all__ = [
-    "BAD_PONG", "CLOSE_CODES", "CLOSED_BY_SERVER", "CONNECT_ERRORS", "CONNECT_REFUSED", "CONNECT_TIMEOUT", "HANDSHAKE_REJECTED",
-    "IN_FLIGHT", "NOT_SENT_DISCONNECTED", "NO_CLOSE_FRAME", "PING_ERRORS", "PONG", "PONG_TIMEOUT", "SEND_FAILED", "WsFailure",
-    "classify_connect_error", "close_column",
+    "BAD_PONG",
+    "CLOSE_CODES",
+    "CLOSED_BY_SERVER",
+    "CONNECT_ERRORS",
+    "CONNECT_REFUSED",
+    "CONNECT_TIMEOUT",
+    "HANDSHAKE_REJECTED",
+    "IN_FLIGHT",
+    "NOT_SENT_DISCONNECTED",
+    "NO_CLOSE_FRAME",
+    "PING_ERRORS",
+    "PONG",
+    "PONG_TIMEOUT",
+    "SEND_FAILED",
+    "WsFailure",
+    "classify_connect_error",
+    "close_column",
 ]
 
 PONG = "pong"  # a ping's outcome when answered; counted in the column PONGS

@@ -9,8 +9,22 @@ from typing import Any
 
 import websocket
 
-ENDPOINTS = ("/ws/ping/", "/ws/ping/sync/", "/ws/ping/pool/", "/ws/ping/db/", "/ws/ping/layer/", "/ws/room/demo/")
-ROUTES = ("/ws/ping/", "/ws/ping/sync/", "/ws/ping/pool/", "/ws/ping/db/", "/ws/ping/layer/", "/ws/room/<name>/")
+ENDPOINTS = (
+    "/ws/ping/",
+    "/ws/ping/sync/",
+    "/ws/ping/pool/",
+    "/ws/ping/db/",
+    "/ws/ping/layer/",
+    "/ws/room/demo/",
+)
+ROUTES = (
+    "/ws/ping/",
+    "/ws/ping/sync/",
+    "/ws/ping/pool/",
+    "/ws/ping/db/",
+    "/ws/ping/layer/",
+    "/ws/room/<name>/",
+)
 
 
 class ErrorFrame(RuntimeError):
