@@ -22,6 +22,7 @@ from load.config.settings import ConfigError
 from load.runfolder.derive import error_rate
 from load.runfolder.names import (
     ALL,
+    BROADCASTS_LOST,
     CLOSES,
     CONNECT_ERRORS,
     CONNECTS,
@@ -30,7 +31,6 @@ from load.runfolder.names import (
     IN_FLIGHT,
     LATE_SENDS,
     MAX_MS,
-    MISSED_BROADCASTS,
     NOT_MEASURED,
     NOT_RECOVERED_WITHIN_S,
     P50_MS,
@@ -72,7 +72,7 @@ ENDPOINT_METRICS = (
     P99_MS,
     MAX_MS,
     CLOSES,
-    MISSED_BROADCASTS,
+    BROADCASTS_LOST,
     LATE_SENDS,
     IN_FLIGHT,
     *PING_ERRORS,

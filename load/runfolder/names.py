@@ -54,8 +54,7 @@ CONNECTS = "connects"
 CONNECT_OK = "connect_ok"
 CLOSES = "closes"
 CLIENT_CLOSES = "client_closes"
-BROADCASTS = "broadcasts"
-MISSED_BROADCASTS = "missed_broadcasts"
+BROADCASTS = "broadcasts"  # broadcast frames received (every copy), in the second they arrived
 LATE_SENDS = "late_sends"
 FRESH_SOCKET_PONGS = "fresh_socket_pongs"
 COUNT_COLUMNS = (
@@ -72,10 +71,16 @@ COUNT_COLUMNS = (
     *CLOSE_COLUMNS,
     CLIENT_CLOSES,
     BROADCASTS,
-    MISSED_BROADCASTS,
     LATE_SENDS,
     FRESH_SOCKET_PONGS,
 )
+
+# Room delivery, settled when the run ends (load.measure.settlement): each in the second
+# the broadcast was sent, by the receiving member's endpoint; empty (null) until settled.
+BROADCASTS_RECEIVED = "broadcasts_received"  # owed broadcasts a member got (its first copy)
+BROADCASTS_LOST = "broadcasts_lost"  # owed broadcasts a member never got
+BROADCASTS_DUPLICATED = "broadcasts_duplicated"  # copies beyond the first
+DELIVERY_COLUMNS = (BROADCASTS_RECEIVED, BROADCASTS_LOST, BROADCASTS_DUPLICATED)
 
 P50_MS, P95_MS, P99_MS, MAX_MS = "p50_ms", "p95_ms", "p99_ms", "max_ms"
 SERVICE_P50_MS, SERVICE_P99_MS = "service_p50_ms", "service_p99_ms"
@@ -164,6 +169,7 @@ TIMESERIES_COLUMNS = (
     *COUNT_COLUMNS[:5],
     *LATENCY_COLUMNS,
     *COUNT_COLUMNS[5:],
+    *DELIVERY_COLUMNS,
     SEND_LAG_MAX_MS,
     FIRST_PONG_AT,
     FIRST_CONNECT_FAILED,
@@ -177,6 +183,7 @@ ENDPOINT_COLUMNS = (
     *COUNT_COLUMNS[:5],
     *LATENCY_COLUMNS,
     *COUNT_COLUMNS[5:],
+    *DELIVERY_COLUMNS,
     SEND_LAG_MAX_MS,
 )
 GROUP_COLUMNS = (TIME, EPOCH_S, ELAPSED_S, GROUP, MEMBERS, STALE_MEMBERS)
@@ -243,6 +250,10 @@ THRESHOLD_NOTES = "threshold_notes"
 # Keys of not_measured that stand for a group of figures.
 SERVER_SIGNATURES = "server_signatures"  # every signature at once, when no log is followed
 REDIS = "redis"  # every Redis figure at once, when nothing probes Redis
+DELIVERIES = "deliveries"  # every delivery figure at once, when the run's end could not settle them
+# summary.json's deliveries: what the settlement started from (null when not settled).
+BROADCASTS_SENT = "broadcasts_sent"  # room pings whose send the users reported
+MEMBER_LIVES = "member_lives"  # room sockets named by a welcome
 
 # -- manifest.json ---------------------------------------------------------------------
 
