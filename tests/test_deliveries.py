@@ -3,19 +3,29 @@ deltas, and the settlement's rule (load.measure.settlement)."""
 
 import csv
 
+import roomscript
+
+from load.config.settings import LayerOptions
 from load.measure.deliveries import DeliveryLog, SeqSet
 from load.measure.settlement import DeliveryLedger, fill_csv, fill_summary, settle
 from load.runfolder.files import AppendOnlyCsv
 from load.runfolder.names import (
     ALL,
+    BROADCASTS,
     BROADCASTS_DUPLICATED,
     BROADCASTS_LOST,
     BROADCASTS_RECEIVED,
+    BROADCASTS_SENT,
+    CLIENT_CLOSES,
+    CLOSES,
+    DELIVERIES,
     ENDPOINTS,
     EPOCH_S,
+    MEMBER_LIVES,
     TIMESERIES_COLUMNS,
 )
 from load.wire.protocol import WELCOME, TargetAppCodec
+from locustrun import REPO, expected_exit_code, read_csv, read_json, run_folder
 
 ROOM, SLOW = "/ws/room/r/", "/ws/room/r/?sleep_ms=500"
 
@@ -136,3 +146,49 @@ def test_settled_cells_fill_the_csv_and_an_unsettled_summary_says_null(tmp_path)
     assert summary[ALL][BROADCASTS_LOST] is None and summary[ENDPOINTS][ROOM][BROADCASTS_RECEIVED] is None
     fill_summary(summary, settlement)
     assert summary[ALL][BROADCASTS_LOST] == 2 and summary[ENDPOINTS][ROOM][BROADCASTS_LOST] == 1
+
+
+def test_a_room_run_settles_every_owed_broadcast_exactly(start_stack, locust, tmp_path):
+    """Five scripted members (tests/roomusers.py): a slow member that loses broadcasts while
+    its consumer sleeps (channel capacity 5), a sender that stops after one ping, a member
+    that leaves mid-run; every owed broadcast is received or lost, by endpoint and second."""
+    stack = start_stack(daphne_count=1, app=LayerOptions(redis_socket_timeout="none", capacity=5))
+    results = tmp_path / "results"
+    run = locust(
+        "-f",
+        str(REPO / "tests" / "roomusers.py"),
+        "--headless",
+        "--host",
+        stack.instances[0].ws_url(""),
+        "--results-dir",
+        str(results),
+        "-u",
+        "5",
+        "-r",
+        "50",
+        "-t",
+        "7s",
+    )
+    run.wait(60)
+    folder = run_folder(results)
+    assert run.child.process.returncode == expected_exit_code(folder), run.output()[-3000:]
+    summary = read_json(folder / "summary.json")
+    total, endpoints = summary[ALL], summary[ENDPOINTS]
+    assert summary[DELIVERIES] == {BROADCASTS_SENT: roomscript.SENT, MEMBER_LIVES: roomscript.MEMBERS}
+    room, slow = endpoints[roomscript.ROOM], endpoints[roomscript.SLOW]
+    assert room[BROADCASTS_RECEIVED] + room[BROADCASTS_LOST] == roomscript.OWED_ROOM
+    assert slow[BROADCASTS_RECEIVED] + slow[BROADCASTS_LOST] == roomscript.OWED_SLOW
+    assert room[BROADCASTS_LOST] == 0 and slow[BROADCASTS_LOST] > 10  # capacity 5, 27 sent while it slept
+    assert total[BROADCASTS_DUPLICATED] == 0
+    assert total[BROADCASTS] == total[BROADCASTS_RECEIVED] + total[BROADCASTS_DUPLICATED]
+    assert total[CLOSES] == 0 and total[CLIENT_CLOSES] == 1  # only the leaver's own close
+
+    rows = read_csv(folder / "timeseries.csv")
+    per_endpoint = read_csv(folder / "endpoints.csv")
+    for column in (BROADCASTS_RECEIVED, BROADCASTS_LOST, BROADCASTS_DUPLICATED):
+        assert all(row[column] != "" for row in rows)  # settled: every second has its figure
+        assert sum(int(row[column]) for row in rows) == total[column]
+        for path, figures in endpoints.items():
+            assert sum(int(r[column]) for r in per_endpoint if r["endpoint"] == path) == figures[column]
+    lost_seconds = [int(row["elapsed_s"]) for row in rows if int(row[BROADCASTS_LOST])]
+    assert lost_seconds and max(lost_seconds) - min(lost_seconds) <= 2  # wave 1 only: [T0, T0 + 2)
