@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from load.measure.collector import figures as figures_of
 from load.measure.deliveries import DUPLICATES, ECHOES, FIRST_SEEN, GOT, LIVES, SENT, SeqSet
+from load.measure.timeline import EndpointWindow
 from load.runfolder.files import replace_csv
 from load.runfolder.names import (
     ALL,
@@ -180,6 +182,8 @@ def read_rows(path: Path) -> list[dict]:
 def fill_summary(summary: dict, settlement: Settlement | None) -> None:
     """The delivery figures of summary.json's endpoints and `all` (null when not settled)."""
     endpoints = summary[ENDPOINTS]
+    for path in sorted(set(settlement.per_endpoint if settlement else ()) - set(endpoints)):
+        endpoints[path] = figures_of(EndpointWindow())  # members, but no window: nothing else happened there
     for path, figures in [*endpoints.items(), (ALL, summary[ALL])]:
         if settlement is None:
             counts = None

@@ -152,9 +152,9 @@ class RunRecorder:
         if not self.done:
             self.ledger.merge(wire)
 
-    def final(self, client_id: str, wire: dict, totals: dict, deliveries: dict) -> None:
+    def final(self, client_id: str, wire: dict, totals: dict, deliveries: dict | None = None) -> None:
         self.merge(client_id, wire)
-        self.merge_deliveries(deliveries)
+        self.merge_deliveries(deliveries or {})
         self.final_workers[client_id] = totals
         if self.closing and self.seen_workers <= set(self.final_workers):
             self.finish()
