@@ -12,10 +12,15 @@ since the last call, as msgpack/JSON-friendly deltas, and forgets it (a life's r
 seqs are kept while it lives, to tell a duplicate from a first copy).
 """
 
+import bisect
 from dataclasses import dataclass, field
 
 # Keys of the wire form (short: every worker report carries it).
 LIVES, SENT, ECHOES, GOT, DUPLICATES, FIRST_SEEN = "l", "s", "e", "g", "d", "f"
+
+
+def _low(seqs: list[int]) -> int:
+    return seqs[0]
 
 
 class SeqSet:
@@ -31,17 +36,11 @@ class SeqSet:
         if ranges and seq == ranges[-1][1] + 1:  # the usual case: the next one in order
             ranges[-1][1] = seq
             return True
-        if ranges and seq > ranges[-1][1]:
-            ranges.append([seq, seq])
-            return True
-        for i, (lo, hi) in enumerate(ranges):
-            if lo <= seq <= hi:
-                return False
-            if seq < lo:
-                ranges.insert(i, [seq, seq])
-                self._join(i)
-                return True
-        ranges.append([seq, seq])
+        i = bisect.bisect_right(ranges, seq, key=_low)  # ranges[:i] start at or before seq
+        if i and ranges[i - 1][1] >= seq:
+            return False
+        ranges.insert(i, [seq, seq])
+        self._join(i)
         return True
 
     def _join(self, i: int) -> None:
@@ -53,7 +52,8 @@ class SeqSet:
             ranges[i - 1][1] = ranges.pop(i)[1]
 
     def __contains__(self, seq: int) -> bool:
-        return any(lo <= seq <= hi for lo, hi in self.ranges)
+        i = bisect.bisect_right(self.ranges, seq, key=_low)
+        return bool(i) and self.ranges[i - 1][1] >= seq
 
     def __len__(self) -> int:
         return sum(hi - lo + 1 for lo, hi in self.ranges)
