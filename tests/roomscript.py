@@ -2,11 +2,11 @@
 (importing Locust monkey-patches the test process)."""
 
 ROOM = "/ws/room/acct/"
-SLOW = "/ws/room/acct/?sleep_ms=1500"
+SLOW = "/ws/room/acct/?sleep_ms=1000"
 MEMBERS = 5
-WAVE_1 = tuple(i * 0.2 for i in range(10))  # [0, 2): everyone is in the room
-LEAVE_AT = 3.0
-WAVE_2 = tuple(4.0 + i * 0.2 for i in range(5))  # [4, 5): the leaver has gone
+WAVE_1 = tuple(i * 0.1 for i in range(10))  # [0, 1): everyone is in the room
+LEAVE_AT = 2.0
+WAVE_2 = tuple(2.5 + i * 0.1 for i in range(5))  # [2.5, 3): the leaver has gone
 
 
 # What each endpoint's members are owed: wave 1 goes to all five (30 from the stayers, 3

@@ -3,10 +3,10 @@ whose every broadcast is scripted, so the number each member is owed is known.
 
 Every user connects once (no reconnect), waits until all five have their welcome (T0 is
 then the same for all), sends its pings at fixed offsets from T0 and stays, except:
-- SlowMember's one ping sleeps 1.5 s in its consumer, which meanwhile reads nothing from
+- SlowMember's one ping sleeps 1 s in its consumer, which meanwhile reads nothing from
   its channel: with a small channel capacity, broadcasts to it are dropped (real losses),
   and it is a sender that stops early;
-- Leaver sends three pings, closes its socket at T0 + 3 s and never comes back.
+- Leaver sends three pings, closes its socket at T0 + 2 s and never comes back.
 """
 
 import sys

@@ -167,7 +167,7 @@ def test_a_room_run_settles_every_owed_broadcast_exactly(start_stack, locust, tm
         "-r",
         "50",
         "-t",
-        "7s",
+        "5s",
     )
     run.wait(60)
     folder = run_folder(results)
@@ -178,7 +178,7 @@ def test_a_room_run_settles_every_owed_broadcast_exactly(start_stack, locust, tm
     room, slow = endpoints[roomscript.ROOM], endpoints[roomscript.SLOW]
     assert room[BROADCASTS_RECEIVED] + room[BROADCASTS_LOST] == roomscript.OWED_ROOM
     assert slow[BROADCASTS_RECEIVED] + slow[BROADCASTS_LOST] == roomscript.OWED_SLOW
-    assert room[BROADCASTS_LOST] == 0 and slow[BROADCASTS_LOST] > 10  # capacity 5, 27 sent while it slept
+    assert room[BROADCASTS_LOST] == 0 and slow[BROADCASTS_LOST] > 10  # capacity 5, about 30 sent while it slept
     assert total[BROADCASTS_DUPLICATED] == 0
     assert total[BROADCASTS] == total[BROADCASTS_RECEIVED] + total[BROADCASTS_DUPLICATED]
     assert total[CLOSES] == 0 and total[CLIENT_CLOSES] == 1  # only the leaver's own close
@@ -191,4 +191,4 @@ def test_a_room_run_settles_every_owed_broadcast_exactly(start_stack, locust, tm
         for path, figures in endpoints.items():
             assert sum(int(r[column]) for r in per_endpoint if r["endpoint"] == path) == figures[column]
     lost_seconds = [int(row["elapsed_s"]) for row in rows if int(row[BROADCASTS_LOST])]
-    assert lost_seconds and max(lost_seconds) - min(lost_seconds) <= 2  # wave 1 only: [T0, T0 + 2)
+    assert lost_seconds and max(lost_seconds) - min(lost_seconds) <= 1  # wave 1 only: [T0, T0 + 1)
