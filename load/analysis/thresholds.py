@@ -26,6 +26,7 @@ from load.runfolder.names import (
     CLOSES,
     CONNECT_ERRORS,
     CONNECTS,
+    DELIVERY_COLUMNS,
     ENDPOINTS,
     ERRORS,
     IN_FLIGHT,
@@ -213,11 +214,11 @@ def endpoint_value(figures: dict, metric: str) -> Figure:
             else Figure.unknown("no connects")
         )
     value = figures.get(metric)
-    return (
-        Figure.exact(value)
-        if value is not None
-        else Figure.unknown("no pongs" if metric.endswith("_ms") else "not in the summary")
-    )
+    if value is not None:
+        return Figure.exact(value)
+    if metric in DELIVERY_COLUMNS:
+        return Figure.unknown("room delivery not settled: see not_measured in summary.json")
+    return Figure.unknown("no pongs" if metric.endswith("_ms") else "not in the summary")
 
 
 def _figure_of(threshold: Threshold, summary: dict) -> Figure | None:
