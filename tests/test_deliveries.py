@@ -13,6 +13,7 @@ from load.runfolder.names import (
     ALL,
     BROADCASTS,
     BROADCASTS_DUPLICATED,
+    BROADCASTS_IN_FLIGHT,
     BROADCASTS_LOST,
     BROADCASTS_RECEIVED,
     BROADCASTS_SENT,
@@ -95,7 +96,7 @@ def scripted_run() -> DeliveryLedger:
 
 
 def test_settlement_follows_the_rule_and_balances():
-    settlement = settle(scripted_run(), end=60.0)
+    settlement = settle(scripted_run(), end=60.0, pong_timeout=5.0)
     assert settlement.member_lives == 4 and settlement.sent == 7
     room, slow = settlement.per_endpoint[ROOM], settlement.per_endpoint[SLOW]
     # A's 100 (sent before everyone's welcome, so owed only to those who got it): B, D.
@@ -122,12 +123,39 @@ def test_a_member_that_never_reported_leaving_is_settled_at_the_end():
     log.echo(sender, 1, 5.1)
     ledger = DeliveryLedger()
     ledger.merge(log.take())
-    assert settle(ledger, end=6.0).per_endpoint[ROOM][BROADCASTS_LOST] == 1
-    assert BROADCASTS_LOST not in settle(ledger, end=5.05).per_endpoint.get(ROOM, {})
+    assert settle(ledger, end=6.0, pong_timeout=5.0).per_endpoint[ROOM][BROADCASTS_LOST] == 1
+    assert BROADCASTS_LOST not in settle(ledger, end=5.05, pong_timeout=5.0).per_endpoint.get(ROOM, {})
+
+
+def test_a_member_its_user_stopped_has_a_pong_timeout_for_what_is_on_its_way():
+    """The run's stop: a broadcast sent within a pong timeout of it is in flight, an older
+    one lost, and so is one a later broadcast overtook; a socket that ended by itself gets
+    no such grace."""
+    log = DeliveryLog()
+    sender, stopped, dropped = log.open(ROOM), log.open(ROOM), log.open(ROOM)
+    for life, name in ((sender, "S"), (stopped, "M"), (dropped, "D")):
+        log.welcome(life, name, "r", 1.0)
+    for seq, at in ((1, 10.0), (2, 18.0), (3, 18.5), (4, 19.0)):
+        log.sent(sender, seq, at)
+        log.echo(sender, seq, at + 0.1)
+    log.broadcast(stopped, "S", 4, 19.2)
+    log.broadcast(dropped, "S", 4, 19.2)
+    log.close(stopped, 20.0, stopped=True)
+    log.close(dropped, 20.0)
+    ledger = DeliveryLedger()
+    ledger.merge(log.take())
+    settlement = settle(ledger, end=21.0, pong_timeout=5.0)
+    assert (
+        settlement.per_endpoint[ROOM][BROADCASTS_LOST] == 3 + 3
+    )  # M: 1, and 2 and 3 that 4 overtook; D: 1-3
+    assert settlement.in_flight == 0
+    ledger.got["M"]["S"] = SeqSet.of([1])  # M got nothing after 1: 2 and 3 may still come
+    settlement = settle(ledger, end=21.0, pong_timeout=5.0)
+    assert settlement.in_flight == 3 and settlement.per_endpoint[ROOM][BROADCASTS_LOST] == 3  # 2, 3, 4
 
 
 def test_settled_cells_fill_the_csv_and_an_unsettled_summary_says_null(tmp_path):
-    settlement = settle(scripted_run(), end=60.0)
+    settlement = settle(scripted_run(), end=60.0, pong_timeout=5.0)
     path = tmp_path / "timeseries.csv"
     table = AppendOnlyCsv(path, TIMESERIES_COLUMNS)
     table.write_rows([{EPOCH_S: second} for second in range(0, 35)])
@@ -168,13 +196,19 @@ def test_a_room_run_settles_every_owed_broadcast_exactly(start_stack, locust, tm
         "50",
         "-t",
         "5s",
+        "--pong-timeout",
+        "1",  # the run's stop comes 2 s after the last broadcast: nothing is in flight then
     )
     run.wait(60)
     folder = run_folder(results)
     assert run.child.process.returncode == expected_exit_code(folder), run.output()[-3000:]
     summary = read_json(folder / "summary.json")
     total, endpoints = summary[ALL], summary[ENDPOINTS]
-    assert summary[DELIVERIES] == {BROADCASTS_SENT: roomscript.SENT, MEMBER_LIVES: roomscript.MEMBERS}
+    assert summary[DELIVERIES] == {
+        BROADCASTS_SENT: roomscript.SENT,
+        MEMBER_LIVES: roomscript.MEMBERS,
+        BROADCASTS_IN_FLIGHT: 0,
+    }
     room, slow = endpoints[roomscript.ROOM], endpoints[roomscript.SLOW]
     assert room[BROADCASTS_RECEIVED] + room[BROADCASTS_LOST] == roomscript.OWED_ROOM
     assert slow[BROADCASTS_RECEIVED] + slow[BROADCASTS_LOST] == roomscript.OWED_SLOW

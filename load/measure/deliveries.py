@@ -79,6 +79,7 @@ class SocketLife:
     room: str = ""
     joined: float | None = None  # when the welcome arrived
     left: float | None = None  # when the user stopped reading this socket
+    stopped: bool = False  # left because the user stopped (the run's end), not because the socket ended
     is_room: bool | None = None  # None until the first frame says (a welcome or not)
     sent: list[list[float]] = field(default_factory=list)  # [seq, send time], not shipped yet
     echoes: list[list[float]] = field(default_factory=list)  # [seq, echo time], not shipped yet
@@ -88,7 +89,13 @@ class SocketLife:
     own_seqs: set[int] = field(default_factory=set)  # what this socket sent, to know its echoes
 
     def header(self) -> dict:
-        return {"room": self.room, "path": self.path, "joined": self.joined, "left": self.left}
+        return {
+            "room": self.room,
+            "path": self.path,
+            "joined": self.joined,
+            "left": self.left,
+            "stopped": self.stopped,
+        }
 
 
 class DeliveryLog:
@@ -134,9 +141,9 @@ class DeliveryLog:
         else:
             life.duplicates.setdefault(sender, []).append(seq)
 
-    def close(self, life: SocketLife, ts: float) -> None:
+    def close(self, life: SocketLife, ts: float, stopped: bool = False) -> None:
         if life.left is None:
-            life.left = ts
+            life.left, life.stopped = ts, stopped
 
     def take(self) -> dict:
         """Everything recorded since the last call, in wire form; closed lives are then forgotten."""

@@ -7,11 +7,15 @@ t_e) and before any member got a copy (the earliest at t_r): t_g = min(t_e, t_r)
 from above; with neither, nothing shows that it was ever fanned out. A member M (one socket
 life, joined when its welcome arrived, left when it stopped reading) is owed S's ping k
 when M is not S, M joined at or before t_s and t_g is at or before M left: M was then in
-the group when the group_send ran (group_add precedes the welcome). A broadcast M got
-is received whether owed or not (the first copy; further copies are duplicated), and an
-owed one M never got is lost. So, exactly: owed = received + lost, and every broadcast
-frame received is a received or a duplicated one. Each is counted in the second S sent
-it (the second of its first receipt when S's sends are unknown), at M's endpoint.
+the group when the group_send ran (group_add precedes the welcome). One exception, as
+for pings: when M left because its user stopped (the run's end, a ramp-down), not because
+its socket ended, a broadcast sent less than a pong timeout before is still on its way,
+unless M got a later one from S (a channel delivers in order): not owed, counted apart
+as in flight. A broadcast M got is received whether owed or not
+(the first copy; further copies are duplicated), and an owed one M never got is lost.
+So, exactly: owed = received + lost, and every broadcast frame received is a received
+or a duplicated one. Each is counted in the second S sent it (the second of its first
+receipt when S's sends are unknown), at M's endpoint.
 """
 
 import csv
@@ -28,6 +32,7 @@ from load.runfolder.files import replace_csv
 from load.runfolder.names import (
     ALL,
     BROADCASTS_DUPLICATED,
+    BROADCASTS_IN_FLIGHT,
     BROADCASTS_LOST,
     BROADCASTS_RECEIVED,
     BROADCASTS_SENT,
@@ -46,6 +51,7 @@ class Life:
     path: str
     joined: float | None = None
     left: float | None = None
+    stopped: bool = False
 
 
 @dataclass
@@ -64,6 +70,7 @@ class DeliveryLedger:
             life = self.lives.setdefault(name, Life(header["room"], header["path"]))
             life.joined = header["joined"] if header["joined"] is not None else life.joined
             life.left = header["left"] if header["left"] is not None else life.left
+            life.stopped = life.stopped or bool(header.get("stopped"))
         for name, pairs in wire.get(SENT, {}).items():
             self.sent.setdefault(name, {}).update((int(seq), ts) for seq, ts in pairs)
         for name, pairs in wire.get(ECHOES, {}).items():
@@ -94,6 +101,7 @@ class Settlement:
     per_endpoint: dict[str, Counter] = field(default_factory=dict)
     sent: int = 0  # room pings sent whose send the users reported
     member_lives: int = 0
+    in_flight: int = 0  # not received by a member its user's stop ended, sent within a pong timeout of it
 
     def add(self, second: int, path: str, column: str, n: int = 1) -> None:
         self.per_second.setdefault((second, path), Counter())[column] += n
@@ -106,7 +114,7 @@ class Settlement:
         return total
 
 
-def settle(ledger: DeliveryLedger, end: float) -> Settlement:
+def settle(ledger: DeliveryLedger, end: float, pong_timeout: float) -> Settlement:
     """Received, lost and duplicated broadcasts by the rule in this module's docstring.
     `end` stands for the left time of a member whose leaving was never reported."""
     result = Settlement(sent=sum(len(s) for s in ledger.sent.values()), member_lives=len(ledger.lives))
@@ -135,7 +143,13 @@ def settle(ledger: DeliveryLedger, end: float) -> Settlement:
                 left = life.left if life.left is not None else end
                 if life.joined is None or not life.joined <= sent_at or not fanned_out <= left:
                     continue
-                if seq not in ledger.got.get(member, {}).get(sender, ()):
+                got = ledger.got.get(member, {}).get(sender)
+                if got is not None and seq in got:
+                    continue
+                overtaken = got is not None and got.ranges[-1][1] > seq
+                if life.stopped and sent_at + pong_timeout > left and not overtaken:
+                    result.in_flight += 1
+                else:
                     result.add(int(sent_at), life.path, BROADCASTS_LOST)
     return result
 
@@ -193,5 +207,11 @@ def fill_summary(summary: dict, settlement: Settlement | None) -> None:
             {column: counts[column] if counts is not None else None for column in DELIVERY_COLUMNS}
         )
     summary[DELIVERIES] = (
-        {BROADCASTS_SENT: settlement.sent, MEMBER_LIVES: settlement.member_lives} if settlement else None
+        {
+            BROADCASTS_SENT: settlement.sent,
+            MEMBER_LIVES: settlement.member_lives,
+            BROADCASTS_IN_FLIGHT: settlement.in_flight,
+        }
+        if settlement
+        else None
     )

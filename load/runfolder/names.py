@@ -254,6 +254,9 @@ DELIVERIES = "deliveries"  # every delivery figure at once, when the run's end c
 # summary.json's deliveries: what the settlement started from (null when not settled).
 BROADCASTS_SENT = "broadcasts_sent"  # room pings whose send the users reported
 MEMBER_LIVES = "member_lives"  # room sockets named by a welcome
+# Owed to a member the run's stop ended, sent less than a pong timeout before it: still on
+# its way, neither received nor lost (as a ping's in_flight).
+BROADCASTS_IN_FLIGHT = "broadcasts_in_flight"
 
 # -- manifest.json ---------------------------------------------------------------------
 

@@ -128,6 +128,7 @@ class RunRecorder:
             self.follower.messages.clear()
         self.on_summary: Callable[[dict], None] = lambda summary: None  # e.g. the thresholds
         self.ledger = DeliveryLedger()  # room deliveries, settled when the run ends
+        self.pong_timeout = config.pong_timeout
         self.seen_workers: set[str] = set()
         self.final_workers: dict[str, dict] = {}
         self.closing = self.done = False
@@ -271,7 +272,7 @@ class RunRecorder:
         final report is missing (its members' receipts unknown: the cells stay empty)."""
         if self._unsettled_why():
             return None
-        settlement = settle(self.ledger, end)
+        settlement = settle(self.ledger, end, self.pong_timeout)
         stamp = self.collector.stamp
         fill_csv(self.run_dir / TIMESERIES_CSV, TIMESERIES_COLUMNS, settlement, stamp, by_endpoint=False)
         fill_csv(self.run_dir / ENDPOINTS_CSV, ENDPOINT_COLUMNS, settlement, stamp, by_endpoint=True)

@@ -104,7 +104,7 @@ class WebSocketSession:
             # Dead before the socket closes: a sender still running would find it gone and
             # count our own close as a ping not sent, or a send failed.
             self.sender.kill(block=True)
-        self._leave(time.time())  # before close(), which reads (and drops) frames still coming
+        self._leave(time.time(), stopped=True)  # before close(), which reads (and drops) frames still coming
         ws, self.ws = self.ws, None
         if ws is not None:
             self.timeline.connections_open -= 1
@@ -174,10 +174,10 @@ class WebSocketSession:
         except Exception:  # already broken: closing is only tidying up
             pass
 
-    def _leave(self, ts: float) -> None:
+    def _leave(self, ts: float, stopped: bool = False) -> None:
         """The current socket is no longer read: its member leaves the room's accounting."""
         if self.life is not None:
-            self.timeline.deliveries.close(self.life, ts)
+            self.timeline.deliveries.close(self.life, ts, stopped)
             self.life = None
 
     def _on_frame(self, data: bytes | str, now: float) -> None:
