@@ -26,6 +26,7 @@ from load.runfolder.names import (
     LATE_SENDS,
     MISSED_BROADCASTS,
     PINGS,
+    PONGS,
     SENT,
 )
 from load.wire.errors import PONG, close_column
@@ -158,7 +159,7 @@ class Timeline:
         """kind is PONG, IN_FLIGHT or one of errors.PING_ERRORS."""
         window = self._at(due, path)
         window.counts[kind] += 1
-        self.totals[kind] += 1
+        self.totals[PONGS if kind == PONG else kind] += 1  # totals use summary.json's names
         if kind == PONG:
             window.latency.record(latency_ms)
             window.service.record(service_ms)
