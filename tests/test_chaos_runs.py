@@ -237,6 +237,8 @@ def test_a_server_the_suite_did_not_start_still_gives_its_log_and_redis_signals(
     summary = read_json(folder / "summary.json")
     assert summary["server"]["sig_exception"] >= 1
     assert any(message.startswith("Timeout reading from") for message in summary["exception_messages"])
+    exceptions = read_csv(folder / "exceptions.csv")  # every such line, by second, as the run went
+    assert sum(int(r["count"]) for r in exceptions) == summary["server"]["sig_exception"]
     rows = read_csv(folder / "timeseries.csv")
     assert max(int(r["redis_clients"] or 0) for r in rows) >= 1  # the probe read the layer's Redis
     assert all(r["stale_members"] == "" for r in rows)  # no live-process list without a stack or agent

@@ -320,14 +320,3 @@ class Controller:
             return [outcome for i in range(count) for outcome in self.target.restart([i], mode)]
         indices = list(range(count)) if which == "all" else [int(which)]
         return self.target.restart(indices, mode)
-
-
-def failure_line(failure: dict, accepted: bool = False) -> str:
-    """One chaos_failures entry of summary.json as the line the run ends with."""
-    how = "was aborted" if failure[EVENT] == ACTION_ABORTED else "failed"
-    consequence = (
-        "accepted (--chaos-failures-ok)"
-        if accepted
-        else "the run did not test what it meant to (--chaos-failures-ok to accept)"
-    )
-    return f"chaos action {failure['action']} at {failure[AT_S]:g}s {how}: {failure['error']}; {consequence}"

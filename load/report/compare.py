@@ -26,21 +26,11 @@ from matplotlib.figure import Figure  # no pyplot: nothing here needs a display
 from matplotlib.lines import Line2D
 
 from load.config.settings import ConfigError
-from load.report.runreport import (
-    STYLE,
-    Headline,
-    Point,
-    clearly_apart,
-    default_threads,
-    fmt,
-    headline,
-    img,
-    load_run,
-    percent,
-    save_png,
-    table,
-    threads_findings,
-)
+from load.report.figures import Headline, Point, default_threads, headline, load_run
+from load.report.findings import threads_findings
+from load.report.numbers import clearly_apart, fmt, percent
+from load.report.page import STYLE, img, table
+from load.report.plots import save_png
 from load.runfolder.derive import error_rate, totals_from_rows
 from load.runfolder.loader import Run, number
 from load.runfolder.names import (

@@ -16,6 +16,7 @@ EVENTS_JSONL = "events.jsonl"  # one JSON object a line
 MANIFEST_JSON = "manifest.json"  # what ran, written at the start (and at the end with ended_at)
 SUMMARY_JSON = "summary.json"  # written when the run finished; a killed run has none
 SERVER_DIR = "server"  # Daphne's logs, one file per instance and generation
+EXCEPTIONS_CSV = "exceptions.csv"  # Daphne's "Exception inside application" lines, by second and message
 REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
 
@@ -180,6 +181,8 @@ ENDPOINT_COLUMNS = (
     SEND_LAG_MAX_MS,
 )
 GROUP_COLUMNS = (TIME, EPOCH_S, ELAPSED_S, GROUP, MEMBERS, STALE_MEMBERS)
+MESSAGE, COUNT = "message", "count"
+EXCEPTION_COLUMNS = (*TIME_COLUMNS, MESSAGE, COUNT)
 
 # -- events.jsonl: the "event" of each line ------------------------------------------
 
@@ -240,9 +243,11 @@ WORKERS = "workers"
 CHAOS_FAILURES = "chaos_failures"
 THRESHOLD_BREACHES = "threshold_breaches"
 THRESHOLD_NOTES = "threshold_notes"
-# Keys of not_measured that stand for a group of figures.
+# Keys of not_measured that stand for a group of figures, and why a run could not measure them.
 SERVER_SIGNATURES = "server_signatures"  # every signature at once, when no log is followed
 REDIS = "redis"  # every Redis figure at once, when nothing probes Redis
+NO_SERVER_LOG = "no server log given: --server-log or --server-log-cmd (or --stack local, or --agent-url)"
+NO_REDIS_PROBE = "no Redis probe: --redis-probe-url (the channel layer's Redis) or --stack local"
 
 # -- manifest.json ---------------------------------------------------------------------
 

@@ -14,8 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from load.analysis.summary_table import format_summary
-from load.chaos.controller import failure_line
+from load.analysis.summary_table import failure_line, format_summary
 from load.config.options import LOCAL_STACK_OPTIONS, at_default
 from load.runfolder.names import CHAOS_FAILURES, SUMMARY_JSON
 from load.runfolder.runids import new_run_id

@@ -16,8 +16,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from load.analysis.summary_table import format_summary
-from load.chaos.controller import failure_line
+from load.analysis.summary_table import failure_line, format_summary
 from load.config.options import ALIASES, LOCUST_OPTIONS
 from load.config.settings import REPO_ROOT, ConfigError, check_run_label
 from load.report.runreport import write_report

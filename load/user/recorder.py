@@ -20,8 +20,8 @@ from load.chaos.remote import AgentMirror
 from load.config.settings import ChaosPlan, LoadConfig
 from load.measure.collector import Collector
 from load.measure.timeline import timeline_for
-from load.probes.redisprobe import NO_REDIS_PROBE, RedisProbe
-from load.probes.serverlog import NO_SERVER_LOG, CommandFollower, ServerLogFollower
+from load.probes.redisprobe import RedisProbe
+from load.probes.serverlog import CommandFollower, ServerLogFollower
 from load.runfolder.derive import restarts_from_events
 from load.runfolder.eventlog import EventLog
 from load.runfolder.files import write_json
@@ -33,6 +33,8 @@ from load.runfolder.names import (
     EXCEPTION_MESSAGES,
     LATE_SENDS,
     MANIFEST_JSON,
+    NO_REDIS_PROBE,
+    NO_SERVER_LOG,
     NOT_MEASURED,
     REDIS,
     RESTARTS,
@@ -120,6 +122,7 @@ class RunRecorder:
             self.follower.poll()  # what the logs held before this run is not this run's
             self.follower.totals.clear()
             self.follower.messages.clear()
+            self.follower.take_messages()
         self.on_summary: Callable[[dict], None] = lambda summary: None  # e.g. the thresholds
         self.seen_workers: set[str] = set()
         self.final_workers: dict[str, dict] = {}
@@ -188,6 +191,7 @@ class RunRecorder:
             self.mirror.poll()
         if self.follower is not None:
             self.collector.record_server(self.follower.poll(now))
+            self.collector.record_exceptions(self.follower.take_messages())
         if self.probe is not None:
             self.collector.record_redis(now, self.probe.sample())
         for row in self.collector.flush(now):
@@ -218,6 +222,7 @@ class RunRecorder:
             self.mirror.poll()
         if self.follower is not None:
             self.collector.record_server(self.follower.poll())
+            self.collector.record_exceptions(self.follower.take_messages())
             if hasattr(self.follower, "stop"):  # a command we started (CommandFollower)
                 self.follower.stop()
         self.collector.close()
