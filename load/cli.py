@@ -17,6 +17,7 @@ from load.config import options
 from load.config.options import CLI_NAMES, SWEEP_OPTIONS, add_stack_flags, add_sweep_flags
 from load.config.settings import RESTART_MODES, ConfigError, StackConfig
 from load.runfolder.eventlog import EventLog, format_event
+from load.runfolder.names import EVENTS_JSONL, SERVER_DIR
 from load.runfolder.runids import new_run_id
 from load.runs.headless import interrupted_exit_code, unwind_on_signals
 from load.supervise.redisserver import StackError
@@ -45,7 +46,7 @@ def add_stack_options(parser: argparse.ArgumentParser, daphne_default: int) -> N
 
 
 def stack_config(args: argparse.Namespace, run_dir: Path) -> StackConfig:
-    config, notes = options.stack_config(vars(args), log_dir=run_dir / "server")
+    config, notes = options.stack_config(vars(args), log_dir=run_dir / SERVER_DIR)
     for note in notes:  # the target app's variables this stack uses or overrides: said, not silent
         print(note, flush=True)
     return config
@@ -62,7 +63,7 @@ def print_event(event: dict) -> None:
 def run_stack_up(args: argparse.Namespace) -> int:
     run_dir = new_run_dir(args.results_dir, "stack")
     config = stack_config(args, run_dir)
-    events = EventLog(run_dir / "events.jsonl")
+    events = EventLog(run_dir / EVENTS_JSONL)
 
     def on_event(event: dict) -> None:
         events.write(event)
@@ -126,7 +127,7 @@ def check_demo_args(args: argparse.Namespace) -> argparse.Namespace:
             raise ConfigError(name, getattr(args, name), "must be a positive number")
     if args.restart_every < 0:
         raise ConfigError("restart_every", args.restart_every, "seconds between restarts, or 0 for none")
-    options.stack_config(vars(args), log_dir=Path("server"))  # Locust says which variables it uses
+    options.stack_config(vars(args), log_dir=Path(SERVER_DIR))  # Locust says which variables it uses
     return args
 
 

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from load.runfolder.names import DAPHNE_LOGS, SERVER_COLUMNS
 from load.runfolder.names import NO_SERVER_LOG as NO_SERVER_LOG
-from load.runfolder.names import SERVER_COLUMNS
 from load.runfolder.names import SERVER_SIGNATURES as SERVER_SIGNATURES
 from load.runfolder.names import SIG_EXCEPTION as EXCEPTION
 from load.runfolder.names import SIG_HANDSHAKE_INCOMPLETE as HANDSHAKE_INCOMPLETE
@@ -208,7 +208,7 @@ class _FileState:
 
 def daphne_logs(server_dir: Path) -> Callable[[], list[Path]]:
     """Every generation of every instance the stack wrote in server_dir, as it appears."""
-    return lambda: sorted(server_dir.glob("daphne-*.gen*.log"))
+    return lambda: sorted(server_dir.glob(DAPHNE_LOGS))
 
 
 class ServerLogFollower:

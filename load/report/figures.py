@@ -24,15 +24,18 @@ from load.runfolder.names import (
     ENDPOINT,
     ENDPOINTS,
     EPOCH_S,
+    ERROR_RATE,
     ERRORS,
     EXCEPTION_MESSAGES,
     EXCEPTIONS_CSV,
+    HOST,
     NO_REDIS_PROBE,
     NO_SERVER_LOG,
     NOT_MEASURED,
     PHASE,
     PINGS,
     PONGS,
+    PONGS_PER_S,
     RECOVERY_S,
     REDIS,
     REDIS_COLUMNS,
@@ -79,8 +82,8 @@ def _with_rates(figures: dict, duration_s: float) -> dict:
     pongs, rate = count(figures.get(PONGS)), error_rate(figures)
     return {
         **figures,
-        "error_rate": rate * 100 if rate is not None else None,
-        "pongs_per_s": pongs / duration_s if duration_s else None,
+        ERROR_RATE: rate * 100 if rate is not None else None,
+        PONGS_PER_S: pongs / duration_s if duration_s else None,
     }
 
 
@@ -186,7 +189,7 @@ class Point:
         series = endpoint_series(self.run, endpoint, steady_rows(self.rows))
         if column == PONGS:
             return spread(count(r.get(PONGS)) for r in series)
-        if column == "error_rate":
+        if column == ERROR_RATE:
             return spread(
                 count(r.get(ERRORS)) / count(r.get(PINGS)) * 100 for r in series if count(r.get(PINGS))
             )
@@ -224,5 +227,5 @@ def _after_restart(rows: list[dict], restarts: list[dict]) -> list[dict]:
 
 def default_threads(manifest: dict) -> int:
     """What an unset ASGI_THREADS means: Python's default executor, min(32, cpus + 4)."""
-    cpus = (manifest.get("host") or {}).get("cpus") or 1
+    cpus = (manifest.get(HOST) or {}).get("cpus") or 1
     return min(32, int(cpus) + 4)

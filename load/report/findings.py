@@ -25,6 +25,7 @@ from load.runfolder.names import (
     FIRST_PONG_S,
     KILLED_AFTER_TIMEOUT,
     LATE_SENDS,
+    OPTIONS,
     P99_MS,
     PING_ERRORS,
     PINGS,
@@ -237,7 +238,7 @@ def server_findings(server: dict[str, float | None], messages: dict[str, int] | 
         )
     if known.get(SIG_KILLED_PENDING):
         findings.append(
-            f"SIGTERM cancelled {int(known['sig_killed_pending'])} pending application instances "
+            f"SIGTERM cancelled {int(known[SIG_KILLED_PENDING])} pending application instances "
             '("Killed N pending application instances").'
         )
     if known.get(SIG_EXCEPTION):
@@ -248,20 +249,20 @@ def server_findings(server: dict[str, float | None], messages: dict[str, int] | 
             if "Timeout reading from" in message:
                 top += ", the signature of FM-7"
         findings.append(
-            f'Daphne logged "Exception inside application" {int(known["sig_exception"])} times{top}.'
+            f'Daphne logged "Exception inside application" {int(known[SIG_EXCEPTION])} times{top}.'
         )
     if known.get(SIG_TASK_EXCEPTION):
         findings.append(
-            f'"Task exception was never retrieved" was logged {int(known["sig_task_exception"])} times.'
+            f'"Task exception was never retrieved" was logged {int(known[SIG_TASK_EXCEPTION])} times.'
         )
     if known.get(SIG_OVER_CAPACITY):
         findings.append(
-            f"channels_redis logged channels over capacity in a group {int(known['sig_over_capacity'])} times "
+            f"channels_redis logged channels over capacity in a group {int(known[SIG_OVER_CAPACITY])} times "
             "(group_send into channels nobody reads, FM-5)."
         )
     if known.get(SIG_HANDSHAKE_INCOMPLETE):
         findings.append(
-            f"{int(known['sig_handshake_incomplete'])} websocket handshakes never completed (FM-8)."
+            f"{int(known[SIG_HANDSHAKE_INCOMPLETE])} websocket handshakes never completed (FM-8)."
         )
     return findings
 
@@ -309,7 +310,7 @@ def chaos_findings(run: Run) -> list[str]:
     """Chaos actions that failed or were aborted: the run did not test what its plan said."""
     failures = (run.summary or {}).get(CHAOS_FAILURES) or []
     return [
-        failure_line(f, accepted=bool(run.manifest.get("options", {}).get("chaos_failures_ok")))
+        failure_line(f, accepted=bool(run.manifest.get(OPTIONS, {}).get("chaos_failures_ok")))
         for f in failures
     ]
 

@@ -20,12 +20,16 @@ from load.runfolder.names import (
     CHAOS_PLAN,
     CLOSE_COLUMNS,
     CLOSES,
+    COMMAND,
+    CONFIG,
     CONNECT_ERRORS,
     ENDPOINT,
     ENDPOINTS,
+    ERROR_RATE,
     ERRORS,
     FAILED_PINGS,
     FIRST_PONG_S,
+    GIT_SHA,
     MAX_MS,
     NO_SERVER_LOG,
     PERCENTILES,
@@ -34,6 +38,7 @@ from load.runfolder.names import (
     PING_ERRORS,
     PINGS,
     PONGS,
+    PONGS_PER_S,
     REDIS,
     RESTART,
     SERVER_KILLS,
@@ -43,6 +48,7 @@ from load.runfolder.names import (
     STALE_MEMBERS_AFTER,
     STALE_MEMBERS_BEFORE,
     STARTED_AT,
+    VERSIONS,
 )
 
 STYLE = """
@@ -97,8 +103,8 @@ def endpoint_table(head: Headline) -> str:
                 fmt(count(f.get(PINGS))),
                 fmt(count(f.get(PONGS))),
                 fmt(count(f.get(ERRORS))),
-                fmt(f.get("error_rate")),
-                fmt(f.get("pongs_per_s")),
+                fmt(f.get(ERROR_RATE)),
+                fmt(f.get(PONGS_PER_S)),
                 *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES),
                 fmt(f.get(MAX_MS)),
                 _kinds(f),
@@ -310,7 +316,7 @@ def run_info(run: Run, head: Headline) -> str:
     manifest = run.manifest
     started = (run.summary or {}).get(STARTED_AT) or manifest.get(STARTED_AT)
     when = datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else "–"
-    command = shlex.join(mask_argv(manifest.get("command", []))) or "–"  # manifests before masking, too
+    command = shlex.join(mask_argv(manifest.get(COMMAND, []))) or "–"  # manifests before masking, too
     rows = [
         ["run id", run.run_id],
         ["folder", str(run.folder)],
@@ -322,16 +328,16 @@ def run_info(run: Run, head: Headline) -> str:
         ],
         ["finished", "yes" if run.finished else "no: no summary.json"],
         ["command", command],
-        ["git sha", manifest.get("git_sha") or "–"],
+        ["git sha", manifest.get(GIT_SHA) or "–"],
     ]
     plan = {k: v for k, v in (manifest.get(CHAOS_PLAN) or {}).items() if v not in ([], 0, 0.0, "", None)}
     if plan:
         rows.append(["chaos plan", ", ".join(f"{k}={v}" for k, v in plan.items())])
-    config = manifest.get("config") or {}
+    config = manifest.get(CONFIG) or {}
     for key in ("paths", "ping_rate", "pong_timeout", "targets"):
         if key in config:
             rows.append([key, json.dumps(config[key])])
-    versions = manifest.get("versions") or {}
+    versions = manifest.get(VERSIONS) or {}
     if versions:
         rows.append(["versions", ", ".join(f"{k} {v}" for k, v in versions.items() if v)])
     return table(["", ""], rows, left=(0, 1))

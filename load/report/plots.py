@@ -22,6 +22,7 @@ from load.runfolder.names import (  # noqa: E402
     AT_S,
     CLIENT_CLOSES,
     CLOSE_COLUMNS,
+    CONFIG,
     CONNECT_ERRORS,
     CONNECT_OK,
     CONNECTIONS,
@@ -201,7 +202,7 @@ def plot_latency(run: Run, marks, bands) -> Figure:
         if any(not math.isnan(v) for v in values):
             ax.plot(x, values, style, **_dots(run), lw=1.2, label=column.replace("_ms", ""))
             drawn = True
-    timeout = number((run.manifest.get("config") or {}).get("pong_timeout"))
+    timeout = number((run.manifest.get(CONFIG) or {}).get("pong_timeout"))
     for axis in (ax, by_endpoint):
         if timeout and drawn:
             axis.axhline(timeout * 1000, color="#999", ls=":", lw=1, label="pong timeout")

@@ -17,6 +17,7 @@ from load.report.plots import PLOTS, chaos_marks, phase_bands, save_png
 from load.runfolder.names import (
     PLOTS_DIR,
     REPORT_HTML,
+    plot_png,
 )
 
 
@@ -27,7 +28,7 @@ def write_report(run_dir: Path) -> Path:
     marks, bands = chaos_marks(run), phase_bands(run)
     figures = []
     for name, draw, caption in PLOTS:
-        png = save_png(draw(run, marks, bands), run.folder / PLOTS_DIR / f"{name}.png")
+        png = save_png(draw(run, marks, bands), run.folder / PLOTS_DIR / plot_png(name))
         figures.append((name, caption, png))
     page = run.folder / REPORT_HTML
     page.write_text(build_page(run, head, findings(run, head), figures), encoding="utf-8")

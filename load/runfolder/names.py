@@ -19,6 +19,36 @@ SERVER_DIR = "server"  # Daphne's logs, one file per instance and generation
 EXCEPTIONS_CSV = "exceptions.csv"  # Daphne's "Exception inside application" lines, by second and message
 REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
+LOCUST_PREFIX = "locust"  # Locust's own CSVs: locust_stats.csv, locust_stats_history.csv, ...
+LOCUST_REPORT_HTML = "locust_report.html"  # Locust's own HTML report
+LOCUST_LOG = "locust.log"  # the output of a Locust that `python -m load` started
+COMPARISON_CSV = "comparison.csv"  # a sweep's folder: one row per run
+COMPARISON_HTML = "comparison.html"
+# In server/: what the stack, the hooks and a log command wrote.
+REDIS_LOG = "redis.log"
+MIGRATE_LOG = "migrate.log"
+REMOTE_LOG = "remote.log"  # --server-log-cmd's output
+DAPHNE_LOGS = "daphne-*.gen*.log"  # every instance and generation
+
+
+def daphne_instance(index: int) -> str:
+    """The name of Daphne instance `index`: in its log's name, events and TARGET_INSTANCE."""
+    return f"daphne-{index}"
+
+
+def daphne_log(instance: str, generation: int) -> str:
+    """One instance's log for one generation (a restart starts the next)."""
+    return f"{instance}.gen{generation}.log"
+
+
+def hook_log(n: int) -> str:
+    """The output of the n-th restart hook of a run."""
+    return f"hook-{n:03d}.log"
+
+
+def plot_png(name: str) -> str:
+    return f"{name}.png"
+
 
 # -- how a ping or a connect ended: one count column each ----------------------------
 
@@ -252,3 +282,24 @@ NO_REDIS_PROBE = "no Redis probe: --redis-probe-url (the channel layer's Redis) 
 # -- manifest.json ---------------------------------------------------------------------
 
 CHAOS_PLAN = "chaos_plan"
+COMMAND, OPTIONS, CONFIG, STACK = "command", "options", "config", "stack"  # secrets masked before written
+VERSIONS, GIT_SHA, HOST = "versions", "git_sha", "host"
+
+# -- comparison.csv (a sweep's folder): one row per run; per-endpoint columns as metric[endpoint] --
+
+RUN_DIR, FINISHED, PERCENTILES_FROM = "run_dir", "finished", "percentiles"
+ERROR_RATE, PONGS_PER_S = "error_rate", "pongs_per_s"  # percent; pongs over the run's seconds
+RECOVERY_S_MEAN, STALE_MEMBERS_MAX = "recovery_s_mean", "stale_members_max"
+RESTARTS_NOT_RECOVERED = "restarts_not_recovered"
+KILLED_TOO_LONG, KILLED_PENDING = "killed_too_long", "killed_pending"
+
+
+def per_endpoint(metric: str, endpoint: str) -> str:
+    """comparison.csv's column of one endpoint's metric."""
+    return f"{metric}[{endpoint}]"
+
+
+def endpoint_of(column: str, metric: str) -> str | None:
+    """The endpoint of a per_endpoint column of `metric`; None for any other column."""
+    prefix = f"{metric}["
+    return column[len(prefix) : -1] if column.startswith(prefix) and column.endswith("]") else None
