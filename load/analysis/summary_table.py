@@ -24,6 +24,7 @@ from load.runfolder.names import (
     EVENT,
     EXCEPTION_MESSAGES,
     FAILED_PINGS,
+    FINDINGS_TXT,
     IN_FLIGHT,
     LATE_SENDS,
     MAX_MS,
@@ -214,9 +215,7 @@ def format_comparison(out_dir) -> str:
         lines.append(
             f"{name[:27]:<28}{_num(row[PONGS_PER_S]):>9}{_num(row[ERROR_RATE]):>7}{_num(row[P99_MS]):>9}{cells}"
         )
-    findings = (
-        (out_dir / "findings.txt").read_text().splitlines() if (out_dir / "findings.txt").exists() else []
-    )
+    findings = (out_dir / FINDINGS_TXT).read_text().splitlines() if (out_dir / FINDINGS_TXT).exists() else []
     return "\n".join(lines + [""] + [f"- {f}" for f in findings])
 
 

@@ -40,6 +40,7 @@ from load.runfolder.names import (
     CONFIG,
     DURATION_S,
     ERROR_RATE,
+    FINDINGS_TXT,
     FINISHED,
     KILL_COLUMNS,
     KILLED_PENDING,
@@ -580,9 +581,7 @@ def write_comparison(run_dirs: list[Path], out_dir: Path, knob: str | None = Non
             )
         )
     sentences = comparison_findings(items, names)
-    (out_dir / "findings.txt").write_text(
-        "".join(f"{sentence}\n" for sentence in sentences), encoding="utf-8"
-    )
+    (out_dir / FINDINGS_TXT).write_text("".join(f"{sentence}\n" for sentence in sentences), encoding="utf-8")
     page = out_dir / COMPARISON_HTML
     page.write_text(build_page(items, names, endpoints, sentences, plots), encoding="utf-8")
     return page

@@ -24,6 +24,7 @@ LOCUST_REPORT_HTML = "locust_report.html"  # Locust's own HTML report
 LOCUST_LOG = "locust.log"  # the output of a Locust that `python -m load` started
 COMPARISON_CSV = "comparison.csv"  # a sweep's folder: one row per run
 COMPARISON_HTML = "comparison.html"
+FINDINGS_TXT = "findings.txt"  # a sweep's findings, one sentence a line
 # In server/: what the stack, the hooks and a log command wrote.
 REDIS_LOG = "redis.log"
 MIGRATE_LOG = "migrate.log"
