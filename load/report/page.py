@@ -93,6 +93,10 @@ def _kinds(figures: dict) -> str:
     return " ".join(kinds + closes)
 
 
+# The columns of a row of figures, in the endpoint and the phase tables.
+FIGURE_HEADERS = [PINGS, PONGS, ERRORS, "error rate %", "pongs/s", "p50 ms", "p95 ms", "p99 ms", "max ms"]
+
+
 def endpoint_table(head: Headline) -> str:
     bound = "" if head.exact_percentiles else "≤ "
     rows = []
@@ -110,19 +114,7 @@ def endpoint_table(head: Headline) -> str:
                 _kinds(f),
             ]
         )
-    headers = [
-        ENDPOINT,
-        PINGS,
-        PONGS,
-        ERRORS,
-        "error rate %",
-        "pongs/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "max ms",
-        "errors by kind, closes",
-    ]
+    headers = [ENDPOINT, *FIGURE_HEADERS, "errors by kind, closes"]
     text = table(headers, rows, left=(0, len(headers) - 1), total_last=True)
     note = (
         "Percentiles are merged from the run's histograms (exact to 0.1 %)."
@@ -175,20 +167,7 @@ def phase_table(run: Run) -> str:
                     fmt(f.get(MAX_MS)),
                 ]
             )
-    headers = [
-        PHASE,
-        ENDPOINT,
-        "seconds",
-        PINGS,
-        PONGS,
-        ERRORS,
-        "error rate %",
-        "pongs/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "max ms",
-    ]
+    headers = [PHASE, ENDPOINT, "seconds", *FIGURE_HEADERS]
     source = (
         "Percentiles merged per phase (summary.json)."
         if all(p in merged for p in phases)

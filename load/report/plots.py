@@ -193,6 +193,16 @@ def _stacked_bars(
     return drawn
 
 
+def _finish(ax, run: Run, marks, bands, title: str, ylabel: str, legend: str = "upper right") -> None:
+    """A one-axis plot's title, labels, restart marks, phase bands and legend."""
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("seconds since the start of the run")
+    _decorate(ax, run, marks, bands)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc=legend, fontsize=8)
+
+
 def plot_latency(run: Run, marks, bands) -> Figure:
     fig, (ax, by_endpoint) = _figure(2)
     x = _x(run.rows)
@@ -264,11 +274,7 @@ def plot_connections(run: Run, marks, bands) -> Figure:
     ax.plot(
         x, _series(run.rows, CONNECTIONS), **_dots(run), lw=1.5, color="#2171b5", label="open connections"
     )
-    ax.set_title("Users and open websocket connections")
-    ax.set_ylabel("count")
-    ax.set_xlabel("seconds since the start of the run")
-    _decorate(ax, run, marks, bands)
-    ax.legend(loc="lower right", fontsize=8)
+    _finish(ax, run, marks, bands, "Users and open websocket connections", "count", legend="lower right")
     return fig
 
 
@@ -279,12 +285,14 @@ def plot_server(run: Run, marks, bands) -> Figure:
         _empty(ax, "not measured: no server log was read in this run")
     elif not _stacked_bars(ax, _x(run.rows), run.rows, columns, lambda c: SIGNATURE_LABELS.get(c, c)):
         _empty(ax, "none of the failure signatures in Daphne's log")
-    ax.set_title("Failure signatures in Daphne's log, per second (stacked)")
-    ax.set_ylabel("log lines / instances")
-    ax.set_xlabel("seconds since the start of the run")
-    _decorate(ax, run, marks, bands)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper right", fontsize=8)
+    _finish(
+        ax,
+        run,
+        marks,
+        bands,
+        "Failure signatures in Daphne's log, per second (stacked)",
+        "log lines / instances",
+    )
     return fig
 
 
@@ -306,12 +314,15 @@ def plot_redis(run: Run, marks, bands) -> Figure:
             drawn = True
     if not drawn:
         _empty(ax, "not measured: no Redis probe in this run (--redis-probe-url)")
-    ax.set_title("Redis: keys, group members and stale members, each second")
-    ax.set_ylabel("count")
-    ax.set_xlabel("seconds since the start of the run")
-    _decorate(ax, run, marks, bands)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize=8)
+    _finish(
+        ax,
+        run,
+        marks,
+        bands,
+        "Redis: keys, group members and stale members, each second",
+        "count",
+        "upper left",
+    )
     return fig
 
 
