@@ -26,10 +26,10 @@ finally:
     if _skip is None:
         del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
 
+from load.analysis.headline import headline  # noqa: E402
 from load.config.settings import ChaosPlan, LoadConfig  # noqa: E402
 from load.measure.timeline import Timeline, timeline_for, windows_from_wire  # noqa: E402
 from load.probes.serverlog import ServerLogFollower  # noqa: E402
-from load.report.figures import headline  # noqa: E402
 from load.runfolder.loader import load_run  # noqa: E402
 from load.runfolder.names import NO_REDIS_PROBE, NO_SERVER_LOG, REDIS, SERVER_SIGNATURES  # noqa: E402
 from load.user.recorder import RunRecorder, ServerSide  # noqa: E402

@@ -25,8 +25,9 @@ from typing import cast
 from matplotlib.figure import Figure  # no pyplot: nothing here needs a display
 from matplotlib.lines import Line2D
 
+from load.analysis.headline import Headline, headline, load_run
 from load.config.settings import ConfigError
-from load.report.figures import Headline, Point, default_threads, headline, load_run
+from load.report.figures import Point, default_threads
 from load.report.findings import threads_findings
 from load.report.numbers import clearly_apart, fmt, percent
 from load.report.page import STYLE, img, table

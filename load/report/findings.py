@@ -5,8 +5,9 @@ could not measure something, no sentence is made from it."""
 import statistics
 from typing import cast
 
+from load.analysis.headline import Headline
 from load.analysis.summary_table import failure_line, recovery_text
-from load.report.figures import Headline, Point, phase_points
+from load.report.figures import Point, phase_points
 from load.report.numbers import SIMILAR, Spread, change, fmt, percent, verdict
 from load.runfolder.loader import Run, count, number
 from load.runfolder.names import (

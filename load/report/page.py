@@ -8,9 +8,10 @@ import shlex
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from load.analysis.headline import Headline
 from load.analysis.summary_table import NOT_MEASURED_CELL, down_text, recovery_text
 from load.config.options import mask_argv
-from load.report.figures import Headline, endpoint_series
+from load.report.figures import endpoint_series
 from load.report.numbers import fmt
 from load.runfolder.derive import error_rate, totals_from_rows
 from load.runfolder.loader import Run, count

@@ -13,7 +13,8 @@ matplotlib.use("Agg")  # before pyplot is imported anywhere: no display, PNG onl
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from load.report.figures import endpoint_series, not_measured_from_rows  # noqa: E402
+from load.analysis.headline import not_measured_from_rows  # noqa: E402
+from load.report.figures import endpoint_series  # noqa: E402
 from load.runfolder.loader import Run, count, number  # noqa: E402
 from load.runfolder.names import (  # noqa: E402
     ACTION_BEGIN,

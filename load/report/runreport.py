@@ -10,7 +10,7 @@ Kept free of locust and gevent: `python -m load report` runs in a plain process.
 
 from pathlib import Path
 
-from load.report.figures import headline, load_run
+from load.analysis.headline import headline, load_run
 from load.report.findings import findings
 from load.report.page import build_page
 from load.report.plots import PLOTS, chaos_marks, phase_bands, save_png
