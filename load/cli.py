@@ -8,6 +8,7 @@ serve until stopped, so a signal is their normal end: 0.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -188,6 +189,13 @@ def build_parser() -> OneLineParser:
     report.add_argument("run_dir", type=Path)
     report.set_defaults(run=run_report_command)
 
+    diagnose = commands.add_parser(
+        "diagnose", help="the failure modes a run folder shows, each with its evidence and fix"
+    )
+    diagnose.add_argument("run_dir", type=Path)
+    diagnose.add_argument("--json", action="store_true", help="print the findings as JSON")
+    diagnose.set_defaults(run=run_diagnose_command)
+
     compare = commands.add_parser("compare", help="comparison.html and comparison.csv of several run folders")
     compare.add_argument("run_dirs", type=Path, nargs="+")
     compare.add_argument(
@@ -238,6 +246,15 @@ def run_report_command(args: argparse.Namespace) -> int:
     from load.report.runreport import write_report
 
     return print_path(write_report(args.run_dir))
+
+
+def run_diagnose_command(args: argparse.Namespace) -> int:
+    from load.analysis.detectors import diagnose
+    from load.analysis.headline import load_run
+
+    diagnosis = diagnose(load_run(args.run_dir))
+    print(json.dumps(diagnosis.as_json(), indent=2) if args.json else diagnosis.text())
+    return 0
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:

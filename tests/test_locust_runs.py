@@ -9,7 +9,10 @@ import time
 import urllib.parse
 import urllib.request
 
+from load.analysis.detectors import diagnose
+from load.analysis.summary_table import end_of_run_text
 from load.measure.collector import ENDPOINT_COLUMNS, TIMESERIES_COLUMNS
+from load.runfolder.loader import load_run
 from load.supervise.procs import free_port
 from load.wire.errors import PING_ERRORS
 from load.wire.pingclient import PingSocket
@@ -240,11 +243,19 @@ def test_idle_sockets_raise_no_false_timeouts(start_stack, locust, tmp_path):
             "0.3",
             "--connect-timeout",
             "1",
+            "--server-log",
+            str(stack.server_dir / "daphne-*.log"),
+            "--redis-probe-url",
+            stack.redis_url,
         )
     )
     assert run.wait(60) == 0, run.output()[-3000:]
-    summary = read_json(run_folder(tmp_path / "results") / "summary.json")["all"]
+    folder = run_folder(tmp_path / "results")
+    summary = read_json(folder / "summary.json")["all"]
     assert summary["closes"] == 0 and summary["errors"] == 0 and summary["pongs"] >= 3
+    # A clean run names nothing, and a plain locust prints what `python -m load run` prints.
+    assert diagnose(load_run(folder)).findings == []
+    assert end_of_run_text(folder) in run.output()
 
 
 def most_refusals_per_user(outage_s: float, reconnect_min: float, reconnect_max: float) -> int:

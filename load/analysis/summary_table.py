@@ -3,6 +3,8 @@
 import csv
 from pathlib import Path
 
+from load.analysis.detectors import diagnose
+from load.runfolder.loader import load_run
 from load.runfolder.names import (
     ACTION_ABORTED,
     ALL,
@@ -163,6 +165,18 @@ def format_not_measured(summary: dict) -> str:
     for figure, why in missing.items():
         by_why.setdefault(why, []).append(figure)
     return "\n".join(f"  {', '.join(figures)}: not measured ({why})" for why, figures in by_why.items())
+
+
+def end_of_run_text(run_dir: Path) -> str:
+    """What a finished run prints, from its folder: the summary table, then the findings.
+    The same for `python -m load run`, the demo and a plain `locust` command."""
+    run = load_run(run_dir)
+    table = (
+        format_summary(run.summary)
+        if run.summary is not None
+        else "(the run did not finish: no summary.json)"
+    )
+    return f"{table}\n\n{diagnose(run).text()}"
 
 
 def format_summary(summary: dict) -> str:

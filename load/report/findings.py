@@ -3,51 +3,27 @@ ASGI_THREADS steps, the generator itself. Each sentence names its figures; where
 could not measure something, no sentence is made from it."""
 
 import statistics
-from typing import cast
 
+from load.analysis.detectors import POOL_PREFIX, SYNC_PREFIX
 from load.analysis.headline import Headline
-from load.analysis.summary_table import failure_line, recovery_text
+from load.analysis.summary_table import recovery_text
 from load.report.figures import Point, phase_points
 from load.report.numbers import SIMILAR, Spread, change, fmt, percent, verdict
-from load.runfolder.loader import Run, count, number
+from load.runfolder.loader import Run
 from load.runfolder.names import (
     ASGI_THREADS,
     AT_S,
-    CHAOS_FAILURES,
     CLOSES,
     DOWN_BY_CLIENTS,
     DOWN_BY_DAPHNE,
     DOWN_S,
     DOWN_SOURCE,
-    ERRORS,
-    EVENT,
-    EXITED,
     FAILED_PINGS,
     FIRST_PONG_S,
-    KILLED_AFTER_TIMEOUT,
-    LATE_SENDS,
-    OPTIONS,
     P99_MS,
-    PING_ERRORS,
-    PINGS,
     PONGS,
     RECOVERY_S,
-    SENT,
-    SIG_EXCEPTION,
-    SIG_HANDSHAKE_INCOMPLETE,
-    SIG_KILLED_ON_THREAD,
-    SIG_KILLED_OTHER,
-    SIG_KILLED_OWN_AWAIT,
-    SIG_KILLED_PENDING,
-    SIG_OVER_CAPACITY,
-    SIG_TASK_EXCEPTION,
-    STALE_MEMBERS,
-    STALE_MEMBERS_AFTER,
-    STALE_MEMBERS_BEFORE,
-    TOO_LONG_KILLS,
 )
-
-POOL_PREFIX, SYNC_PREFIX = "/ws/ping/pool/", "/ws/ping/sync/"
 
 
 def _metric_sentence(
@@ -103,26 +79,9 @@ def threads_findings(
     return findings
 
 
-def _chain(values: list[int | None]) -> str:
-    return " → ".join("?" if v is None else str(v) for v in values)
-
-
 def restart_name(restart: dict) -> str:
     at = f"+{fmt(restart.get(AT_S))} s"
     return f"{at}, ASGI_THREADS={restart.get('threads')}" if restart.get("action") == ASGI_THREADS else at
-
-
-def exit_findings(run: Run) -> list[str]:
-    """Daphne processes that ignored SIGTERM until the supervisor's SIGKILL (FM-4)."""
-    killed = [e for e in run.events if e.get(EVENT) == EXITED and e.get("how") == KILLED_AFTER_TIMEOUT]
-    if not killed:
-        return []
-    exits = [e for e in run.events if e.get(EVENT) == EXITED]
-    waited = max(count(e.get("after_s")) for e in killed)
-    return [
-        f"{len(killed)} of {len(exits)} Daphne exits needed a SIGKILL: the process was still running {fmt(waited)} s "
-        "after SIGTERM and was killed by the supervisor, so its restart took that long (FM-4)."
-    ]
 
 
 def _average(values: list[float], unit: str) -> str:
@@ -137,22 +96,6 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
     if not restarts:
         return findings
     n = len(restarts)
-    leaks = [
-        (r[STALE_MEMBERS_BEFORE], r[STALE_MEMBERS_AFTER])
-        for r in restarts
-        if r.get(STALE_MEMBERS_BEFORE) is not None and r.get(STALE_MEMBERS_AFTER) is not None
-    ]
-    if leaks and sum(after - before for before, after in leaks) > 0:
-        mean = statistics.fmean(after - before for before, after in leaks)
-        chain = _chain(
-            [restarts[0].get(STALE_MEMBERS_BEFORE)] + [r.get(STALE_MEMBERS_AFTER) for r in restarts]
-        )
-        known = "" if len(leaks) == n else f"; known for {len(leaks)} of {n} restarts"
-        lead = "The restart left" if n == 1 else "Each restart left on average"
-        members = "group member" if mean == 1 else "group members"
-        findings.append(
-            f"{lead} {fmt(mean)} {members} in Redis that no live process owns ({chain}{known}; FM-5)."
-        )
     downs = [
         r[DOWN_S]
         for r in restarts
@@ -217,113 +160,10 @@ def restart_findings(restarts: list[dict], run_ended: bool) -> list[str]:
     return findings
 
 
-def server_findings(server: dict[str, float | None], messages: dict[str, int] | None) -> list[str]:
-    findings: list[str] = []
-    if any(value is None for value in server.values()):
-        return findings  # no server log was read: the page says so where the figures would be
-    known = cast("dict[str, float]", server)  # every value is a number past the return above
-    too_long = {c: int(known.get(c, 0)) for c in TOO_LONG_KILLS}
-    if sum(too_long.values()):
-        how = ", ".join(
-            f"{v} {label}"
-            for v, label in (
-                (too_long[SIG_KILLED_OWN_AWAIT], "in the app's own await"),
-                (too_long[SIG_KILLED_ON_THREAD], "waiting on a thread"),
-                (too_long[SIG_KILLED_OTHER], "other"),
-            )
-            if v
-        )
-        findings.append(
-            f"{sum(too_long.values())} application instances (one per socket) were killed by Daphne for taking too long "
-            f"to shut down after their connection closed (FM-1): {how}."
-        )
-    if known.get(SIG_KILLED_PENDING):
-        findings.append(
-            f"SIGTERM cancelled {int(known[SIG_KILLED_PENDING])} pending application instances "
-            '("Killed N pending application instances").'
-        )
-    if known.get(SIG_EXCEPTION):
-        top = ""
-        if messages:
-            message, times = max(messages.items(), key=lambda item: item[1])
-            top = f'; the most frequent: "{message.strip()}" ({times}×)'
-            if "Timeout reading from" in message:
-                top += ", the signature of FM-7"
-        findings.append(
-            f'Daphne logged "Exception inside application" {int(known[SIG_EXCEPTION])} times{top}.'
-        )
-    if known.get(SIG_TASK_EXCEPTION):
-        findings.append(
-            f'"Task exception was never retrieved" was logged {int(known[SIG_TASK_EXCEPTION])} times.'
-        )
-    if known.get(SIG_OVER_CAPACITY):
-        findings.append(
-            f"channels_redis logged channels over capacity in a group {int(known[SIG_OVER_CAPACITY])} times "
-            "(group_send into channels nobody reads, FM-5)."
-        )
-    if known.get(SIG_HANDSHAKE_INCOMPLETE):
-        findings.append(
-            f"{int(known[SIG_HANDSHAKE_INCOMPLETE])} websocket handshakes never completed (FM-8)."
-        )
-    return findings
-
-
-def error_findings(head: Headline) -> list[str]:
-    findings = []
-    for path, figures in head.endpoints.items():
-        pings, errors = count(figures.get(PINGS)), count(figures.get(ERRORS))
-        if not pings or not errors or errors / pings < 0.01:
-            continue
-        kinds = sorted(((count(figures.get(k)), k) for k in PING_ERRORS if figures.get(k)), reverse=True)
-        detail = ", ".join(f"{k} {int(v)}" for v, k in kinds)
-        share = (
-            "Every ping"
-            if errors == pings
-            else f"{int(errors)} of {int(pings)} pings ({errors / pings * 100:.1f} %)"
-        )
-        findings.append(f"{share} on {path} failed: {detail}.")
-    return findings
-
-
-def generator_findings(run: Run) -> list[str]:
-    late = [
-        r for r in run.rows if count(r.get(SENT)) and count(r.get(LATE_SENDS)) / count(r.get(SENT)) > 0.01
-    ]
-    if not late:
-        return []
-    return [
-        f"The load generator was saturated in {len(late)} of {len(run.rows)} seconds (over 1 % of pings sent over 50 ms late): "
-        "latency in those seconds includes the generator's own delay."
-    ]
-
-
-def redis_findings(run: Run, head: Headline) -> list[str]:
-    stale = [v for v in (number(r.get(STALE_MEMBERS)) for r in run.rows) if v is not None]
-    if not stale or max(stale) == 0 or head.restarts:
-        return []  # with restarts, restart_findings says it per restart
-    return [
-        f"Without any restart, up to {int(max(stale))} group members in Redis belonged to no live process "
-        f"({int(stale[-1])} at the last sample)."
-    ]
-
-
-def chaos_findings(run: Run) -> list[str]:
-    """Chaos actions that failed or were aborted: the run did not test what its plan said."""
-    failures = (run.summary or {}).get(CHAOS_FAILURES) or []
-    return [
-        failure_line(f, accepted=bool(run.manifest.get(OPTIONS, {}).get("chaos_failures_ok")))
-        for f in failures
-    ]
-
-
 def findings(run: Run, head: Headline) -> list[str]:
+    """What the figures show beyond the detectors' findings: what the restarts cost and what
+    each ASGI_THREADS step did."""
     return [
-        *chaos_findings(run),
         *restart_findings(head.restarts, run.finished),
-        *exit_findings(run),
-        *redis_findings(run, head),
-        *server_findings(head.server, head.exception_messages),
-        *error_findings(head),
         *threads_findings(phase_points(run, head.restarts), "ASGI_THREADS staircase", "one step per value"),
-        *generator_findings(run),
     ]

@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from load.analysis.detectors import Diagnosis, Finding
 from load.analysis.headline import Headline
 from load.analysis.summary_table import NOT_MEASURED_CELL, down_text, recovery_text
 from load.config.options import mask_argv
@@ -61,7 +62,8 @@ th, td { padding: .25em .6em; border-bottom: 1px solid #eee; text-align: right; 
 th { background: #f5f5f5; } td.l, th.l { text-align: left; }
 tr.total td { font-weight: 600; border-top: 1px solid #bbb; }
 .warn { background: #fff4e5; border: 1px solid #f0b060; padding: .6em 1em; border-radius: 4px; }
-ul.findings li { margin: .3em 0; } figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; display: block; }
+ul.findings li { margin: .3em 0; } .finding { border-left: 3px solid #c0392b; padding: 0 1em; margin: 1em 0; }
+.finding h3 { margin: .2em 0; font-size: 1.05em; } .finding ul { margin: .3em 0; } figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; display: block; }
 figcaption { color: #555; font-size: .92em; } .note { color: #666; font-size: .9em; }
 """
 
@@ -323,7 +325,35 @@ def run_info(run: Run, head: Headline) -> str:
     return table(["", ""], rows, left=(0, 1))
 
 
-def build_page(run: Run, head: Headline, sentences: list[str], figures: list[tuple[str, str, bytes]]) -> str:
+def finding_block(finding: Finding) -> str:
+    when = "" if finding.first_s is None else f' <span class="note">from +{finding.first_s} s</span>'
+    evidence = "".join(f"<li>{html.escape(e)}</li>" for e in finding.evidence)
+    fix = f"<p><strong>Fix:</strong> {html.escape(finding.fix)}</p>" if finding.fix else ""
+    return (
+        f'<div class="finding" id="finding-{html.escape(finding.name)}"><h3>{html.escape(finding.title)}{when}</h3>'
+        f"<ul>{evidence}</ul><p><strong>Means:</strong> {html.escape(finding.meaning)}</p>{fix}</div>"
+    )
+
+
+def findings_section(diagnosis: Diagnosis) -> str:
+    """The detectors' findings, each with its evidence, and what the run could not check."""
+    text = (
+        "".join(finding_block(f) for f in diagnosis.findings)
+        or "<p>No failure mode found in this run's data.</p>"
+    )
+    if diagnosis.not_checked:
+        rows = [[what, f"not measured ({why})"] for what, why in diagnosis.not_checked.items()]
+        text += "<h3>Not checked</h3>" + table(["what", "why"], rows, left=(0, 1))
+    return text
+
+
+def build_page(
+    run: Run,
+    head: Headline,
+    diagnosis: Diagnosis,
+    sentences: list[str],
+    figures: list[tuple[str, str, bytes]],
+) -> str:
     """The page; figures are (name, caption, PNG) in the order they are shown."""
     title = f"Run {run.run_id}"
     parts = [
@@ -340,13 +370,14 @@ def build_page(run: Run, head: Headline, sentences: list[str], figures: list[tup
             f"Everything below comes from the {len(run.rows)} seconds written to timeseries.csv and endpoints.csv; "
             "percentiles are upper bounds (the largest per-second value) and restarts are reconstructed from events.jsonl.</p>"
         )
-    parts.append("<h2>Findings</h2>")
+    parts += ["<h2>Findings</h2>", findings_section(diagnosis)]
     if sentences:
         parts.append(
-            '<ul class="findings">' + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>"
+            "<h3>What the figures show</h3>"
+            + '<ul class="findings">'
+            + "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
+            + "</ul>"
         )
-    else:
-        parts.append("<p>Nothing stands out clearly enough in this run's data to state as a finding.</p>")
     parts += [
         "<h2>Headline</h2>",
         endpoint_table(head),

@@ -10,6 +10,7 @@ Kept free of locust and gevent: `python -m load report` runs in a plain process.
 
 from pathlib import Path
 
+from load.analysis.detectors import diagnose
 from load.analysis.headline import headline, load_run
 from load.report.findings import findings
 from load.report.page import build_page
@@ -31,5 +32,5 @@ def write_report(run_dir: Path) -> Path:
         png = save_png(draw(run, marks, bands), run.folder / PLOTS_DIR / plot_png(name))
         figures.append((name, caption, png))
     page = run.folder / REPORT_HTML
-    page.write_text(build_page(run, head, findings(run, head), figures), encoding="utf-8")
+    page.write_text(build_page(run, head, diagnose(run), findings(run, head), figures), encoding="utf-8")
     return page

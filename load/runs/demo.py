@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from load.analysis.summary_table import failure_line, format_summary
+from load.analysis.summary_table import end_of_run_text, failure_line
 from load.config.options import LOCAL_STACK_OPTIONS, at_default
 from load.runfolder.names import (
     CHAOS_FAILURES,
@@ -103,7 +103,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return interrupted_exit_code() if interrupted else 2
     summary = json.loads(summary_path.read_text())
     print()
-    print(format_summary(summary))
+    print(end_of_run_text(run_dir))
     for failure in summary.get(CHAOS_FAILURES, []):
         print(failure_line(failure))
     print(

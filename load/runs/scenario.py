@@ -16,7 +16,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from load.analysis.summary_table import failure_line, format_summary
+from load.analysis.summary_table import end_of_run_text, failure_line
 from load.config.options import ALIASES, LOCUST_OPTIONS
 from load.config.settings import REPO_ROOT, ConfigError, check_run_label
 from load.report.runreport import write_report
@@ -212,7 +212,7 @@ def finish_run(run_dir: Path, code: int | None, quiet: bool = False) -> int:
         return 2
     summary = json.loads(summary_path.read_text())
     if not quiet:
-        print("\n" + format_summary(summary))
+        print("\n" + end_of_run_text(run_dir))
     for line in summary.get(THRESHOLD_BREACHES, []) + summary.get(THRESHOLD_NOTES, []):
         print(line)
     for failure in summary.get(CHAOS_FAILURES, []):

@@ -15,6 +15,7 @@ from pathlib import Path
 import gevent
 
 from load.analysis.recovery import restart_costs
+from load.analysis.summary_table import end_of_run_text
 from load.chaos.controller import Controller, Target
 from load.chaos.remote import AgentMirror
 from load.config.settings import ChaosPlan, LoadConfig
@@ -250,7 +251,15 @@ class RunRecorder:
         self.manifest[ENDED_AT] = ended
         write_json(self.run_dir / MANIFEST_JSON, self.manifest)
         self._write_report()
+        self._print_end()
         logger.info("run written to %s", self.run_dir)
+
+    def _print_end(self) -> None:
+        """The summary table and the findings, as `python -m load run` prints them."""
+        try:
+            print("\n" + end_of_run_text(self.run_dir), flush=True)
+        except Exception:  # the run is written; `python -m load diagnose` can say it later
+            logger.exception("the findings of %s could not be printed", self.run_dir)
 
     def _write_report(self) -> None:
         from load.report.runreport import write_report  # matplotlib: loaded when a run ends, not at start-up
