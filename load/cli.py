@@ -8,6 +8,7 @@ serve until stopped, so a signal is their normal end: 0.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -17,6 +18,7 @@ from load.config import options
 from load.config.options import CLI_NAMES, SWEEP_OPTIONS, add_stack_flags, add_sweep_flags
 from load.config.settings import RESTART_MODES, ConfigError, StackConfig
 from load.runfolder.eventlog import EventLog, format_event
+from load.runfolder.names import EVENTS_JSONL, SERVER_DIR
 from load.runfolder.runids import new_run_id
 from load.runs.headless import interrupted_exit_code, unwind_on_signals
 from load.supervise.redisserver import StackError
@@ -45,7 +47,7 @@ def add_stack_options(parser: argparse.ArgumentParser, daphne_default: int) -> N
 
 
 def stack_config(args: argparse.Namespace, run_dir: Path) -> StackConfig:
-    config, notes = options.stack_config(vars(args), log_dir=run_dir / "server")
+    config, notes = options.stack_config(vars(args), log_dir=run_dir / SERVER_DIR)
     for note in notes:  # the target app's variables this stack uses or overrides: said, not silent
         print(note, flush=True)
     return config
@@ -62,7 +64,7 @@ def print_event(event: dict) -> None:
 def run_stack_up(args: argparse.Namespace) -> int:
     run_dir = new_run_dir(args.results_dir, "stack")
     config = stack_config(args, run_dir)
-    events = EventLog(run_dir / "events.jsonl")
+    events = EventLog(run_dir / EVENTS_JSONL)
 
     def on_event(event: dict) -> None:
         events.write(event)
@@ -126,7 +128,7 @@ def check_demo_args(args: argparse.Namespace) -> argparse.Namespace:
             raise ConfigError(name, getattr(args, name), "must be a positive number")
     if args.restart_every < 0:
         raise ConfigError("restart_every", args.restart_every, "seconds between restarts, or 0 for none")
-    options.stack_config(vars(args), log_dir=Path("server"))  # Locust says which variables it uses
+    options.stack_config(vars(args), log_dir=Path(SERVER_DIR))  # Locust says which variables it uses
     return args
 
 
@@ -187,6 +189,13 @@ def build_parser() -> OneLineParser:
     report.add_argument("run_dir", type=Path)
     report.set_defaults(run=run_report_command)
 
+    diagnose = commands.add_parser(
+        "diagnose", help="the failure modes a run folder shows, each with its evidence and fix"
+    )
+    diagnose.add_argument("run_dir", type=Path)
+    diagnose.add_argument("--json", action="store_true", help="print the findings as JSON")
+    diagnose.set_defaults(run=run_diagnose_command)
+
     compare = commands.add_parser("compare", help="comparison.html and comparison.csv of several run folders")
     compare.add_argument("run_dirs", type=Path, nargs="+")
     compare.add_argument(
@@ -237,6 +246,15 @@ def run_report_command(args: argparse.Namespace) -> int:
     from load.report.runreport import write_report
 
     return print_path(write_report(args.run_dir))
+
+
+def run_diagnose_command(args: argparse.Namespace) -> int:
+    from load.analysis.detectors import diagnose
+    from load.analysis.headline import load_run
+
+    diagnosis = diagnose(load_run(args.run_dir))
+    print(json.dumps(diagnosis.as_json(), indent=2) if args.json else diagnosis.text())
+    return 0
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:

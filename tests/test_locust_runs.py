@@ -9,7 +9,10 @@ import time
 import urllib.parse
 import urllib.request
 
+from load.analysis.detectors import diagnose
+from load.analysis.summary_table import end_of_run_text
 from load.measure.collector import ENDPOINT_COLUMNS, TIMESERIES_COLUMNS
+from load.runfolder.loader import load_run
 from load.runfolder.names import (
     BROADCASTS,
     BROADCASTS_DUPLICATED,
@@ -220,10 +223,8 @@ def test_a_distributed_run_merges_its_workers_exactly(start_stack, locust, tmp_p
     summary = read_json(folder / "summary.json")
     workers = summary["workers"]
     assert len(workers) == 2
-    for kind in ("pings", "pong", "connect_ok", "in_flight"):
-        assert summary["all"]["pongs" if kind == "pong" else kind] == sum(
-            w.get(kind, 0) for w in workers.values()
-        ), kind
+    for figure in ("pings", "pongs", "connect_ok", "in_flight"):  # one name for a figure, everywhere
+        assert summary["all"][figure] == sum(w.get(figure, 0) for w in workers.values()), figure
     rows = read_csv(folder / "timeseries.csv")
     assert sum(int(r["pongs"]) for r in rows) == summary["all"]["pongs"] > 100
     # room deliveries travel with the workers' reports and are settled on the master
@@ -254,11 +255,19 @@ def test_idle_sockets_raise_no_false_timeouts(start_stack, locust, tmp_path):
             "0.3",
             "--connect-timeout",
             "1",
+            "--server-log",
+            str(stack.server_dir / "daphne-*.log"),
+            "--redis-probe-url",
+            stack.redis_url,
         )
     )
     assert run.wait(60) == 0, run.output()[-3000:]
-    summary = read_json(run_folder(tmp_path / "results") / "summary.json")["all"]
+    folder = run_folder(tmp_path / "results")
+    summary = read_json(folder / "summary.json")["all"]
     assert summary["closes"] == 0 and summary["errors"] == 0 and summary["pongs"] >= 3
+    # A clean run names nothing, and a plain locust prints what `python -m load run` prints.
+    assert diagnose(load_run(folder)).findings == []
+    assert end_of_run_text(folder) in run.output()
 
 
 def most_refusals_per_user(outage_s: float, reconnect_min: float, reconnect_max: float) -> int:

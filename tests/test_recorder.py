@@ -26,15 +26,18 @@ finally:
     if _skip is None:
         del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
 
+from load.analysis.headline import headline  # noqa: E402
 from load.config.settings import ChaosPlan, LoadConfig  # noqa: E402
 from load.measure.deliveries import DeliveryLog  # noqa: E402
 from load.measure.timeline import Timeline, timeline_for, windows_from_wire  # noqa: E402
-from load.probes.redisprobe import NO_REDIS_PROBE  # noqa: E402
-from load.probes.serverlog import NO_SERVER_LOG  # noqa: E402
+from load.probes.serverlog import ServerLogFollower  # noqa: E402
+from load.runfolder.loader import load_run  # noqa: E402
 from load.runfolder.names import (  # noqa: E402
     BROADCASTS_LOST,
     BROADCASTS_RECEIVED,
     DELIVERIES,
+    NO_REDIS_PROBE,
+    NO_SERVER_LOG,
     NOT_MEASURED,
     REDIS,
     SERVER_SIGNATURES,
@@ -144,6 +147,41 @@ def test_nothing_merged_or_recorded_after_the_run_ended_changes_its_files(env, t
     run.record({"ts": time.time(), "event": "late"})
     run.finish()
     assert {name: (tmp_path / name).read_text() for name in written} == written
+
+
+def test_exception_messages_are_written_each_second_and_read_back_from_a_killed_run(env, tmp_path):
+    """exceptions.csv holds Daphne's "Exception inside application" lines by second and
+    message as the run goes, so a run killed before summary.json still names them."""
+    log = tmp_path / "daphne.log"
+    log.write_text("2026-11-26 06:00:40,000 ERROR    Exception inside application: before the run\n")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    follower = ServerLogFollower(lambda: [log])
+    run = Recorder(
+        env, folder, CONFIG, ChaosPlan(), ServerSide(log_follower=follower), True, {"run_id": "unit-run"}
+    )
+    logged_at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(run.started + 1))  # Daphne logs UTC
+    with log.open("a") as handle:
+        for message in ("Timeout reading from 127.0.0.1:6379", "Timeout reading from 127.0.0.1:6379", "boom"):
+            handle.write(f"{logged_at},006 ERROR    Exception inside application: {message}\n")
+    run.tick()
+    rows = read_csv(folder / "exceptions.csv")  # on disk at the tick, not at the end
+    assert sorted((r["elapsed_s"], r["message"], r["count"]) for r in rows) == [
+        ("1", "Timeout reading from 127.0.0.1:6379", "2"),
+        ("1", "boom", "1"),
+    ]
+    killed = load_run(folder)  # no summary.json: the run never finished
+    assert killed.summary is None
+    assert killed.exception_messages() == {"Timeout reading from 127.0.0.1:6379": 2, "boom": 1}
+    assert headline(killed).messages_from == "exceptions.csv"
+    run.finish()
+    assert read_json(folder / "summary.json")["exception_messages"] == killed.exception_messages()
+
+
+def test_a_run_without_a_server_log_has_no_exceptions_file_and_its_messages_are_unknown(env, tmp_path):
+    recorder(env, tmp_path).finish()
+    assert not (tmp_path / "exceptions.csv").exists()
+    assert load_run(tmp_path).exception_messages() is None
 
 
 def test_a_master_finishes_when_every_worker_it_heard_from_sent_its_final_report(env, tmp_path):

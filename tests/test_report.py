@@ -12,7 +12,9 @@ import pytest
 
 from load.config.settings import ConfigError
 from load.report.compare import ENDPOINT_METRICS, RUN_METRICS, write_comparison
-from load.report.runreport import PLOTS, fmt, write_report
+from load.report.numbers import fmt
+from load.report.plots import PLOTS
+from load.report.runreport import write_report
 from locustrun import LocustProcess, expected_exit_code, number, read_csv, read_json, rows_so_far, run_folder
 from support import wait_until
 

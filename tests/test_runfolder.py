@@ -1,7 +1,9 @@
 """load.runfolder: the run-folder package imports nothing of the suite, reads back what a
 killed run left, and derives restarts from events as both the recorder and the report do."""
 
+import ast
 import json
+import re
 import subprocess
 import sys
 
@@ -11,6 +13,7 @@ from load.runfolder import names
 from load.runfolder.derive import restarts_from_events, totals_from_rows
 from load.runfolder.files import AppendOnlyCsv, write_json
 from load.runfolder.loader import NotARunFolder, load_run
+from locustrun import REPO
 
 
 def test_the_package_imports_nothing_of_the_suite():
@@ -31,6 +34,22 @@ def test_the_package_imports_nothing_of_the_suite():
 
 def _action(event: str, action: str, at_s: float, ts: float, **fields) -> dict:
     return {"ts": ts, names.EVENT: event, "action": action, "at_s": at_s, **fields}
+
+
+FILE_NAME = re.compile(r"\.(csv|json|jsonl|log|html|png|txt)$")
+
+
+def test_no_file_of_a_run_folder_is_named_outside_the_names_module():
+    """Every file name a run folder holds is spelled once, in runfolder/names.py."""
+    spelled = []
+    for path in sorted((REPO / "load").rglob("*.py")):
+        if path == REPO / "load" / "runfolder" / "names.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+            if text and FILE_NAME.search(text) and " " not in text:
+                spelled.append(f"{path.relative_to(REPO)}:{node.lineno}: {text}")
+    assert spelled == []
 
 
 def test_restarts_pair_each_done_with_its_begin_and_leave_out_the_rest():

@@ -14,7 +14,7 @@ from load.analysis.summary_table import format_restarts, format_server
 from load.analysis.thresholds import check, parse_thresholds
 from load.probes.redisprobe import LAYER_COLUMNS, NO_LIVE_LIST, PUBSUB, RedisProbe, prefixes_of
 from load.probes.serverlog import COLUMNS as SERVER_COLUMNS
-from load.probes.serverlog import NO_SERVER_LOG as WHY
+from load.runfolder.names import NO_SERVER_LOG as WHY
 from load.wire.errors import CONNECT_ERRORS
 from load.wire.pingclient import PingSocket
 from locustrun import expected_exit_code, read_csv, read_json, run_folder
@@ -254,7 +254,7 @@ def test_a_hook_restart_is_down_for_as_long_as_the_clients_saw(start_stack, locu
     summary = read_json(folder / "summary.json")
     first, second = summary["restarts"]
     for n, restart in enumerate((first, second), 1):
-        (outcome,) = json.loads((folder / "hooks" / f"hook-{n:03d}.log").read_text())
+        (outcome,) = json.loads((folder / "server" / f"hook-{n:03d}.log").read_text())
         real = outcome["down_seconds"]  # from SIGKILL to the new process answering /healthz
         if restart is second and restart["down_s"] is None:
             continue  # on a slow machine the run may end before the second restart is over: unknown, not 0

@@ -3,24 +3,33 @@
 import csv
 from pathlib import Path
 
+from load.analysis.detectors import diagnose
+from load.runfolder.loader import load_run
 from load.runfolder.names import (
+    ACTION_ABORTED,
     ALL,
     AT_S,
     BROADCASTS,
     BROADCASTS_DUPLICATED,
     BROADCASTS_LOST,
     BROADCASTS_RECEIVED,
+    CLOSE_COLUMNS,
     CLOSES,
+    COMPARISON_CSV,
     CONNECT_ERRORS,
     CONNECT_OK,
     CONNECTS,
     DOWN_BY_CLIENTS,
     DOWN_S,
     DOWN_SOURCE,
+    DURATION_S,
     ENDPOINTS,
+    ERROR_RATE,
     ERRORS,
+    EVENT,
     EXCEPTION_MESSAGES,
     FAILED_PINGS,
+    FINDINGS_TXT,
     IN_FLIGHT,
     LATE_SENDS,
     MAX_MS,
@@ -33,9 +42,11 @@ from load.runfolder.names import (
     PING_ERRORS,
     PINGS,
     PONGS,
+    PONGS_PER_S,
     RECOVERY_S,
     RESTART,
     RESTARTS,
+    RUN_ID,
     SERVER,
     SERVER_KILLS,
     SERVER_SIGNATURES,
@@ -44,6 +55,8 @@ from load.runfolder.names import (
     STALE_MEMBERS_AFTER,
     STALE_MEMBERS_BEFORE,
     UNTIL_NEXT_RESTART,
+    endpoint_of,
+    per_endpoint,
 )
 
 COLUMNS = ((PINGS, 7), (PONGS, 7), (ERRORS, 7), (P50_MS, 9), (P95_MS, 9), (P99_MS, 9), (MAX_MS, 9))
@@ -58,7 +71,7 @@ def _cell(value, width: int) -> str:
 def _errors_by_kind(figures: dict) -> str:
     kinds = [f"{kind}={figures[kind]}" for kind in (*PING_ERRORS, *CONNECT_ERRORS) if figures.get(kind)]
     closes = [
-        f"{name}={figures[name]}" for name in sorted(figures) if name.startswith("close_") and figures[name]
+        f"{name}={figures[name]}" for name in sorted(figures) if name in CLOSE_COLUMNS and figures[name]
     ]
     return " ".join(kinds + closes)
 
@@ -166,6 +179,18 @@ def _deliveries(total: dict) -> str:
     )
 
 
+def end_of_run_text(run_dir: Path) -> str:
+    """What a finished run prints, from its folder: the summary table, then the findings.
+    The same for `python -m load run`, the demo and a plain `locust` command."""
+    run = load_run(run_dir)
+    table = (
+        format_summary(run.summary)
+        if run.summary is not None
+        else "(the run did not finish: no summary.json)"
+    )
+    return f"{table}\n\n{diagnose(run).text()}"
+
+
 def format_summary(summary: dict) -> str:
     rows = [*summary[ENDPOINTS].items(), (ALL, summary[ALL])]
     first = max(len(name) for name, _ in rows) + 2
@@ -196,28 +221,27 @@ def format_summary(summary: dict) -> str:
 def format_comparison(out_dir) -> str:
     """comparison.csv as a terminal table (pongs/s and p99 per endpoint), then the findings."""
     out_dir = Path(out_dir)
-    with open(out_dir / "comparison.csv", newline="") as handle:
+    with open(out_dir / COMPARISON_CSV, newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
         return "(no runs)"
     first = list(rows[0])
-    knobs = first[first.index("duration_s") + 1 : first.index(PINGS)]
-    endpoints = [c[len("pongs_per_s[") : -1] for c in first if c.startswith("pongs_per_s[")]
+    knobs = first[first.index(DURATION_S) + 1 : first.index(PINGS)]
+    endpoints = [e for c in first if (e := endpoint_of(c, PONGS_PER_S)) is not None]
     header = f"{'point':<28}{'pongs/s':>9}{'err %':>7}{'p99 ms':>9}" + "".join(
         f"  {e[:28]:>28} pongs/s, p99" for e in endpoints
     )
     lines = [header, "-" * len(header)]
     for row in rows:
-        name = ",".join(f"{k}={row[k]}" for k in knobs) or row["run_id"]
+        name = ",".join(f"{k}={row[k]}" for k in knobs) or row[RUN_ID]
         cells = "".join(
-            f"  {_num(row[f'pongs_per_s[{e}]']):>28} {_num(row[f'{P99_MS}[{e}]']):>11}" for e in endpoints
+            f"  {_num(row[per_endpoint(PONGS_PER_S, e)]):>28} {_num(row[per_endpoint(P99_MS, e)]):>11}"
+            for e in endpoints
         )
         lines.append(
-            f"{name[:27]:<28}{_num(row['pongs_per_s']):>9}{_num(row['error_rate']):>7}{_num(row[P99_MS]):>9}{cells}"
+            f"{name[:27]:<28}{_num(row[PONGS_PER_S]):>9}{_num(row[ERROR_RATE]):>7}{_num(row[P99_MS]):>9}{cells}"
         )
-    findings = (
-        (out_dir / "findings.txt").read_text().splitlines() if (out_dir / "findings.txt").exists() else []
-    )
+    findings = (out_dir / FINDINGS_TXT).read_text().splitlines() if (out_dir / FINDINGS_TXT).exists() else []
     return "\n".join(lines + [""] + [f"- {f}" for f in findings])
 
 
@@ -227,3 +251,14 @@ def _num(cell: str) -> str:
     except ValueError:
         return "-"
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def failure_line(failure: dict, accepted: bool = False) -> str:
+    """One chaos_failures entry of summary.json as the line the run ends with."""
+    how = "was aborted" if failure[EVENT] == ACTION_ABORTED else "failed"
+    consequence = (
+        "accepted (--chaos-failures-ok)"
+        if accepted
+        else "the run did not test what it meant to (--chaos-failures-ok to accept)"
+    )
+    return f"chaos action {failure['action']} at {failure[AT_S]:g}s {how}: {failure['error']}; {consequence}"

@@ -28,8 +28,10 @@ from load.runfolder.names import (
     CONNECTS,
     DELIVERY_COLUMNS,
     ENDPOINTS,
+    ERROR_RATE,
     ERRORS,
     IN_FLIGHT,
+    KILLED_PENDING,
     LATE_SENDS,
     MAX_MS,
     NOT_MEASURED,
@@ -66,7 +68,7 @@ ENDPOINT_METRICS = (
     PINGS,
     PONGS,
     ERRORS,
-    "error_rate",
+    ERROR_RATE,
     "connect_error_rate",
     P50_MS,
     P95_MS,
@@ -79,8 +81,8 @@ ENDPOINT_METRICS = (
     *PING_ERRORS,
     *CONNECT_ERRORS,
 )
-RUN_METRICS = (RECOVERY_S, "killed", "exceptions", "killed_pending", STALE_MEMBERS, "task_exceptions")
-RATES = ("error_rate", "connect_error_rate")
+RUN_METRICS = (RECOVERY_S, "killed", "exceptions", KILLED_PENDING, STALE_MEMBERS, "task_exceptions")
+RATES = (ERROR_RATE, "connect_error_rate")
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def parse_thresholds(text: str) -> tuple[Threshold, ...]:
 SIGNATURE_METRICS = {
     "killed": TOO_LONG_KILLS,
     "exceptions": (SIG_EXCEPTION,),
-    "killed_pending": (SIG_KILLED_PENDING,),
+    KILLED_PENDING: (SIG_KILLED_PENDING,),
     "task_exceptions": (SIG_TASK_EXCEPTION,),
 }
 
@@ -203,7 +205,7 @@ def run_value(summary: dict, metric: str) -> Figure:
 
 
 def endpoint_value(figures: dict, metric: str) -> Figure:
-    if metric == "error_rate":
+    if metric == ERROR_RATE:
         rate = error_rate(figures)
         return Figure.exact(rate) if rate is not None else Figure.unknown("no pings")
     if metric == "connect_error_rate":

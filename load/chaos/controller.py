@@ -36,6 +36,7 @@ from load.runfolder.names import (
     REDIS_RESTART,
     RESTART,
     RUN_PHASE,
+    hook_log,
 )
 from load.supervise.procs import Child, stop_all
 
@@ -102,7 +103,7 @@ class HookTarget:
     `--restart-cmd 'ssh app{instance} sudo systemctl restart daphne'`.
 
     `{instance}` becomes the instance number; the exit code is checked and the output kept
-    in hooks/ of the run folder. Each hook runs as a supervised process group (load.supervise.procs:
+    in server/ of the run folder, beside Daphne's logs. Each hook runs as a supervised process group (load.supervise.procs:
     its own session, dead with this process): past its timeout, or when the run ends
     while it runs, the whole group is stopped, so a hook that forks (`sh -c`, a script,
     ssh) leaves nothing running. What a hook that exited by itself left in the background
@@ -133,7 +134,7 @@ class HookTarget:
     def run_hook(self, command: str) -> dict:
         if self.abort_reason is not None:
             raise ActionAborted(f"`{command}` not started: {self.abort_reason}")
-        output = self.output_dir / f"hook-{next(self.counter):03d}.log"
+        output = self.output_dir / hook_log(next(self.counter))
         began = time.time()
         try:
             child = Child(output.stem, shlex.split(command), None, output, Path.cwd()).start()
@@ -320,14 +321,3 @@ class Controller:
             return [outcome for i in range(count) for outcome in self.target.restart([i], mode)]
         indices = list(range(count)) if which == "all" else [int(which)]
         return self.target.restart(indices, mode)
-
-
-def failure_line(failure: dict, accepted: bool = False) -> str:
-    """One chaos_failures entry of summary.json as the line the run ends with."""
-    how = "was aborted" if failure[EVENT] == ACTION_ABORTED else "failed"
-    consequence = (
-        "accepted (--chaos-failures-ok)"
-        if accepted
-        else "the run did not test what it meant to (--chaos-failures-ok to accept)"
-    )
-    return f"chaos action {failure['action']} at {failure[AT_S]:g}s {how}: {failure['error']}; {consequence}"

@@ -10,7 +10,7 @@ from pathlib import Path
 from load.agent.client import AgentClient, AgentError
 from load.chaos.controller import TargetError, flush_redis
 from load.probes.redisprobe import prefixes_of
-from load.runfolder.names import AGENT_UNREACHABLE, EVENT, SPAWNED
+from load.runfolder.names import AGENT_UNREACHABLE, DAPHNE_LOGS, EVENT, SPAWNED, daphne_instance, daphne_log
 
 
 class AgentTarget:
@@ -95,8 +95,8 @@ class AgentMirror:
         for (index, generation), offset in list(self.offsets.items()):
             data, self.offsets[(index, generation)] = self.client.logs(index, generation, offset)
             if data:
-                with open(self.server_dir / f"daphne-{index}.gen{generation}.log", "ab") as log:
+                with open(self.server_dir / daphne_log(daphne_instance(index), generation), "ab") as log:
                     log.write(data)
 
     def log_paths(self) -> list[Path]:
-        return sorted(self.server_dir.glob("daphne-*.gen*.log"))
+        return sorted(self.server_dir.glob(DAPHNE_LOGS))

@@ -22,6 +22,7 @@ from load.runfolder.names import (
     ALL,
     CLOSES,
     CONNECTIONS,
+    COUNT,
     COUNT_COLUMNS,
     ELAPSED_S,
     ENDPOINT,
@@ -30,6 +31,8 @@ from load.runfolder.names import (
     ENDPOINTS_CSV,
     EPOCH_S,
     ERRORS,
+    EXCEPTION_COLUMNS,
+    EXCEPTIONS_CSV,
     FIRST_CONNECT_FAILED,
     FIRST_CONNECT_OK,
     FIRST_PONG_AT,
@@ -39,6 +42,7 @@ from load.runfolder.names import (
     LATE_WINDOWS,
     MAX_MS,
     MEMBERS,
+    MESSAGE,
     P50_MS,
     P95_MS,
     P99_MS,
@@ -136,6 +140,8 @@ class Collector:
         self.timeseries = AppendOnlyCsv(run_dir / TIMESERIES_CSV, TIMESERIES_COLUMNS)
         self.endpoints = AppendOnlyCsv(run_dir / ENDPOINTS_CSV, ENDPOINT_COLUMNS)
         self.groups = AppendOnlyCsv(run_dir / GROUPS_CSV, GROUP_COLUMNS)
+        # Only where a log is read: a run folder without the file did not measure them.
+        self.exceptions = AppendOnlyCsv(run_dir / EXCEPTIONS_CSV, EXCEPTION_COLUMNS) if signatures else None
         self.closed = False
 
     def merge(self, wire: dict[str, dict]) -> None:
@@ -159,6 +165,18 @@ class Collector:
             if second >= self.next_second:
                 self.server.setdefault(second, Counter()).update(counts)
 
+    def record_exceptions(self, messages: dict[int, Counter]) -> None:
+        """Exception messages per second, written at once: an event list, not a row per second."""
+        if self.exceptions is None or self.closed:
+            return
+        self.exceptions.write_rows(
+            [
+                {**self.stamp(second), MESSAGE: message, COUNT: count}
+                for second, counts in sorted(messages.items())
+                for message, count in sorted(counts.items())
+            ]
+        )
+
     def record_redis(self, ts: float, sample: Sample) -> None:
         if sample.figures:
             self.redis[int(ts)] = sample
@@ -174,8 +192,9 @@ class Collector:
             return
         last = max([*self.pending, *self.server, *self.redis, self.next_second - 1])
         self._write_until(last + 1)
-        for table in (self.timeseries, self.endpoints, self.groups):
-            table.close()
+        for table in (self.timeseries, self.endpoints, self.groups, self.exceptions):
+            if table is not None:
+                table.close()
         self.closed = True
 
     def _write_until(self, until: int) -> list[dict]:

@@ -26,6 +26,7 @@ from load.runfolder.names import (
     FRESH_SOCKET_PONGS,
     LATE_SENDS,
     PINGS,
+    PONGS,
     SENT,
 )
 from load.wire.errors import PONG, close_column
@@ -159,7 +160,7 @@ class Timeline:
         """kind is PONG, IN_FLIGHT or one of errors.PING_ERRORS."""
         window = self._at(due, path)
         window.counts[kind] += 1
-        self.totals[kind] += 1
+        self.totals[PONGS if kind == PONG else kind] += 1  # totals use summary.json's names
         if kind == PONG:
             window.latency.record(latency_ms)
             window.service.record(service_ms)

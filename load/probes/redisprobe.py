@@ -26,6 +26,7 @@ from load.runfolder.names import (
     SPECIFIC_KEYS,
     STALE_MEMBERS,
 )
+from load.runfolder.names import NO_REDIS_PROBE as NO_REDIS_PROBE
 
 # Read from the channels_redis key layout; the redis-pubsub layer has none of these keys.
 LAYER_COLUMNS = (
@@ -43,7 +44,6 @@ SCAN_COUNT = 1000
 PUBSUB_LAYER = "redis-pubsub"  # the target app's CHANNEL_LAYER and --stack-layer value
 
 # summary.json's not_measured[REDIS]: every Redis figure at once, when nothing probes Redis
-NO_REDIS_PROBE = "no Redis probe: --redis-probe-url (the channel layer's Redis) or --stack local"
 
 NO_LIVE_LIST = (
     "no list of live Daphne processes: only --stack local or --agent-url can say which processes are alive, "

@@ -28,7 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from load.runfolder.names import SERVER_COLUMNS
+from load.runfolder.names import DAPHNE_LOGS, SERVER_COLUMNS
+from load.runfolder.names import NO_SERVER_LOG as NO_SERVER_LOG
 from load.runfolder.names import SERVER_SIGNATURES as SERVER_SIGNATURES
 from load.runfolder.names import SIG_EXCEPTION as EXCEPTION
 from load.runfolder.names import SIG_HANDSHAKE_INCOMPLETE as HANDSHAKE_INCOMPLETE
@@ -45,8 +46,6 @@ COLUMNS = SERVER_COLUMNS  # the signatures this follower counts, in timeseries.c
 
 Windows = dict[int, Counter]
 
-# summary.json's not_measured[SERVER_SIGNATURES], when no log is followed
-NO_SERVER_LOG = "no server log given: --server-log or --server-log-cmd (or --stack local, or --agent-url)"
 
 # Matched anywhere in the line, not after Daphne's prefix, so that logs reformatted on
 # the way (journald, a remote tail) still count.
@@ -209,7 +208,7 @@ class _FileState:
 
 def daphne_logs(server_dir: Path) -> Callable[[], list[Path]]:
     """Every generation of every instance the stack wrote in server_dir, as it appears."""
-    return lambda: sorted(server_dir.glob("daphne-*.gen*.log"))
+    return lambda: sorted(server_dir.glob(DAPHNE_LOGS))
 
 
 class ServerLogFollower:
@@ -222,6 +221,7 @@ class ServerLogFollower:
         self._discover = discover
         self._files: dict[Path, _FileState] = {}
         self.messages: Counter = Counter()  # exception message -> count, whole run
+        self._new_messages: dict[int, Counter] = {}  # second -> message -> count, not yet taken
         self.totals: Counter = Counter()  # column -> count, whole run
         self.bytes_read = 0
 
@@ -273,7 +273,14 @@ class ServerLogFollower:
             window[column] += count
             self.totals[column] += count
         if found[0][0] == EXCEPTION:
-            self.messages[exception_message(line)] += 1
+            message = exception_message(line) or ""
+            self.messages[message] += 1
+            self._new_messages.setdefault(read_second if second is None else second, Counter())[message] += 1
+
+    def take_messages(self) -> dict[int, Counter]:
+        """The exception messages counted since the last call, by second."""
+        taken, self._new_messages = self._new_messages, {}
+        return taken
 
 
 class CommandFollower:
@@ -304,6 +311,9 @@ class CommandFollower:
     @property
     def messages(self) -> Counter:
         return self._follower.messages
+
+    def take_messages(self) -> dict[int, Counter]:
+        return self._follower.take_messages()
 
     @property
     def totals(self) -> Counter:

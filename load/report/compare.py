@@ -25,41 +25,53 @@ from typing import cast
 from matplotlib.figure import Figure  # no pyplot: nothing here needs a display
 from matplotlib.lines import Line2D
 
+from load.analysis.headline import Headline, headline, load_run
 from load.config.settings import ConfigError
-from load.report.runreport import (
-    STYLE,
-    Headline,
-    Point,
-    clearly_apart,
-    default_threads,
-    fmt,
-    headline,
-    img,
-    load_run,
-    percent,
-    save_png,
-    table,
-    threads_findings,
-)
+from load.report.figures import Point, default_threads
+from load.report.findings import threads_findings
+from load.report.numbers import clearly_apart, fmt, percent
+from load.report.page import STYLE, img, table
+from load.report.plots import save_png
 from load.runfolder.derive import error_rate, totals_from_rows
 from load.runfolder.loader import Run, number
 from load.runfolder.names import (
     CHAOS_PLAN,
+    COMPARISON_CSV,
+    COMPARISON_HTML,
+    CONFIG,
+    DURATION_S,
+    ERROR_RATE,
+    FINDINGS_TXT,
+    FINISHED,
     KILL_COLUMNS,
+    KILLED_PENDING,
+    KILLED_TOO_LONG,
+    OPTIONS,
     P50_MS,
     P99_MS,
+    PERCENTILES_FROM,
     PINGS,
+    PLOTS_DIR,
     PONGS,
+    PONGS_PER_S,
     RECOVERY_S,
+    RECOVERY_S_MEAN,
     RESTARTS,
+    RESTARTS_NOT_RECOVERED,
+    RUN_DIR,
+    RUN_ID,
+    SERVER_KILLS,
     SIG_KILLED_PENDING,
     STALE_MEMBERS,
+    STALE_MEMBERS_MAX,
     TOO_LONG_KILLS,
+    per_endpoint,
+    plot_png,
 )
 
 # Options that name where a run went or how it was reached, not how it was configured.
 NOT_KNOBS = {
-    "run_id",
+    RUN_ID,
     "run_label",
     "results_dir",
     "targets",
@@ -91,18 +103,18 @@ NOT_KNOBS = {
 ENDPOINT_METRICS = (
     (PINGS, PINGS),
     (PONGS, PONGS),
-    ("error_rate", "error rate %"),
+    (ERROR_RATE, "error rate %"),
     (P50_MS, "p50 ms (whole run)"),
     (P99_MS, "p99 ms (whole run)"),
-    ("pongs_per_s", "pongs per second"),
+    (PONGS_PER_S, "pongs per second"),
 )
 RUN_METRICS = (
-    ("recovery_s_mean", "mean recovery after a restart, s"),
-    ("stale_members_max", "stale group members, max"),
-    ("server_kills", "server kills (too long to shut down + pending at SIGTERM)"),
+    (RECOVERY_S_MEAN, "mean recovery after a restart, s"),
+    (STALE_MEMBERS_MAX, "stale group members, max"),
+    (SERVER_KILLS, "server kills (too long to shut down + pending at SIGTERM)"),
 )
 GRID = ".grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 0 1.5em; } .grid figure { margin: .5em 0 1.5em; }"
-RUN_COLUMNS = (RESTARTS, "restarts_not_recovered", "killed_too_long", "killed_pending")
+RUN_COLUMNS = (RESTARTS, RESTARTS_NOT_RECOVERED, KILLED_TOO_LONG, KILLED_PENDING)
 
 
 @dataclass
@@ -128,7 +140,7 @@ def knob_names(runs: list[Run], knob: str | None) -> list[str]:
                     "no run's manifest.json holds this option; name an option the runs were started with",
                 )
         return names
-    options = [run.manifest.get("options") or {} for run in runs]
+    options = [run.manifest.get(OPTIONS) or {} for run in runs]
     keys = sorted(set().union(*options)) if options else []
     return [
         k
@@ -139,7 +151,7 @@ def knob_names(runs: list[Run], knob: str | None) -> list[str]:
 
 
 def knob_value(manifest: dict, name: str):
-    for section in ("sweep", "options", "config", CHAOS_PLAN):
+    for section in (OPTIONS, CONFIG, CHAOS_PLAN):
         values = manifest.get(section) or {}
         if isinstance(values, dict) and name in values:
             return values[name]
@@ -214,14 +226,14 @@ def run_metrics(entry: Entry) -> dict[str, float | None]:
     recoveries = [r[RECOVERY_S] for r in head.restarts if r.get(RECOVERY_S) is not None]
     stale = [v for v in (number(r.get(STALE_MEMBERS)) for r in rows) if v is not None]
     return {
-        "recovery_s_mean": statistics.fmean(recoveries) if recoveries else None,
+        RECOVERY_S_MEAN: statistics.fmean(recoveries) if recoveries else None,
         RESTARTS: len(head.restarts),
-        "restarts_not_recovered": len(head.restarts) - len(recoveries),
-        "stale_members_max": max(stale) if stale else None,
+        RESTARTS_NOT_RECOVERED: len(head.restarts) - len(recoveries),
+        STALE_MEMBERS_MAX: max(stale) if stale else None,
         # None (an empty cell, "–") when the run read no server log: unknown, not 0
-        "server_kills": _total(head, KILL_COLUMNS),
-        "killed_too_long": _total(head, TOO_LONG_KILLS),
-        "killed_pending": _total(head, (SIG_KILLED_PENDING,)),
+        SERVER_KILLS: _total(head, KILL_COLUMNS),
+        KILLED_TOO_LONG: _total(head, TOO_LONG_KILLS),
+        KILLED_PENDING: _total(head, (SIG_KILLED_PENDING,)),
     }
 
 
@@ -235,11 +247,11 @@ def endpoint_metrics(figures: dict) -> dict[str, float | None]:
 
 def csv_row(entry: Entry, names: list[str], endpoints: list[str]) -> dict:
     row = {
-        "run_id": entry.run.run_id,
-        "run_dir": str(entry.run.folder),
-        "finished": entry.run.finished,
-        "percentiles": "merged" if entry.head.exact_percentiles else "max_per_second",
-        "duration_s": entry.head.duration_s,
+        RUN_ID: entry.run.run_id,
+        RUN_DIR: str(entry.run.folder),
+        FINISHED: entry.run.finished,
+        PERCENTILES_FROM: "merged" if entry.head.exact_percentiles else "max_per_second",
+        DURATION_S: entry.head.duration_s,
     }
     row.update({name: entry.values[name] for name in names})
     row.update(endpoint_metrics(entry.head.overall))
@@ -247,7 +259,7 @@ def csv_row(entry: Entry, names: list[str], endpoints: list[str]) -> dict:
     for endpoint in endpoints:
         figures = entry.head.endpoints.get(endpoint)
         for metric, value in endpoint_metrics(figures or {}).items():
-            row[f"{metric}[{endpoint}]"] = value if figures is not None else None
+            row[per_endpoint(metric, endpoint)] = value if figures is not None else None
     return {k: _cell(v) for k, v in row.items()}
 
 
@@ -261,16 +273,16 @@ def _cell(value):
 
 def csv_columns(names: list[str], endpoints: list[str]) -> list[str]:
     return [
-        "run_id",
-        "run_dir",
-        "finished",
-        "percentiles",
-        "duration_s",
+        RUN_ID,
+        RUN_DIR,
+        FINISHED,
+        PERCENTILES_FROM,
+        DURATION_S,
         *names,
         *(m for m, _ in ENDPOINT_METRICS),
         *(m for m, _ in RUN_METRICS),
         *RUN_COLUMNS,
-        *(f"{m}[{e}]" for e in endpoints for m, _ in ENDPOINT_METRICS),
+        *(per_endpoint(m, e) for e in endpoints for m, _ in ENDPOINT_METRICS),
     ]
 
 
@@ -371,7 +383,7 @@ def overall_findings(items: list[Entry], knob: str, names: list[str]) -> list[st
         low, high = min(points, key=lambda p: p.value), max(points, key=lambda p: p.value)
         where = f" ({others})" if others else ""
         errors = _whole_run_error_rate(low), _whole_run_error_rate(high)
-        for column, what, unit in ((P99_MS, "p99", " ms"), ("error_rate", "error rate", " %")):
+        for column, what, unit in ((P99_MS, "p99", " ms"), (ERROR_RATE, "error rate", " %")):
             a, b = low.per_second(None, column), high.per_second(None, column)
             if a is None or b is None or not clearly_apart(a, b):
                 continue
@@ -461,13 +473,13 @@ def build_page(
                 "yes" if e.run.finished else "no",
                 fmt(number(o.get(PINGS))),
                 fmt(number(o.get(PONGS))),
-                fmt(o.get("error_rate")),
+                fmt(o.get(ERROR_RATE)),
                 bound + fmt(o.get(P50_MS)),
                 bound + fmt(o.get(P99_MS)),
-                fmt(o.get("pongs_per_s")),
-                fmt(m["recovery_s_mean"]),
-                fmt(m["stale_members_max"]),
-                fmt(m["server_kills"]),
+                fmt(o.get(PONGS_PER_S)),
+                fmt(m[RECOVERY_S_MEAN]),
+                fmt(m[STALE_MEMBERS_MAX]),
+                fmt(m[SERVER_KILLS]),
             ]
         )
     per_endpoint = []
@@ -483,10 +495,10 @@ def build_page(
                     e.label,
                     fmt(number(f.get(PINGS))),
                     fmt(number(f.get(PONGS))),
-                    fmt(f.get("error_rate")),
+                    fmt(f.get(ERROR_RATE)),
                     bound + fmt(f.get(P50_MS)),
                     bound + fmt(f.get(P99_MS)),
-                    fmt(f.get("pongs_per_s")),
+                    fmt(f.get(PONGS_PER_S)),
                 ]
             )
     parts = [
@@ -508,7 +520,7 @@ def build_page(
             [
                 "knobs",
                 "run",
-                "finished",
+                FINISHED,
                 PINGS,
                 PONGS,
                 "error rate %",
@@ -552,7 +564,7 @@ def write_comparison(run_dirs: list[Path], out_dir: Path, knob: str | None = Non
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(
-        out_dir / "comparison.csv",
+        out_dir / COMPARISON_CSV,
         [csv_row(e, names, endpoints) for e in items],
         csv_columns(names, endpoints),
     )
@@ -563,12 +575,14 @@ def write_comparison(run_dirs: list[Path], out_dir: Path, knob: str | None = Non
     for metric, title in (*ENDPOINT_METRICS, *RUN_METRICS):
         figure = plot_metric(metric, title, items, numeric, endpoints, knob_title)
         plots.append(
-            (metric, f"{title} against {knob_title}", save_png(figure, out_dir / "plots" / f"{metric}.png"))
+            (
+                metric,
+                f"{title} against {knob_title}",
+                save_png(figure, out_dir / PLOTS_DIR / plot_png(metric)),
+            )
         )
     sentences = comparison_findings(items, names)
-    (out_dir / "findings.txt").write_text(
-        "".join(f"{sentence}\n" for sentence in sentences), encoding="utf-8"
-    )
-    page = out_dir / "comparison.html"
+    (out_dir / FINDINGS_TXT).write_text("".join(f"{sentence}\n" for sentence in sentences), encoding="utf-8")
+    page = out_dir / COMPARISON_HTML
     page.write_text(build_page(items, names, endpoints, sentences, plots), encoding="utf-8")
     return page

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from load.runfolder.names import COUNT as COUNT_COLUMN
 from load.runfolder.names import (
     ELAPSED_S,
     ENDPOINT,
@@ -15,7 +16,9 @@ from load.runfolder.names import (
     ENDPOINTS_CSV,
     EPOCH_S,
     EVENTS_JSONL,
+    EXCEPTIONS_CSV,
     MANIFEST_JSON,
+    MESSAGE,
     PHASE,
     RUN_ID,
     STARTED_AT,
@@ -38,6 +41,7 @@ class Run:
     events: list[dict]  # events.jsonl
     manifest: dict  # {} if missing
     summary: dict | None  # None: the run did not finish
+    exceptions: list[dict] | None = None  # exceptions.csv; None: no server log was read
 
     @property
     def finished(self) -> bool:
@@ -60,6 +64,15 @@ class Run:
         return sorted(
             {r[ENDPOINT] for r in self.endpoint_rows} | set((self.summary or {}).get(ENDPOINTS, {}))
         )
+
+    def exception_messages(self) -> dict[str, int] | None:
+        """Exception message -> count over the run, most frequent first; None: not measured."""
+        if self.exceptions is None:
+            return None
+        totals: dict[str, int] = {}
+        for row in self.exceptions:
+            totals[row[MESSAGE]] = totals.get(row[MESSAGE], 0) + int(count(row[COUNT_COLUMN]))
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
     def phases(self) -> list[str]:
         """The phase names in the order they first appear."""
@@ -109,6 +122,7 @@ def load_run(run_dir: Path) -> Run:
         events=read_events(folder / EVENTS_JSONL),
         manifest=read_json(folder / MANIFEST_JSON) or {},
         summary=read_json(folder / SUMMARY_JSON),
+        exceptions=read_csv(folder / EXCEPTIONS_CSV) if (folder / EXCEPTIONS_CSV).is_file() else None,
     )
 
 

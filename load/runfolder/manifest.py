@@ -15,7 +15,18 @@ from pathlib import Path
 
 import redis
 
-from load.runfolder.names import RUN_ID, STARTED_AT
+from load.runfolder.names import (
+    COMMAND,
+    CONFIG,
+    GIT_SHA,
+    HOST,
+    OPTIONS,
+    RUN_DIR,
+    RUN_ID,
+    STACK,
+    STARTED_AT,
+    VERSIONS,
+)
 
 PACKAGES = (
     "django",
@@ -92,13 +103,13 @@ def build_manifest(
     versions["redis-server"] = redis_server_version(redis_url)
     return {
         RUN_ID: run_id,
-        "run_dir": str(run_dir),
+        RUN_DIR: str(run_dir),
         STARTED_AT: time.time(),
-        "command": list(command),
-        "options": json_safe(options),
-        "config": json_safe(config),
-        "stack": json_safe(stack),
-        "versions": versions,
-        "git_sha": git_sha(repo_root),
-        "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        COMMAND: list(command),
+        OPTIONS: json_safe(options),
+        CONFIG: json_safe(config),
+        STACK: json_safe(stack),
+        VERSIONS: versions,
+        GIT_SHA: git_sha(repo_root),
+        HOST: {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
     }

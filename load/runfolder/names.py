@@ -16,8 +16,40 @@ EVENTS_JSONL = "events.jsonl"  # one JSON object a line
 MANIFEST_JSON = "manifest.json"  # what ran, written at the start (and at the end with ended_at)
 SUMMARY_JSON = "summary.json"  # written when the run finished; a killed run has none
 SERVER_DIR = "server"  # Daphne's logs, one file per instance and generation
+EXCEPTIONS_CSV = "exceptions.csv"  # Daphne's "Exception inside application" lines, by second and message
 REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
+LOCUST_PREFIX = "locust"  # Locust's own CSVs: locust_stats.csv, locust_stats_history.csv, ...
+LOCUST_REPORT_HTML = "locust_report.html"  # Locust's own HTML report
+LOCUST_LOG = "locust.log"  # the output of a Locust that `python -m load` started
+COMPARISON_CSV = "comparison.csv"  # a sweep's folder: one row per run
+COMPARISON_HTML = "comparison.html"
+FINDINGS_TXT = "findings.txt"  # a sweep's findings, one sentence a line
+# In server/: what the stack, the hooks and a log command wrote.
+REDIS_LOG = "redis.log"
+MIGRATE_LOG = "migrate.log"
+REMOTE_LOG = "remote.log"  # --server-log-cmd's output
+DAPHNE_LOGS = "daphne-*.gen*.log"  # every instance and generation
+
+
+def daphne_instance(index: int) -> str:
+    """The name of Daphne instance `index`: in its log's name, events and TARGET_INSTANCE."""
+    return f"daphne-{index}"
+
+
+def daphne_log(instance: str, generation: int) -> str:
+    """One instance's log for one generation (a restart starts the next)."""
+    return f"{instance}.gen{generation}.log"
+
+
+def hook_log(n: int) -> str:
+    """The output of the n-th restart hook of a run."""
+    return f"hook-{n:03d}.log"
+
+
+def plot_png(name: str) -> str:
+    return f"{name}.png"
+
 
 # -- how a ping or a connect ended: one count column each ----------------------------
 
@@ -187,6 +219,8 @@ ENDPOINT_COLUMNS = (
     SEND_LAG_MAX_MS,
 )
 GROUP_COLUMNS = (TIME, EPOCH_S, ELAPSED_S, GROUP, MEMBERS, STALE_MEMBERS)
+MESSAGE, COUNT = "message", "count"
+EXCEPTION_COLUMNS = (*TIME_COLUMNS, MESSAGE, COUNT)
 
 # -- events.jsonl: the "event" of each line ------------------------------------------
 
@@ -247,7 +281,7 @@ WORKERS = "workers"
 CHAOS_FAILURES = "chaos_failures"
 THRESHOLD_BREACHES = "threshold_breaches"
 THRESHOLD_NOTES = "threshold_notes"
-# Keys of not_measured that stand for a group of figures.
+# Keys of not_measured that stand for a group of figures, and why a run could not measure them.
 SERVER_SIGNATURES = "server_signatures"  # every signature at once, when no log is followed
 REDIS = "redis"  # every Redis figure at once, when nothing probes Redis
 DELIVERIES = "deliveries"  # every delivery figure at once, when the run's end could not settle them
@@ -257,7 +291,30 @@ MEMBER_LIVES = "member_lives"  # room sockets named by a welcome
 # Owed to a member the run's stop ended, sent less than a pong timeout before it: still on
 # its way, neither received nor lost (as a ping's in_flight).
 BROADCASTS_IN_FLIGHT = "broadcasts_in_flight"
+NO_SERVER_LOG = "no server log given: --server-log or --server-log-cmd (or --stack local, or --agent-url)"
+NO_REDIS_PROBE = "no Redis probe: --redis-probe-url (the channel layer's Redis) or --stack local"
 
 # -- manifest.json ---------------------------------------------------------------------
 
 CHAOS_PLAN = "chaos_plan"
+COMMAND, OPTIONS, CONFIG, STACK = "command", "options", "config", "stack"  # secrets masked before written
+VERSIONS, GIT_SHA, HOST = "versions", "git_sha", "host"
+
+# -- comparison.csv (a sweep's folder): one row per run; per-endpoint columns as metric[endpoint] --
+
+RUN_DIR, FINISHED, PERCENTILES_FROM = "run_dir", "finished", "percentiles"
+ERROR_RATE, PONGS_PER_S = "error_rate", "pongs_per_s"  # percent; pongs over the run's seconds
+RECOVERY_S_MEAN, STALE_MEMBERS_MAX = "recovery_s_mean", "stale_members_max"
+RESTARTS_NOT_RECOVERED = "restarts_not_recovered"
+KILLED_TOO_LONG, KILLED_PENDING = "killed_too_long", "killed_pending"
+
+
+def per_endpoint(metric: str, endpoint: str) -> str:
+    """comparison.csv's column of one endpoint's metric."""
+    return f"{metric}[{endpoint}]"
+
+
+def endpoint_of(column: str, metric: str) -> str | None:
+    """The endpoint of a per_endpoint column of `metric`; None for any other column."""
+    prefix = f"{metric}["
+    return column[len(prefix) : -1] if column.startswith(prefix) and column.endswith("]") else None

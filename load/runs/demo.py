@@ -14,10 +14,17 @@ import json
 import sys
 from pathlib import Path
 
-from load.analysis.summary_table import format_summary
-from load.chaos.controller import failure_line
+from load.analysis.summary_table import end_of_run_text, failure_line
 from load.config.options import LOCAL_STACK_OPTIONS, at_default
-from load.runfolder.names import CHAOS_FAILURES, SUMMARY_JSON
+from load.runfolder.names import (
+    CHAOS_FAILURES,
+    ENDPOINTS_CSV,
+    LOCUST_LOG,
+    LOCUST_REPORT_HTML,
+    REPORT_HTML,
+    SUMMARY_JSON,
+    TIMESERIES_CSV,
+)
 from load.runfolder.runids import new_run_id
 from load.runs.headless import (
     discard_refused_run,
@@ -90,22 +97,22 @@ def run_demo(args: argparse.Namespace) -> int:
         return 2
     if not summary_path.exists():
         print(
-            f"no summary was written: {locust_error(run_dir)} (log: {run_dir / 'locust.log'})",
+            f"no summary was written: {locust_error(run_dir)} (log: {run_dir / LOCUST_LOG})",
             file=sys.stderr,
         )
         return interrupted_exit_code() if interrupted else 2
     summary = json.loads(summary_path.read_text())
     print()
-    print(format_summary(summary))
+    print(end_of_run_text(run_dir))
     for failure in summary.get(CHAOS_FAILURES, []):
         print(failure_line(failure))
     print(
-        f"\nper-second series: {run_dir / 'timeseries.csv'} (all endpoints), {run_dir / 'endpoints.csv'} (each)"
+        f"\nper-second series: {run_dir / TIMESERIES_CSV} (all endpoints), {run_dir / ENDPOINTS_CSV} (each)"
     )
-    print(f"report with plots: {run_dir / 'report.html'}")
-    if (run_dir / "locust_report.html").exists():  # Locust writes it at its end, not when stopped by SIGTERM
-        print(f"Locust's own report: {run_dir / 'locust_report.html'}")
-    print(f"Locust's log: {run_dir / 'locust.log'}")
+    print(f"report with plots: {run_dir / REPORT_HTML}")
+    if (run_dir / LOCUST_REPORT_HTML).exists():  # Locust writes it at its end, not when stopped by SIGTERM
+        print(f"Locust's own report: {run_dir / LOCUST_REPORT_HTML}")
+    print(f"Locust's log: {run_dir / LOCUST_LOG}")
     if interrupted:
         return interrupted_exit_code()
     # The demo exists to show failures: finished with a summary is success here, unless a

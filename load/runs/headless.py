@@ -16,7 +16,15 @@ import sys
 from pathlib import Path
 
 from load.config.settings import REPO_ROOT
-from load.runfolder.names import EVENTS_JSONL, MANIFEST_JSON, SUMMARY_JSON, TIMESERIES_CSV
+from load.runfolder.names import (
+    EVENTS_JSONL,
+    LOCUST_LOG,
+    LOCUST_PREFIX,
+    LOCUST_REPORT_HTML,
+    MANIFEST_JSON,
+    SUMMARY_JSON,
+    TIMESERIES_CSV,
+)
 from load.supervise.procs import Child
 
 LOCUSTFILE = REPO_ROOT / "locustfile.py"
@@ -59,9 +67,9 @@ def run_folder_options(results_dir: Path, run_id: str) -> list[str]:
         "--run-id",
         run_id,
         "--csv",
-        str(run_dir / "locust"),
+        str(run_dir / LOCUST_PREFIX),
         "--html",
-        str(run_dir / "locust_report.html"),
+        str(run_dir / LOCUST_REPORT_HTML),
     ]
 
 
@@ -73,7 +81,7 @@ def run_locust(
     goes on up to the caller."""
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *options]
-    locust = Child("locust", argv, env, run_dir / "locust.log", REPO_ROOT).start()
+    locust = Child("locust", argv, env, run_dir / LOCUST_LOG, REPO_ROOT).start()
     try:
         if locust.wait(timeout):
             return locust.returncode
@@ -97,7 +105,7 @@ def stop_locust(locust: Child) -> None:
 def locust_error(run_dir: Path) -> str:
     """The line in which Locust or the plugin said what was wrong, else the log's last line."""
     try:
-        lines = (run_dir / "locust.log").read_text(errors="replace").splitlines()
+        lines = (run_dir / LOCUST_LOG).read_text(errors="replace").splitlines()
     except OSError:
         return "Locust wrote no log"
     errors = [line for line in lines if "error:" in line]

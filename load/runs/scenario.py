@@ -16,11 +16,17 @@ import sys
 import tomllib
 from pathlib import Path
 
-from load.analysis.summary_table import format_summary
-from load.chaos.controller import failure_line
+from load.analysis.summary_table import end_of_run_text, failure_line
 from load.config.options import ALIASES, LOCUST_OPTIONS
 from load.config.settings import REPO_ROOT, ConfigError, check_run_label
 from load.report.runreport import write_report
+from load.runfolder.names import (
+    CHAOS_FAILURES,
+    REPORT_HTML,
+    SUMMARY_JSON,
+    THRESHOLD_BREACHES,
+    THRESHOLD_NOTES,
+)
 from load.runfolder.runids import new_run_id
 from load.runs.headless import (
     discard_refused_run,
@@ -198,7 +204,7 @@ def finish_run(run_dir: Path, code: int | None, quiet: bool = False) -> int:
 
     A run Locust refused (exit 2 before the run began) leaves no folder behind.
     """
-    summary_path = run_dir / "summary.json"
+    summary_path = run_dir / SUMMARY_JSON
     if not summary_path.exists():
         print(f"python -m load: error: {refusal(run_dir)}", file=sys.stderr, flush=True)
         if code == 2:
@@ -206,18 +212,18 @@ def finish_run(run_dir: Path, code: int | None, quiet: bool = False) -> int:
         return 2
     summary = json.loads(summary_path.read_text())
     if not quiet:
-        print("\n" + format_summary(summary))
-    for line in summary.get("threshold_breaches", []) + summary.get("threshold_notes", []):
+        print("\n" + end_of_run_text(run_dir))
+    for line in summary.get(THRESHOLD_BREACHES, []) + summary.get(THRESHOLD_NOTES, []):
         print(line)
-    for failure in summary.get("chaos_failures", []):
+    for failure in summary.get(CHAOS_FAILURES, []):
         print(failure_line(failure, accepted=code == 0))  # not accepted, they make Locust's code 1
     report = write_run_report(run_dir)
     if not quiet:
         print(f"\nreport: {report}")
-    return 1 if summary.get("threshold_breaches") else (0 if code in (0, None) else code)
+    return 1 if summary.get(THRESHOLD_BREACHES) else (0 if code in (0, None) else code)
 
 
 def write_run_report(run_dir: Path) -> Path:
     """The report the run wrote when it ended, or a new one if it could not."""
-    report = run_dir / "report.html"
+    report = run_dir / REPORT_HTML
     return report if report.exists() else write_report(run_dir)

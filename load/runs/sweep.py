@@ -16,6 +16,7 @@ from load.analysis.summary_table import format_comparison
 from load.config.options import SWEEP_OPTIONS, Option, stack_config
 from load.config.settings import ConfigError
 from load.report.compare import write_comparison
+from load.runfolder.names import SERVER_DIR, SUMMARY_JSON
 from load.runfolder.runids import new_run_id
 from load.runs.headless import run_folder_options, run_locust
 from load.runs.scenario import (
@@ -55,7 +56,7 @@ def parse_values(knob: str, text: str) -> list[str]:
     for value in values:
         if value != "default":
             try:
-                stack_config({knob: option.from_text(value)}, Path("server"), environ={})
+                stack_config({knob: option.from_text(value)}, Path(SERVER_DIR), environ={})
             except ConfigError as exc:
                 raise ConfigError(
                     knob, text, f"comma-separated values, e.g. {option.example} ({value!r}: {exc.fix})"
@@ -145,7 +146,7 @@ def run_sweep(
             f"[{number}/{len(points)}] {point.name}: done in {time.monotonic() - started:.0f} s; about {left:.0f} s to go",
             flush=True,
         )
-    written = [folder for folder in folders if (folder / "summary.json").exists()]
+    written = [folder for folder in folders if (folder / SUMMARY_JSON).exists()]
     if written:
         page = write_sweep_comparison(written, sweep_dir, [k for k, v in dimensions.items() if v])
         print("\n" + format_comparison(sweep_dir))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import redis
 
+from load.runfolder.names import REDIS_LOG
 from load.supervise.procs import Child, free_port
 
 NO_REDIS_SERVER = (
@@ -96,7 +97,7 @@ class LocalRedis:
             "--dir",
             str(self.log_dir),
         ]
-        child = self.child = Child("redis", argv, {}, self.log_dir / "redis.log", self.cwd).start()
+        child = self.child = Child("redis", argv, {}, self.log_dir / REDIS_LOG, self.cwd).start()
         self.pids.append(child.pid)
         return self._wait_ready()
 

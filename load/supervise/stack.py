@@ -25,6 +25,7 @@ from load.runfolder.names import (
     EVENT,
     EXITED,
     FAILED,
+    MIGRATE_LOG,
     READY,
     REDIS_READY,
     REDIS_RESTART_BEGIN,
@@ -34,6 +35,8 @@ from load.runfolder.names import (
     RESTART_DONE,
     SIGNAL_SENT,
     SPAWNED,
+    daphne_instance,
+    daphne_log,
 )
 from load.runfolder.names import LISTENING as LISTENING_EVENT
 from load.supervise.procs import Child, ExitRecord, stop_all
@@ -57,7 +60,7 @@ class DaphneInstance:
 
     @property
     def name(self) -> str:
-        return f"daphne-{self.index}"
+        return daphne_instance(self.index)
 
     def http_url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -272,14 +275,14 @@ class Stack:
 
     def _instance_env(self, index: int) -> dict[str, str]:
         env = self._base_env()
-        env["TARGET_INSTANCE"] = f"daphne-{index}"
+        env["TARGET_INSTANCE"] = daphne_instance(index)
         if self.config.asgi_threads is not None:
             env["ASGI_THREADS"] = str(self.config.asgi_threads)
         return env
 
     def _migrate(self) -> None:
         argv = [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"]
-        child = Child("migrate", argv, self._base_env(), self.server_dir / "migrate.log", REPO_ROOT).start()
+        child = Child("migrate", argv, self._base_env(), self.server_dir / MIGRATE_LOG, REPO_ROOT).start()
         if not child.wait(self.config.ready_timeout) or child.returncode != 0:
             child.stop("hard")
             raise StackError(f"target_app migrate failed:\n{child.log_tail()}")
@@ -297,7 +300,7 @@ class Stack:
             *self.config.daphne.argv(),
             "target_app.asgi:application",
         ]
-        log_path = self.server_dir / f"{instance.name}.gen{instance.generation}.log"
+        log_path = self.server_dir / daphne_log(instance.name, instance.generation)
         child = instance.child = Child(instance.name, argv, instance.env, log_path, REPO_ROOT).start()
         instance.pids.append(child.pid)
         self._record(SPAWNED, instance, pid=child.pid, log=str(log_path))

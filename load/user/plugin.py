@@ -28,9 +28,10 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from load.agent.client import AgentClient, AgentError
+from load.analysis.summary_table import failure_line
 from load.analysis.thresholds import check as thresholds_check
 from load.analysis.thresholds import parse_thresholds
-from load.chaos.controller import HookTarget, LocalStackTarget, failure_line
+from load.chaos.controller import HookTarget, LocalStackTarget
 from load.chaos.remote import AgentMirror, AgentTarget
 from load.config.options import (
     DEFAULTS,
@@ -56,7 +57,16 @@ from load.config.settings import (
 from load.measure.timeline import timeline_for
 from load.probes.serverlog import CommandFollower, ServerLogFollower, daphne_logs
 from load.runfolder.manifest import build_manifest
-from load.runfolder.names import CHAOS_FAILURES, CHAOS_PLAN, EVENTS_JSONL, THRESHOLD_BREACHES, THRESHOLD_NOTES
+from load.runfolder.names import (
+    CHAOS_FAILURES,
+    CHAOS_PLAN,
+    EVENTS_JSONL,
+    LOCUST_PREFIX,
+    REMOTE_LOG,
+    SERVER_DIR,
+    THRESHOLD_BREACHES,
+    THRESHOLD_NOTES,
+)
 from load.runfolder.runids import new_run_id
 from load.supervise.redisserver import StackError
 from load.supervise.stack import Stack
@@ -223,10 +233,10 @@ class SuitePlugin:
             parse_thresholds(options.fail_on)
             if options.stack == "local":
                 config_from_options(options, "ws://127.0.0.1:1")  # all but the URLs, before starting anything
-                local = self.stack_config(Path("server"))
+                local = self.stack_config(Path(SERVER_DIR))
                 plan_from_options(options).validate(local.daphne_count)
                 self.first_run_id = options.run_id or new_run_id(results_dir, label=options.run_label)
-                self.start_stack(replace(local, log_dir=results_dir / self.first_run_id / "server"))
+                self.start_stack(replace(local, log_dir=results_dir / self.first_run_id / SERVER_DIR))
             elif options.headless:
                 self.check_remote_start(options)
         except ConfigError as exc:
@@ -277,7 +287,7 @@ class SuitePlugin:
         self.csv_writer = locust.stats.StatsCSVFileWriter(
             self.env,
             locust.stats.PERCENTILES_TO_REPORT,
-            str(run_dir / "locust"),
+            str(run_dir / LOCUST_PREFIX),
             self.options.stats_history_enabled,
         )
         self.csv_greenlet = gevent.spawn(self.csv_writer.stats_writer)
@@ -290,7 +300,7 @@ class SuitePlugin:
         client = checked_agent(options)  # unreachable or refused: say so now, not at the first restart
         target = AgentTarget(client, options.redis_probe_url)
         try:
-            server.mirror = AgentMirror(client, run_dir / "server", lambda event: None)
+            server.mirror = AgentMirror(client, run_dir / SERVER_DIR, lambda event: None)
             healths = [i.get("health") or {} for i in client.status()["instances"]]
         except AgentError as exc:
             raise ConfigError("agent_url", options.agent_url, exc.message) from None
@@ -405,12 +415,12 @@ class SuitePlugin:
                 options.restart_cmd,
                 options.hook_instances,
                 options.hook_timeout,
-                run_dir / "hooks",
+                run_dir / SERVER_DIR,
                 server.redis_url,
             )
         if options.server_log_cmd:
             server.log_follower = CommandFollower(
-                shlex.split(options.server_log_cmd), run_dir / "server" / "remote.log"
+                shlex.split(options.server_log_cmd), run_dir / SERVER_DIR / REMOTE_LOG
             ).start()
         elif options.server_log:
             pattern = options.server_log

@@ -15,14 +15,15 @@ from pathlib import Path
 import gevent
 
 from load.analysis.recovery import restart_costs
+from load.analysis.summary_table import end_of_run_text
 from load.chaos.controller import Controller, Target
 from load.chaos.remote import AgentMirror
 from load.config.settings import ChaosPlan, LoadConfig
 from load.measure.collector import Collector
 from load.measure.settlement import DeliveryLedger, Settlement, fill_csv, fill_summary, settle
 from load.measure.timeline import timeline_for
-from load.probes.redisprobe import NO_REDIS_PROBE, RedisProbe
-from load.probes.serverlog import NO_SERVER_LOG, CommandFollower, ServerLogFollower
+from load.probes.redisprobe import RedisProbe
+from load.probes.serverlog import CommandFollower, ServerLogFollower
 from load.runfolder.derive import restarts_from_events
 from load.runfolder.eventlog import EventLog
 from load.runfolder.files import write_json
@@ -37,6 +38,8 @@ from load.runfolder.names import (
     EXCEPTION_MESSAGES,
     LATE_SENDS,
     MANIFEST_JSON,
+    NO_REDIS_PROBE,
+    NO_SERVER_LOG,
     NOT_MEASURED,
     REDIS,
     RESTARTS,
@@ -126,6 +129,7 @@ class RunRecorder:
             self.follower.poll()  # what the logs held before this run is not this run's
             self.follower.totals.clear()
             self.follower.messages.clear()
+            self.follower.take_messages()
         self.on_summary: Callable[[dict], None] = lambda summary: None  # e.g. the thresholds
         self.ledger = DeliveryLedger()  # room deliveries, settled when the run ends
         self.pong_timeout = config.pong_timeout
@@ -202,6 +206,7 @@ class RunRecorder:
             self.mirror.poll()
         if self.follower is not None:
             self.collector.record_server(self.follower.poll(now))
+            self.collector.record_exceptions(self.follower.take_messages())
         if self.probe is not None:
             self.collector.record_redis(now, self.probe.sample())
         for row in self.collector.flush(now):
@@ -234,6 +239,7 @@ class RunRecorder:
             self.mirror.poll()
         if self.follower is not None:
             self.collector.record_server(self.follower.poll())
+            self.collector.record_exceptions(self.follower.take_messages())
             if hasattr(self.follower, "stop"):  # a command we started (CommandFollower)
                 self.follower.stop()
         self.collector.close()
@@ -265,6 +271,7 @@ class RunRecorder:
         self.manifest[ENDED_AT] = ended
         write_json(self.run_dir / MANIFEST_JSON, self.manifest)
         self._write_report()
+        self._print_end()
         logger.info("run written to %s", self.run_dir)
 
     def _settle(self, end: float) -> Settlement | None:
@@ -283,6 +290,13 @@ class RunRecorder:
         if self.local or not missing:
             return ""
         return f"the final report of {len(missing)} worker(s) never came: their members' receipts are unknown"
+
+    def _print_end(self) -> None:
+        """The summary table and the findings, as `python -m load run` prints them."""
+        try:
+            print("\n" + end_of_run_text(self.run_dir), flush=True)
+        except Exception:  # the run is written; `python -m load diagnose` can say it later
+            logger.exception("the findings of %s could not be printed", self.run_dir)
 
     def _write_report(self) -> None:
         from load.report.runreport import write_report  # matplotlib: loaded when a run ends, not at start-up
