@@ -5,10 +5,12 @@ import csv
 
 import roomscript
 
+from load.analysis.detectors import diagnose
 from load.config.settings import LayerOptions
 from load.measure.deliveries import DeliveryLog, SeqSet
 from load.measure.settlement import DeliveryLedger, fill_csv, fill_summary, settle
 from load.runfolder.files import AppendOnlyCsv
+from load.runfolder.loader import load_run
 from load.runfolder.names import (
     ALL,
     BROADCASTS,
@@ -227,3 +229,10 @@ def test_a_room_run_settles_every_owed_broadcast_exactly(start_stack, locust, tm
             assert sum(int(r[column]) for r in per_endpoint if r["endpoint"] == path) == figures[column]
     lost_seconds = [int(row["elapsed_s"]) for row in rows if int(row[BROADCASTS_LOST])]
     assert lost_seconds and max(lost_seconds) - min(lost_seconds) <= 1  # wave 1 only: [T0, T0 + 1)
+    # Named from the folder, and on the page: the losses with their endpoint, in words.
+    (lost,) = [f for f in diagnose(load_run(folder)).findings if f.name == "messages-lost"]
+    assert any(
+        line.startswith(f"{roomscript.SLOW}: {slow[BROADCASTS_LOST]} of the") for line in lost.evidence
+    )
+    page = (folder / "report.html").read_text()
+    assert "Room broadcasts were lost" in page and "Room delivery" in page and "plots/rooms.png" in page

@@ -488,16 +488,28 @@ def messages_lost(facts: Facts) -> list[Finding]:
     if not lost:
         return []
     owed = lost + int(count(facts.head.overall.get(BROADCASTS_RECEIVED)))
+    failed = int(count(facts.head.overall.get(ERRORS)))
+    evidence = [
+        f"{lost} of the {owed} broadcasts members were owed never arrived, while {failed} pings failed "
+        "(broadcasts_lost, errors: summary.json)"
+    ]
+    for path, figures in facts.head.endpoints.items():
+        missing = int(count(figures.get(BROADCASTS_LOST)))
+        if missing:
+            owed = missing + int(count(figures.get(BROADCASTS_RECEIVED)))
+            errors = int(count(figures.get(ERRORS)))
+            evidence.append(
+                f"{path}: {missing} of the {owed} owed to its members, while {errors} of its pings failed"
+            )
     first = facts.first_second(BROADCASTS_LOST)
+    silent = failed == 0
     return [
         Finding(
             "messages-lost",
-            "Room broadcasts were lost",
-            (
-                f"{lost} of the {owed} broadcasts members were owed never arrived (broadcasts_lost, summary.json{_at(first)})",
-            ),
-            "group_send delivered fewer messages than were sent: dropped over capacity, or sent to members that "
-            "were gone; clients see no error for it.",
+            "Room broadcasts were lost" + (" without any error" if silent else ""),
+            tuple(evidence),
+            "group_send delivered fewer messages than were sent: dropped at a full channel (a member reading "
+            "slower than the room sends) or sent to members that were gone; no client sees an error for it.",
             f"see the capacity and member findings; --channel-capacity bounds each channel ({FAILURE_MODES} FM-5)",
             first,
         )
