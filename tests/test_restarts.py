@@ -79,7 +79,9 @@ def test_a_sync_consumer_mid_handler_at_sigterm_hangs_until_sigkill(start_stack)
     assert signals == ["SIGTERM", "SIGUSR1", "SIGKILL"]  # SIGUSR1: the thread dump, kept
     (dump,) = [e for e in stack.events if e["event"] == "thread_dump"]
     stacks = Path(dump["file"]).read_text()
-    assert "run_until_future" in stacks and "_python_exit" in stacks  # a worker in async_to_sync; exit joins it
+    assert (
+        "run_until_future" in stacks and "_python_exit" in stacks
+    )  # a worker in async_to_sync; exit joins it
     sock.close()
     with PingSocket(instance.ws_url("/ws/ping/sync/")) as fresh:
         assert fresh.ping(2)["pid"] == outcome.new_pid
