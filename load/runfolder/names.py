@@ -16,6 +16,8 @@ EVENTS_JSONL = "events.jsonl"  # one JSON object a line
 MANIFEST_JSON = "manifest.json"  # what ran, written at the start (and at the end with ended_at)
 SUMMARY_JSON = "summary.json"  # written when the run finished; a killed run has none
 SERVER_DIR = "server"  # Daphne's logs, one file per instance and generation
+# A process that ignored SIGTERM: its threads' stacks before the SIGKILL (server/<log name>.threads.txt)
+THREAD_DUMP_SUFFIX = ".threads.txt"
 EXCEPTIONS_CSV = "exceptions.csv"  # Daphne's "Exception inside application" lines, by second and message
 REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
@@ -237,6 +239,7 @@ ACTION_ENDS = (ACTION_DONE, ACTION_FAILED, ACTION_ABORTED)
 # The stack's processes (load.supervise.stack).
 SPAWNED, LISTENING, READY, FAILED = "spawned", "listening", "ready", "failed"
 SIGNAL_SENT, EXITED = "signal_sent", "exited"
+THREAD_DUMP = "thread_dump"  # SIGUSR1 before a SIGKILL: where the stacks were kept (FM-4)
 RESTART_BEGIN, RESTART_DONE = "restart_begin", "restart_done"
 ASGI_THREADS_SET = "asgi_threads_set"
 REDIS_READY, REDIS_STOPPED = "redis_ready", "redis_stopped"
