@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from load.analysis.detectors import diagnose
+from load.runfolder.loader import load_run
 from load.runfolder.names import (
     ALL,
     CONNECT_OK,
@@ -89,6 +91,11 @@ def events(folder: Path, name: str, generation: int) -> list[dict]:
     return [e for e in map(json.loads, lines) if e[EVENT] == name and e.get("generation") == generation]
 
 
+def named(folder: Path) -> set[str]:
+    """The failure modes `python -m load diagnose` names from the folder."""
+    return {finding.name for finding in diagnose(load_run(folder)).findings}
+
+
 def kills(folder: Path) -> int:
     return sum(summary(folder)[SERVER][kind] for kind in TOO_LONG_KILLS)
 
@@ -106,6 +113,7 @@ def test_fm1_a_consumer_still_sleeping_when_its_client_leaves_is_killed_and_its_
     assert kills(fix) == 0
     # a member stays only while its consumer finishes the sleep, then disconnect() discards it
     assert max(r[GROUP_MEMBERS] - r[CONNECTIONS] for r in rows(fix, GROUP_MEMBERS, CONNECTIONS)) <= users
+    assert "FM-1" in named(bug) and "FM-1" not in named(fix)
 
 
 def test_fm1_async_consumers_waiting_on_the_busy_single_thread_are_killed(tmp_path):
@@ -119,6 +127,7 @@ def test_fm1_async_consumers_waiting_on_the_busy_single_thread_are_killed(tmp_pa
     assert "path=b'/ws/ping/'> took too long to shut down and was killed" in log
     assert kills(fix) == 0
     assert summary(fix)[ENDPOINTS]["/ws/ping/"][ERRORS] == 0
+    assert "FM-1-thread" in named(bug) and not {"FM-1", "FM-1-thread"} & named(fix)
 
 
 def test_fm3_asgi_threads_speeds_up_only_the_pool_style(tmp_path):
@@ -133,6 +142,7 @@ def test_fm3_asgi_threads_speeds_up_only_the_pool_style(tmp_path):
     assert ratio("/ws/ping/pool/?work_ms=200") >= 3
     for single_thread in ("/ws/ping/sync/?work_ms=100", "/ws/ping/db/?work_ms=100"):
         assert 0.5 <= ratio(single_thread) <= 2, single_thread
+    assert "FM-3" in named(run)
 
 
 # Covered fast by test_restarts.py (a sync consumer mid-handler at SIGTERM: SIGUSR1, the dump, SIGKILL).
@@ -149,6 +159,7 @@ def test_fm4_a_sigterm_that_never_exits_is_escalated_and_the_threads_are_dumped(
     (exited,) = events(fix, EXITED, 1)
     assert exited["how"] == HOW_EXITED and exited["after_s"] < 5
     assert events(fix, THREAD_DUMP, 1) == []
+    assert "FM-4" in named(bug) and "FM-4" not in named(fix)
 
 
 # Covered fast by test_redis_leaks.py (a SIGKILL leaves its members; the probe counts them as
@@ -169,6 +180,7 @@ def test_fm5_every_restart_leaks_the_connected_members_and_a_process_key(tmp_pat
     assert any(
         later < earlier for earlier, later in zip(fixed, fixed[1:], strict=False)
     )  # group_send pruned them
+    assert "FM-5" in named(bug) and "FM-5" not in named(fix)
 
 
 # Covered fast by test_redis_leaks.py (the 1011 close) and test_serverlog.py (the message grouped).
@@ -184,6 +196,7 @@ def test_fm7_idle_consumers_die_on_redis_pys_default_socket_timeout(tmp_path):
     assert summary(bug)[ALL][CLOSE_1011] >= 1
     assert summary(fix)[EXCEPTION_MESSAGES] == {}
     assert summary(fix)[ALL][CLOSE_1011] == 0
+    assert "FM-7" in named(bug) and "FM-7" not in named(fix)
 
 
 def test_fm8_handshakes_time_out_while_the_single_thread_is_busy(tmp_path):
@@ -195,3 +208,4 @@ def test_fm8_handshakes_time_out_while_the_single_thread_is_busy(tmp_path):
     assert summary(bug)[ALL][CONNECTS] > summary(bug)[ALL][CONNECT_OK]
     assert summary(fix)[SERVER][SIG_HANDSHAKE_INCOMPLETE] == 0
     assert summary(fix)[ALL][CONNECTS] == summary(fix)[ALL][CONNECT_OK]
+    assert "FM-8" in named(bug) and "FM-8" not in named(fix)
