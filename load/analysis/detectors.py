@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from load.analysis.headline import Headline, headline
 from load.runfolder.loader import Run, count, number
 from load.runfolder.names import (
+    ACTION_ABORTED,
     AT_S,
     BROADCASTS,
     BROADCASTS_LOST,
@@ -38,6 +39,7 @@ from load.runfolder.names import (
     LATE_SENDS,
     MESSAGE,
     NOT_RECOVERED_WITHIN_S,
+    OPTIONS,
     P50_MS,
     PHASES,
     PING_ERRORS,
@@ -642,15 +644,29 @@ def pings_failed(facts: Facts) -> list[Finding]:
     ]
 
 
+def failure_line(failure: dict, accepted: bool = False) -> str:
+    """One chaos_failures entry of summary.json as the line the run ends with."""
+    how = "was aborted" if failure[EVENT] == ACTION_ABORTED else "failed"
+    consequence = (
+        "accepted (--chaos-failures-ok)"
+        if accepted
+        else "the run did not test what it meant to (--chaos-failures-ok to accept)"
+    )
+    return f"chaos action {failure['action']} at {failure[AT_S]:g}s {how}: {failure['error']}; {consequence}"
+
+
 def chaos_failed(facts: Facts) -> list[Finding]:
+    """Chaos actions that failed or were aborted: the run did not test what its plan said."""
     failures = (facts.run.summary or {}).get(CHAOS_FAILURES) or []
+    accepted = bool((facts.run.manifest.get(OPTIONS) or {}).get("chaos_failures_ok"))
     return [
         Finding(
             "chaos-failed",
-            f"The chaos action {f.get('action')} at +{f.get(AT_S)} s did not happen as planned",
-            (f"{f.get('error')} (summary.json chaos_failures)",),
+            "A chaos action did not happen as planned",
+            (f"{failure_line(f, accepted)} (summary.json chaos_failures)",),
             "The run did not test what its plan said.",
             "fix the target (local stack, agent or hook) and run again",
+            int(count(f.get(AT_S))),
         )
         for f in failures
     ]

@@ -6,7 +6,6 @@ from pathlib import Path
 from load.analysis.detectors import diagnose
 from load.runfolder.loader import load_run
 from load.runfolder.names import (
-    ACTION_ABORTED,
     ALL,
     AT_S,
     BROADCASTS,
@@ -26,7 +25,6 @@ from load.runfolder.names import (
     ENDPOINTS,
     ERROR_RATE,
     ERRORS,
-    EVENT,
     EXCEPTION_MESSAGES,
     FAILED_PINGS,
     FINDINGS_TXT,
@@ -251,14 +249,3 @@ def _num(cell: str) -> str:
     except ValueError:
         return "-"
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
-
-
-def failure_line(failure: dict, accepted: bool = False) -> str:
-    """One chaos_failures entry of summary.json as the line the run ends with."""
-    how = "was aborted" if failure[EVENT] == ACTION_ABORTED else "failed"
-    consequence = (
-        "accepted (--chaos-failures-ok)"
-        if accepted
-        else "the run did not test what it meant to (--chaos-failures-ok to accept)"
-    )
-    return f"chaos action {failure['action']} at {failure[AT_S]:g}s {how}: {failure['error']}; {consequence}"

@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from load.analysis.summary_table import end_of_run_text, failure_line
+from load.analysis.detectors import failure_line
+from load.analysis.summary_table import end_of_run_text
 from load.config.options import LOCAL_STACK_OPTIONS, at_default
 from load.runfolder.names import (
     CHAOS_FAILURES,

@@ -16,7 +16,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from load.analysis.summary_table import end_of_run_text, failure_line
+from load.analysis.detectors import failure_line
+from load.analysis.summary_table import end_of_run_text
 from load.config.options import ALIASES, LOCUST_OPTIONS
 from load.config.settings import REPO_ROOT, ConfigError, check_run_label
 from load.report.runreport import write_report

@@ -28,7 +28,7 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from load.agent.client import AgentClient, AgentError
-from load.analysis.summary_table import failure_line
+from load.analysis.detectors import failure_line
 from load.analysis.thresholds import check as thresholds_check
 from load.analysis.thresholds import parse_thresholds
 from load.chaos.controller import HookTarget, LocalStackTarget
