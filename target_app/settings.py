@@ -15,6 +15,7 @@
 import os
 import tempfile
 
+from target_app.compat import layer_environment
 from target_app.envconfig import channel_layers_from_env
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "target-app-is-a-test-server-not-a-secret")
@@ -40,7 +41,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 TIME_ZONE = "UTC"
 USE_TZ = True
 
-CHANNEL_LAYERS = channel_layers_from_env(os.environ)
+CHANNEL_LAYERS = channel_layers_from_env(layer_environment(os.environ))
 
 # Daphne's CLI configures the root handler; keep the loggers whose INFO lines we count.
 LOGGING = {

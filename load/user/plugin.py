@@ -359,6 +359,7 @@ class SuitePlugin:
             stack_info,
             server.redis_url,
             REPO_ROOT,
+            target_versions=stack.target_versions() if stack else None,
         )
         manifest[CHAOS_PLAN] = asdict(plan)
         self.run = RunRecorder(
