@@ -11,10 +11,13 @@ import time
 import pytest
 import redis
 
+from conftest import stack_config
+from load.config.settings import ConfigError, LayerOptions
 from load.probes.redisprobe import RedisProbe
-from load.runfolder.names import NOT_APPLICABLE, STACK_VERSIONS, TARGET_STACK
+from load.runfolder.names import MIGRATE_LOG, NOT_APPLICABLE, STACK_VERSIONS, TARGET_STACK
 from load.supervise import targetstack
 from load.supervise.redisserver import StackError
+from load.supervise.stack import Stack
 from load.supervise.targetstack import TargetStack, target_stack
 from load.wire.pingclient import PingSocket
 from locustrun import REPO
@@ -73,6 +76,13 @@ def test_the_old_stack_serves_every_endpoint_and_its_leaks_are_measured(channels
     assert after.figures["stale_members"] == 3 and after.figures["live_processes"] == 1
 
 
+def test_a_layer_the_old_stack_lacks_is_refused_before_anything_starts(channels2, tmp_path):
+    config = stack_config(tmp_path, versions=OLD, app=LayerOptions(layer="redis-pubsub"))
+    with pytest.raises(ConfigError, match="channels_redis 2.x has no pub/sub layer"):
+        Stack(config).start()
+    assert not (tmp_path / MIGRATE_LOG).exists()  # refused before migrate, Redis or Daphne
+
+
 def test_a_set_that_cannot_be_installed_is_one_line_with_pip_s_log(tmp_path, monkeypatch):
     (tmp_path / "stacks").mkdir()
     (tmp_path / "stacks" / "broken.txt").write_text("./no-such-package-here\n")
@@ -91,7 +101,7 @@ SCENARIO = """
 [tool.locust]
 users = 4
 spawn-rate = 4
-run-time = "3s"
+run-time = "2s"
 stack = "local"
 stack-daphne = 1
 paths = "/ws/ping/:1,/ws/room/matrix/:1"
@@ -132,4 +142,4 @@ def test_a_sweep_over_stack_versions_runs_each_set_and_compares_them(channels2, 
     assert channels == {"current": "4.3.2", OLD: "2.4.0"}  # the target's, not the suite's
     with open(sweep_dir / "comparison.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 2
+    assert sorted(row[STACK_VERSIONS] for row in rows) == ["channels2", "current"]  # a row per set
