@@ -137,6 +137,8 @@ def test_a_sweep_over_stack_versions_runs_each_set_and_compares_them(channels2, 
         manifest = json.loads((sweep_dir / point / "manifest.json").read_text())
         versions = manifest["versions"]
         channels[versions[STACK_VERSIONS]] = versions["channels"]
+        not_applicable = manifest["stack"][TARGET_STACK][NOT_APPLICABLE]["env"]
+        assert ("REDIS_SOCKET_TIMEOUT" in not_applicable) == (versions[STACK_VERSIONS] == OLD)
         summary = json.loads((sweep_dir / point / "summary.json").read_text())
         assert summary["all"]["pongs"] > 0, point
     assert channels == {"current": "4.3.2", OLD: "2.4.0"}  # the target's, not the suite's

@@ -112,6 +112,7 @@ class Stack:
         self.redis_url = config.redis_url or ""
         self.instances: list[DaphneInstance] = []
         self.target: TargetStack | None = None  # the versions the app runs with, known once started
+        self.target_fields: dict[str, Any] = {}  # its target_stack event, for manifest.json
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -131,13 +132,13 @@ class Stack:
 
     def _start(self) -> "Stack":
         self.server_dir.mkdir(parents=True, exist_ok=True)
-        self._choose_target()
         if self.redis_url and not redis_answers(self.redis_url):
             raise ConfigError(
                 "redis_url",
                 self.redis_url,
                 "no Redis answers PING there; start it, or leave it out to run a local one",
             )
+        self._choose_target()
         if not self.redis_url and self.config.app.layer != "memory":
             self.redis = LocalRedis(self.server_dir, REPO_ROOT, self.config.ready_timeout).start()
             self.redis_url = self.redis.url
@@ -285,13 +286,11 @@ class Stack:
             )
         _kept, flags = target.daphne_argv(self.config.daphne.argv())
         env = {name: why for name, why in target.not_applicable_env.items() if name in self._base_env()}
-        fields: dict[str, Any] = {
-            STACK_VERSIONS: target.name,
-            "python": target.python,
-            "versions": target.versions or None,
-            VENV_BUILD_S: target.build_s,
-            NOT_APPLICABLE: {"daphne_flags": flags, "env": env},
-        }
+        fields: dict[str, Any] = {STACK_VERSIONS: target.name, "python": target.python}
+        if not target.current:  # the suite's own versions are in manifest.json already
+            fields.update(versions=target.versions, **{VENV_BUILD_S: target.build_s})
+        fields[NOT_APPLICABLE] = {"daphne_flags": flags, "env": env}
+        self.target_fields = fields
         self._record(TARGET_STACK, **fields)
 
     def _base_env(self) -> dict[str, str]:
