@@ -7,7 +7,7 @@
 | CHANNEL_CAPACITY | 100 | channels_redis `capacity` |
 | CHANNEL_EXPIRY | 60 | channels_redis `expiry`, seconds |
 | GROUP_EXPIRY | 86400 | channels_redis `group_expiry`, seconds |
-| REDIS_SOCKET_TIMEOUT | unset | unset = redis-py's default (5 s: FM-7); `none` = no timeout (its fix); a number = seconds |
+| REDIS_SOCKET_TIMEOUT | unset | unset = redis-py's default (5 s: FM-7); `none` = no timeout (its fix); a number = seconds (not applicable to channels_redis 2 on aioredis: see compat.py) |
 | DATABASE_PATH | <tmp>/target_app.sqlite3 | the SQLite file of the /ws/ping/db/ endpoint |
 | TARGET_INSTANCE | the pid | a name this process reports in pongs and /healthz |
 """

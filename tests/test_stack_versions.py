@@ -76,6 +76,13 @@ def test_the_old_stack_serves_every_endpoint_and_its_leaks_are_measured(channels
     assert after.figures["stale_members"] == 3 and after.figures["live_processes"] == 1
 
 
+def test_only_the_daphne_flags_a_version_has_are_passed_and_the_rest_are_named():
+    old_daphne = TargetStack(OLD, "python", ("daphne",), daphne_flags=frozenset({"--ping-interval"}))
+    flags = ["--ping-interval", "5", "--websocket_connect_timeout", "3"]
+    assert old_daphne.daphne_argv(flags) == (["--ping-interval", "5"], ["--websocket_connect_timeout"])
+    assert TargetStack("current", "python", ("daphne",)).daphne_argv(flags) == (flags, [])
+
+
 def test_a_layer_the_old_stack_lacks_is_refused_before_anything_starts(channels2, tmp_path):
     config = stack_config(tmp_path, versions=OLD, app=LayerOptions(layer="redis-pubsub"))
     with pytest.raises(ConfigError, match="channels_redis 2.x has no pub/sub layer"):
