@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from load.agent.server import Agent, AgentConfig
+from load.analysis.detectors import diagnose
 from load.config.settings import LayerOptions
+from load.runfolder.loader import load_run
 from load.supervise.stack import healthz
 from locustrun import expected_exit_code, read_csv, read_json, run_folder
 
@@ -239,6 +241,8 @@ def test_a_server_the_suite_did_not_start_still_gives_its_log_and_redis_signals(
     assert any(message.startswith("Timeout reading from") for message in summary["exception_messages"])
     exceptions = read_csv(folder / "exceptions.csv")  # every such line, by second, as the run went
     assert sum(int(r["count"]) for r in exceptions) == summary["server"]["sig_exception"]
+    (fm7,) = [f for f in diagnose(load_run(folder)).findings if f.name == "FM-7"]
+    assert fm7.first_s is not None and "1011" in " ".join(fm7.evidence)
     rows = read_csv(folder / "timeseries.csv")
     assert max(int(r["redis_clients"] or 0) for r in rows) >= 1  # the probe read the layer's Redis
     assert all(r["stale_members"] == "" for r in rows)  # no live-process list without a stack or agent

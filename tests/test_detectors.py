@@ -263,3 +263,25 @@ def test_diagnose_of_a_folder_no_run_wrote_is_one_line_and_exit_2(tmp_path):
     )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "not a run folder" in result.stderr
+
+
+def test_lost_broadcasts_are_named_and_unsettled_ones_not_checked(tmp_path):
+    rows = [
+        second(n, broadcasts=90, broadcasts_received=90 - 3 * (n == 4), broadcasts_lost=3 * (n == 4))
+        for n in range(8)
+    ]
+    settled = tmp_path / "settled"
+    settled.mkdir()
+    run = write_run(
+        settled, rows, summary={"all": {"broadcasts": 717, "broadcasts_received": 717, "broadcasts_lost": 3}}
+    )
+    (finding,) = [f for f in diagnose(run).findings if f.name == "messages-lost"]
+    assert "3 of the 720 broadcasts" in finding.evidence[0] and finding.first_s == 4
+    killed = tmp_path / "killed"  # no summary.json, and the delivery cells never filled
+    killed.mkdir()
+    unsettled = [
+        {**r, "broadcasts_received": "", "broadcasts_lost": "", "broadcasts_duplicated": ""} for r in rows
+    ]
+    diagnosis = diagnose(write_run(killed, unsettled))
+    assert "messages-lost" not in [f.name for f in diagnosis.findings]
+    assert "not settled" in diagnosis.not_checked["messages lost"]

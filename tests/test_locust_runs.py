@@ -13,6 +13,14 @@ from load.analysis.detectors import diagnose
 from load.analysis.summary_table import end_of_run_text
 from load.measure.collector import ENDPOINT_COLUMNS, TIMESERIES_COLUMNS
 from load.runfolder.loader import load_run
+from load.runfolder.names import (
+    BROADCASTS,
+    BROADCASTS_DUPLICATED,
+    BROADCASTS_LOST,
+    BROADCASTS_RECEIVED,
+    DELIVERIES,
+    MEMBER_LIVES,
+)
 from load.supervise.procs import free_port
 from load.wire.errors import PING_ERRORS
 from load.wire.pingclient import PingSocket
@@ -219,6 +227,10 @@ def test_a_distributed_run_merges_its_workers_exactly(start_stack, locust, tmp_p
         assert summary["all"][figure] == sum(w.get(figure, 0) for w in workers.values()), figure
     rows = read_csv(folder / "timeseries.csv")
     assert sum(int(r["pongs"]) for r in rows) == summary["all"]["pongs"] > 100
+    # room deliveries travel with the workers' reports and are settled on the master
+    total = summary["all"]
+    assert summary[DELIVERIES][MEMBER_LIVES] >= 2 and total[BROADCASTS_LOST] is not None
+    assert total[BROADCASTS] == total[BROADCASTS_RECEIVED] + total[BROADCASTS_DUPLICATED] > 50
     assert_pings_add_up(rows)
     stats = {row["Name"]: row for row in read_csv(folder / "locust_stats.csv")}
     pings_reported = sum(int(stats[name]["Request Count"]) for name in stats if name.startswith("ping "))
@@ -481,6 +493,7 @@ def test_a_sigkilled_run_leaves_valid_csv_and_no_stack(locust, tmp_path):
     )
     seconds = [int(r["epoch_s"]) for r in rows]
     assert seconds == list(range(seconds[0], seconds[0] + len(seconds)))
+    assert {r[BROADCASTS_LOST] for r in rows} == {""}  # never settled: unknown, not 0
     assert read_json(folder / "manifest.json")["run_id"] == folder.name
 
 

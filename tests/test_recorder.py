@@ -28,10 +28,20 @@ finally:
 
 from load.analysis.headline import headline  # noqa: E402
 from load.config.settings import ChaosPlan, LoadConfig  # noqa: E402
+from load.measure.deliveries import DeliveryLog  # noqa: E402
 from load.measure.timeline import Timeline, timeline_for, windows_from_wire  # noqa: E402
 from load.probes.serverlog import ServerLogFollower  # noqa: E402
 from load.runfolder.loader import load_run  # noqa: E402
-from load.runfolder.names import NO_REDIS_PROBE, NO_SERVER_LOG, REDIS, SERVER_SIGNATURES  # noqa: E402
+from load.runfolder.names import (  # noqa: E402
+    BROADCASTS_LOST,
+    BROADCASTS_RECEIVED,
+    DELIVERIES,
+    NO_REDIS_PROBE,
+    NO_SERVER_LOG,
+    NOT_MEASURED,
+    REDIS,
+    SERVER_SIGNATURES,
+)
 from load.user.recorder import RunRecorder, ServerSide  # noqa: E402
 from load.wire.errors import PONG, PONG_TIMEOUT  # noqa: E402
 from locustrun import read_csv, read_json  # noqa: E402
@@ -190,6 +200,49 @@ def test_a_master_finishes_when_every_worker_it_heard_from_sent_its_final_report
         "worker-2": {"pings": 1},
     }
     assert read_csv(tmp_path / "timeseries.csv")[0]["pongs"] == "3"
+    assert summary["all"][BROADCASTS_LOST] == 0 and DELIVERIES not in summary[NOT_MEASURED]  # settled
+
+
+def room_of_two(at: float) -> tuple[dict, dict]:
+    """Two processes' deliveries: S (on the first) sends one ping, M (on the second) gets it."""
+    first, second = DeliveryLog(), DeliveryLog()
+    sender, member = first.open("/r/"), second.open("/r/")
+    first.welcome(sender, "S", "r", at)
+    second.welcome(member, "M", "r", at)
+    first.sent(sender, 1, at + 0.1)
+    first.echo(sender, 1, at + 0.2)
+    second.broadcast(member, "S", 1, at + 0.2)
+    return first.take(), second.take()
+
+
+def test_a_master_without_a_workers_final_report_leaves_deliveries_unsettled(env, tmp_path):
+    run = recorder(env, tmp_path, local=False)
+    second = int(run.started)
+    run.merge("worker-1", pings(Timeline(), "/r/", second + 0.5, (PONG, 10.0)).take())
+    run.merge("worker-2", pings(Timeline(), "/r/", second + 0.5, (PONG, 12.0)).take())
+    first, later = room_of_two(run.started)
+    run.merge_deliveries(first)
+    run.stopping()
+    run.final("worker-2", {}, {"pings": 1}, later)
+    run.finish()  # what the master does when worker-1's final report never comes
+    summary = read_json(tmp_path / "summary.json")
+    assert (
+        summary["all"][BROADCASTS_RECEIVED] is None and summary["endpoints"]["/r/"][BROADCASTS_LOST] is None
+    )
+    assert summary[DELIVERIES] is None and "worker" in summary[NOT_MEASURED][DELIVERIES]
+    assert {row[BROADCASTS_LOST] for row in read_csv(tmp_path / "timeseries.csv")} == {""}
+
+
+def test_a_local_run_settles_its_deliveries_in_the_second_they_were_sent(env, tmp_path):
+    run = recorder(env, tmp_path)
+    for part in room_of_two(run.started):
+        run.merge_deliveries(part)
+    run.finish()
+    summary = read_json(tmp_path / "summary.json")
+    assert summary["endpoints"]["/r/"][BROADCASTS_RECEIVED] == 1 and summary["all"][BROADCASTS_LOST] == 0
+    rows = read_csv(tmp_path / "timeseries.csv")
+    assert [int(r[BROADCASTS_RECEIVED]) for r in rows if r["epoch_s"] == str(int(run.started + 0.1))] == [1]
+    assert read_csv(tmp_path / "endpoints.csv")[-1]["endpoint"] == "/r/"  # a row made for it
 
 
 def test_the_recorder_ticks_by_itself_each_second(env, tmp_path):

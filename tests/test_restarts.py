@@ -1,5 +1,7 @@
 """Restarts as clients see them: sockets drop, new sockets work once the new process is ready."""
 
+from pathlib import Path
+
 import pytest
 import websocket
 
@@ -74,7 +76,12 @@ def test_a_sync_consumer_mid_handler_at_sigterm_hangs_until_sigkill(start_stack)
     assert outcome.exit.returncode == -9
     assert outcome.exit.seconds >= 4.0 * 0.95
     signals = [e["signal"] for e in stack.events if e["event"] == "signal_sent"]
-    assert signals == ["SIGTERM", "SIGKILL"]
+    assert signals == ["SIGTERM", "SIGUSR1", "SIGKILL"]  # SIGUSR1: the thread dump, kept
+    (dump,) = [e for e in stack.events if e["event"] == "thread_dump"]
+    stacks = Path(dump["file"]).read_text()
+    assert (
+        "run_until_future" in stacks and "_python_exit" in stacks
+    )  # a worker in async_to_sync; exit joins it
     sock.close()
     with PingSocket(instance.ws_url("/ws/ping/sync/")) as fresh:
         assert fresh.ping(2)["pid"] == outcome.new_pid

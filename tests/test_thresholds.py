@@ -2,11 +2,19 @@
 
 import pytest
 
-from load.analysis.thresholds import breaches, parse_thresholds
+from load.analysis.thresholds import breaches, check, parse_thresholds
 from load.config.settings import ConfigError
 
 SUMMARY = {
-    "all": {"pings": 1000, "pongs": 970, "errors": 30, "p99_ms": 612.5, "connects": 50, "connect_refused": 5},
+    "all": {
+        "pings": 1000,
+        "pongs": 970,
+        "errors": 30,
+        "p99_ms": 612.5,
+        "connects": 50,
+        "connect_refused": 5,
+        "broadcasts_lost": 7,
+    },
     "endpoints": {"/ws/ping/": {"pings": 500, "pongs": 500, "errors": 0, "p99_ms": 12.0, "connects": 10}},
     "server": {"sig_killed_own_await": 3, "sig_exception": 0},
     "restarts": [
@@ -31,11 +39,21 @@ SUMMARY = {
         ("stale_members>=12", ["threshold breached: stale_members>=12 (was 12, all)"]),
         ("connect_error_rate>5%", ["threshold breached: connect_error_rate>5% (was 10.00%, all)"]),
         ("pongs<1000", ["threshold breached: pongs<1000 (was 970, all)"]),
+        ("broadcasts_lost>0", ["threshold breached: broadcasts_lost>0 (was 7, all)"]),
         ("p99_ms@/ws/nowhere/>1", ["threshold p99_ms@/ws/nowhere/>1: the run has no endpoint /ws/nowhere/"]),
     ],
 )
 def test_thresholds_name_each_breach_on_one_line(text, breached):
     assert breaches(parse_thresholds(text), SUMMARY) == breached
+
+
+def test_unsettled_deliveries_are_a_note_not_a_pass():
+    unsettled = {**SUMMARY, "all": {**SUMMARY["all"], "broadcasts_lost": None}}
+    lines, notes = check(parse_thresholds("broadcasts_lost>0"), unsettled)
+    assert lines == [] and notes == [
+        "threshold broadcasts_lost>0 not checked: broadcasts_lost not measured"
+        " (room delivery not settled: see not_measured in summary.json)"
+    ]
 
 
 def test_several_expressions_in_one_option():

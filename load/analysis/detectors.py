@@ -18,10 +18,14 @@ from load.analysis.headline import Headline, headline
 from load.runfolder.loader import Run, count, number
 from load.runfolder.names import (
     AT_S,
+    BROADCASTS,
+    BROADCASTS_LOST,
+    BROADCASTS_RECEIVED,
     CHAOS_FAILURES,
     CLOSE_COLUMNS,
     CONNECT_TIMEOUT,
     DEAD_PROCESS_KEYS,
+    DELIVERIES,
     DOWN_S,
     ELAPSED_S,
     ENDPOINT,
@@ -33,9 +37,8 @@ from load.runfolder.names import (
     KILLED_AFTER_TIMEOUT,
     LATE_SENDS,
     MESSAGE,
-    MISSED_BROADCASTS,
     NOT_RECOVERED_WITHIN_S,
-    P99_MS,
+    P50_MS,
     PHASES,
     PING_ERRORS,
     PINGS,
@@ -55,15 +58,17 @@ from load.runfolder.names import (
     STALE_MEMBERS,
     STALE_MEMBERS_AFTER,
     STALE_MEMBERS_BEFORE,
+    THREAD_DUMP,
     close_column,
 )
 
 FAILURE_MODES = "FAILURE_MODES.md"
 POOL_PREFIX, SYNC_PREFIX = "/ws/ping/pool/", "/ws/ping/sync/"  # the target app's thread-pool and sync pings
+SINGLE_THREAD_PREFIXES = (SYNC_PREFIX, "/ws/ping/db/")  # the styles that run on asgiref's one thread
+SAME_LATENCY = 1.5  # a p50 within this factor across ASGI_THREADS steps did not change
 FM7_TEXT = "Timeout reading from"  # redis-py's socket timeout, in Daphne's exception line
 SATURATED_SHARE = 0.01  # over 1 % of a second's pings sent over 50 ms late: the generator was behind
 FAILED_SHARE = 0.01  # an endpoint whose pings failed this often gets a finding
-SIMILAR = 0.20  # ASGI_THREADS "changed nothing": p99 within 20 %
 SLOWER_RECOVERY = (
     1.5  # the last recovery this many times the first, with no restart faster than the one before
 )
@@ -237,24 +242,29 @@ def _leaked_members(facts: Facts) -> list[str]:
 
 
 def fm3_threads_per_style(facts: Facts) -> list[Finding]:
-    """FM-3: an ASGI_THREADS staircase that changed the thread-pool endpoint and not the sync one."""
+    """FM-3: an ASGI_THREADS staircase under which the single-thread styles (sync, database)
+    kept their latency while the thread-pool style, where present, changed."""
     phases = (facts.run.summary or {}).get(PHASES) or {}
     steps = {name: figures for name, figures in phases.items() if name.startswith("asgi_threads=")}
     if len(steps) < 2:
         return []
-    p99 = {
-        name: {path: f.get(P99_MS) for path, f in (figures.get(ENDPOINTS) or {}).items()}
+    p50 = {
+        name: {path: f.get(P50_MS) for path, f in (figures.get(ENDPOINTS) or {}).items()}
         for name, figures in steps.items()
     }
-    first, last = list(p99.values())[0], list(p99.values())[-1]
-    sync = [p for p in first if p.startswith(SYNC_PREFIX) and first.get(p) and last.get(p)]
-    unchanged = [p for p in sync if abs(last[p] / first[p] - 1) <= SIMILAR]
+    first, last = list(p50.values())[0], list(p50.values())[-1]
+
+    def ratio(path: str) -> float | None:
+        return first[path] / last[path] if first.get(path) and last.get(path) else None
+
+    single = [p for p in first if p.startswith(SINGLE_THREAD_PREFIXES) and ratio(p) is not None]
+    unchanged = [p for p in single if 1 / SAME_LATENCY <= (ratio(p) or 0) <= SAME_LATENCY]
     if not unchanged:
         return []
-    pool = [p for p in first if p.startswith(POOL_PREFIX) and first.get(p) and last.get(p)]
+    pool = [p for p in first if p.startswith(POOL_PREFIX) and ratio(p) is not None]
     names = list(steps)
     evidence = [
-        f"p99 of {p}: {' → '.join(f'{p99[n].get(p):g} ms' for n in names if p99[n].get(p) is not None)} "
+        f"p50 of {p}: {' → '.join(f'{p50[n][p]:g} ms' for n in names if p50[n].get(p) is not None)} "
         f"over {' → '.join(names)} (summary.json phases)"
         for p in [*unchanged, *pool]
     ]
@@ -278,6 +288,7 @@ def fm4_sigterm_ignored(facts: Facts) -> list[Finding]:
         return []
     waited = max(count(e.get("after_s")) for e in killed)
     first = int(min(e["ts"] for e in killed) - facts.run.t0)
+    dumps = [e.get("file", "") for e in facts.run.events if e.get(EVENT) == THREAD_DUMP]
     return [
         Finding(
             "FM-4",
@@ -285,6 +296,10 @@ def fm4_sigterm_ignored(facts: Facts) -> list[Finding]:
             (
                 f"{len(killed)} of {len(exits)} Daphne exits needed SIGKILL, still running {waited:g} s after SIGTERM "
                 "(events.jsonl: exited, how=killed_after_timeout)",
+                *(
+                    f"the threads' stacks at SIGUSR1, before the SIGKILL: {file} (events.jsonl: thread_dump)"
+                    for file in dumps
+                ),
             ),
             "A sync consumer inside a handler at SIGTERM waits forever on the stopped event loop, and Python's "
             "exit joins that thread; only SIGKILL ends the process, and every restart takes that long.",
@@ -296,14 +311,15 @@ def fm4_sigterm_ignored(facts: Facts) -> list[Finding]:
 
 
 def fm5_members_leaked_per_restart(facts: Facts) -> list[Finding]:
-    """FM-5: each restart leaves the old processes' group members (and their keys) in Redis."""
+    """FM-5: each restart leaves the old processes' group members (and their keys) in Redis,
+    and nothing removes them (where they fall back, a short group_expiry is doing its work)."""
     restarts = facts.head.restarts
     grown = [
         (r[STALE_MEMBERS_BEFORE], r[STALE_MEMBERS_AFTER])
         for r in restarts
         if r.get(STALE_MEMBERS_BEFORE) is not None and r.get(STALE_MEMBERS_AFTER) is not None
     ]
-    if not grown or sum(after - before for before, after in grown) <= 0:
+    if not grown or sum(after - before for before, after in grown) <= 0 or _pruned(facts):
         return []
     chain = " → ".join(str(v) for v in [grown[0][0], *(after for _, after in grown)])
     mean = sum(after - before for before, after in grown) / len(grown)
@@ -335,6 +351,12 @@ def fm5_members_leaked_per_restart(facts: Facts) -> list[Finding]:
             f"a short --group-expiry, or clear the dead processes' members at deploy ({FAILURE_MODES} FM-5)",
         )
     ]
+
+
+def _pruned(facts: Facts) -> bool:
+    """Stale members fell back at some point: something (a short group_expiry) removed them."""
+    stale = [v for v in (number(r.get(STALE_MEMBERS)) for r in facts.rows) if v is not None]
+    return any(later < earlier for earlier, later in zip(stale, stale[1:], strict=False))
 
 
 def over_capacity(facts: Facts) -> list[Finding]:
@@ -479,20 +501,34 @@ def new_exceptions(facts: Facts) -> list[Finding]:
 
 
 def messages_lost(facts: Facts) -> list[Finding]:
-    """Room broadcasts that members never received, whether or not anything failed."""
-    lost = int(count(facts.head.overall.get(MISSED_BROADCASTS)))
+    """Room broadcasts that members were owed and never received, whether or not anything
+    failed (settled at the run's end: load.measure.settlement)."""
+    lost = int(count(facts.head.overall.get(BROADCASTS_LOST)))
     if not lost:
         return []
-    first = facts.first_second(MISSED_BROADCASTS)
+    owed = lost + int(count(facts.head.overall.get(BROADCASTS_RECEIVED)))
+    failed = int(count(facts.head.overall.get(ERRORS)))
+    evidence = [
+        f"{lost} of the {owed} broadcasts members were owed never arrived, while {failed} pings failed "
+        "(broadcasts_lost, errors: summary.json)"
+    ]
+    for path, figures in facts.head.endpoints.items():
+        missing = int(count(figures.get(BROADCASTS_LOST)))
+        if missing:
+            owed = missing + int(count(figures.get(BROADCASTS_RECEIVED)))
+            errors = int(count(figures.get(ERRORS)))
+            evidence.append(
+                f"{path}: {missing} of the {owed} owed to its members, while {errors} of its pings failed"
+            )
+    first = facts.first_second(BROADCASTS_LOST)
+    silent = failed == 0
     return [
         Finding(
             "messages-lost",
-            "Room broadcasts were lost",
-            (
-                f"{lost} broadcasts a member should have received never arrived (missed_broadcasts, summary.json{_at(first)})",
-            ),
-            "group_send delivered fewer messages than were sent: dropped over capacity, or sent to members that "
-            "were gone; clients see no error for it.",
+            "Room broadcasts were lost" + (" without any error" if silent else ""),
+            tuple(evidence),
+            "group_send delivered fewer messages than were sent: dropped at a full channel (a member reading "
+            "slower than the room sends) or sent to members that were gone; no client sees an error for it.",
             f"see the capacity and member findings; --channel-capacity bounds each channel ({FAILURE_MODES} FM-5)",
             first,
         )
@@ -646,6 +682,11 @@ def not_checked(facts: Facts) -> dict[str, str]:
     if not facts.server_known:
         why = facts.head.why(SERVER_SIGNATURES, "no server log was read")
         missing["FM-1, FM-7, FM-8, exceptions, silent closes"] = why
+    overall = facts.head.overall
+    if count(overall.get(BROADCASTS)) and overall.get(BROADCASTS_LOST) is None:
+        missing["messages lost"] = facts.head.why(
+            DELIVERIES, "room delivery was not settled (the run did not finish)"
+        )
     stale_why = facts.redis_why(STALE_MEMBERS)
     if stale_why:
         missing["FM-5 leaked members, slow readers"] = stale_why

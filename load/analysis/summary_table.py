@@ -10,6 +10,9 @@ from load.runfolder.names import (
     ALL,
     AT_S,
     BROADCASTS,
+    BROADCASTS_DUPLICATED,
+    BROADCASTS_LOST,
+    BROADCASTS_RECEIVED,
     CLOSE_COLUMNS,
     CLOSES,
     COMPARISON_CSV,
@@ -30,7 +33,6 @@ from load.runfolder.names import (
     IN_FLIGHT,
     LATE_SENDS,
     MAX_MS,
-    MISSED_BROADCASTS,
     NOT_MEASURED,
     NOT_RECOVERED_UNTIL,
     NOT_RECOVERED_WITHIN_S,
@@ -167,6 +169,16 @@ def format_not_measured(summary: dict) -> str:
     return "\n".join(f"  {', '.join(figures)}: not measured ({why})" for why, figures in by_why.items())
 
 
+def _deliveries(total: dict) -> str:
+    """Room delivery as settled at the end; the frames alone when it could not be."""
+    if total.get(BROADCASTS_LOST) is None:
+        return f"frames received {total[BROADCASTS]} (delivery not settled)"
+    return (
+        f"received {total[BROADCASTS_RECEIVED]}, lost {total[BROADCASTS_LOST]}, "
+        f"duplicated {total[BROADCASTS_DUPLICATED]}"
+    )
+
+
 def end_of_run_text(run_dir: Path) -> str:
     """What a finished run prints, from its folder: the summary table, then the findings.
     The same for `python -m load run`, the demo and a plain `locust` command."""
@@ -194,7 +206,7 @@ def format_summary(summary: dict) -> str:
     total = summary[ALL]
     lines.append(
         f"\nconnects {total[CONNECTS]} ({total[CONNECT_OK]} ok), in flight at the end {total[IN_FLIGHT]}, "
-        f"room broadcasts received {total[BROADCASTS]} (missed {total[MISSED_BROADCASTS]}), "
+        f"room broadcasts {_deliveries(total)}, "
         f"late sends {total[LATE_SENDS]}; latency is from each ping's due time, in ms"
     )
     if summary.get(RESTARTS):

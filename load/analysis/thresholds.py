@@ -22,9 +22,11 @@ from load.config.settings import ConfigError
 from load.runfolder.derive import error_rate
 from load.runfolder.names import (
     ALL,
+    BROADCASTS_LOST,
     CLOSES,
     CONNECT_ERRORS,
     CONNECTS,
+    DELIVERY_COLUMNS,
     ENDPOINTS,
     ERROR_RATE,
     ERRORS,
@@ -32,7 +34,6 @@ from load.runfolder.names import (
     KILLED_PENDING,
     LATE_SENDS,
     MAX_MS,
-    MISSED_BROADCASTS,
     NOT_MEASURED,
     NOT_RECOVERED_WITHIN_S,
     P50_MS,
@@ -74,7 +75,7 @@ ENDPOINT_METRICS = (
     P99_MS,
     MAX_MS,
     CLOSES,
-    MISSED_BROADCASTS,
+    BROADCASTS_LOST,
     LATE_SENDS,
     IN_FLIGHT,
     *PING_ERRORS,
@@ -215,11 +216,11 @@ def endpoint_value(figures: dict, metric: str) -> Figure:
             else Figure.unknown("no connects")
         )
     value = figures.get(metric)
-    return (
-        Figure.exact(value)
-        if value is not None
-        else Figure.unknown("no pongs" if metric.endswith("_ms") else "not in the summary")
-    )
+    if value is not None:
+        return Figure.exact(value)
+    if metric in DELIVERY_COLUMNS:
+        return Figure.unknown("room delivery not settled: see not_measured in summary.json")
+    return Figure.unknown("no pongs" if metric.endswith("_ms") else "not in the summary")
 
 
 def _figure_of(threshold: Threshold, summary: dict) -> Figure | None:

@@ -171,7 +171,7 @@ class Collector:
             return
         self.exceptions.write_rows(
             [
-                {**self._stamp(second), MESSAGE: message, COUNT: count}
+                {**self.stamp(second), MESSAGE: message, COUNT: count}
                 for second, counts in sorted(messages.items())
                 for message, count in sorted(counts.items())
             ]
@@ -201,7 +201,7 @@ class Collector:
         series, per_endpoint, groups = [], [], []
         for second in range(self.next_second, until):
             window = self.pending.pop(second, Window())
-            stamp = self._stamp(second)
+            stamp = self.stamp(second)
             row = {**stamp, **figures(merged(list(window.endpoints.values())))}
             # no sample of the open connections that second (a worker's report missed it): unknown, not 0
             row.update({USERS: self.users.pop(second, ""), CONNECTIONS: window.gauges.get(CONNECTIONS, "")})
@@ -226,7 +226,7 @@ class Collector:
         self.groups.write_rows(groups)
         return series
 
-    def _stamp(self, second: int) -> dict:
+    def stamp(self, second: int) -> dict:
         return {
             TIME: datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             EPOCH_S: second,

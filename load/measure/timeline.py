@@ -14,6 +14,7 @@ import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
+from load.measure.deliveries import DeliveryLog
 from load.measure.histogram import Histogram
 from load.runfolder.names import (
     BROADCASTS,
@@ -24,7 +25,6 @@ from load.runfolder.names import (
     CONNECTS,
     FRESH_SOCKET_PONGS,
     LATE_SENDS,
-    MISSED_BROADCASTS,
     PINGS,
     PONGS,
     SENT,
@@ -127,6 +127,7 @@ class Timeline:
         self.connections_open = 0
         self.totals: Counter = Counter()  # this process's own totals, for logs and checks
         self.stop_began: float | None = None  # when Locust began to stop this process's users
+        self.deliveries = DeliveryLog()  # room members' and senders' records, shipped beside the windows
 
     def begin_stop(self, ts: float) -> None:
         """Locust is stopping the users (test_stopping): from now on no ping comes due."""
@@ -192,11 +193,10 @@ class Timeline:
         self._at(ts, path).counts[CLIENT_CLOSES] += 1
         self.totals[CLIENT_CLOSES] += 1
 
-    def broadcast(self, path: str, ts: float, missed: int) -> None:
-        window = self._at(ts, path)
-        window.counts[BROADCASTS] += 1
-        window.counts[MISSED_BROADCASTS] += missed
-        self.totals[MISSED_BROADCASTS] += missed
+    def broadcast(self, path: str, ts: float) -> None:
+        """A broadcast frame received; whether it was owed, lost or duplicated is settled at the end."""
+        self._at(ts, path).counts[BROADCASTS] += 1
+        self.totals[BROADCASTS] += 1
 
     def sample_gauges(self, ts: float) -> None:
         second = int(ts)

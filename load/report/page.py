@@ -19,12 +19,18 @@ from load.runfolder.loader import Run, count
 from load.runfolder.names import (
     ALL,
     AT_S,
+    BROADCASTS,
+    BROADCASTS_DUPLICATED,
+    BROADCASTS_IN_FLIGHT,
+    BROADCASTS_LOST,
+    BROADCASTS_RECEIVED,
     CHAOS_PLAN,
     CLOSE_COLUMNS,
     CLOSES,
     COMMAND,
     CONFIG,
     CONNECT_ERRORS,
+    DELIVERIES,
     ENDPOINT,
     ENDPOINTS,
     ERROR_RATE,
@@ -129,6 +135,35 @@ def endpoint_table(head: Headline) -> str:
     return text + (
         f'<p class="note">{note} Error rate = failed pings / pings; pongs/s over {fmt(head.duration_s)} s. '
         "Latency is from each ping's due time.</p>"
+    )
+
+
+def delivery_table(run: Run, head: Headline) -> str:
+    """Room delivery per endpoint: what members were owed, received, lost; or why it is not known."""
+    rooms = {
+        path: f for path, f in head.endpoints.items() if count(f.get(BROADCASTS)) or f.get(BROADCASTS_LOST)
+    }
+    if not rooms:
+        return ""
+    if DELIVERIES in head.not_measured:
+        return f"<h3>Room delivery</h3><p>Not measured ({html.escape(head.not_measured[DELIVERIES])}).</p>"
+    rows = []
+    for path, f in rooms.items():
+        received, lost = f.get(BROADCASTS_RECEIVED), f.get(BROADCASTS_LOST)
+        owed = None if received is None or lost is None else count(received) + count(lost)
+        rows.append([path, fmt(owed), fmt(received), fmt(lost), fmt(f.get(BROADCASTS_DUPLICATED))])
+    in_flight = ((run.summary or {}).get(DELIVERIES) or {}).get(BROADCASTS_IN_FLIGHT)
+    return (
+        "<h3>Room delivery</h3>"
+        + table([ENDPOINT, "owed", "received", "lost", "duplicated"], rows)
+        + '<p class="note">Owed: every broadcast sent while the member was in the room (after its welcome, until '
+        "it left), settled when the run ended; a cell left empty was not settled (unknown, not 0). "
+        + (
+            f"{fmt(in_flight)} broadcasts were still on their way when their member's user stopped: neither. "
+            if in_flight
+            else ""
+        )
+        + "</p>"
     )
 
 
@@ -381,6 +416,7 @@ def build_page(
     parts += [
         "<h2>Headline</h2>",
         endpoint_table(head),
+        delivery_table(run, head),
         phase_table(run),
         "<h3>Restarts</h3>",
         restart_table(head),

@@ -21,6 +21,10 @@ from load.runfolder.names import (  # noqa: E402
     ACTION_ENDS,
     ASGI_THREADS,
     AT_S,
+    BROADCASTS,
+    BROADCASTS_DUPLICATED,
+    BROADCASTS_LOST,
+    BROADCASTS_RECEIVED,
     CLIENT_CLOSES,
     CLOSE_COLUMNS,
     CONFIG,
@@ -28,10 +32,12 @@ from load.runfolder.names import (  # noqa: E402
     CONNECT_OK,
     CONNECTIONS,
     DEAD_PROCESS_KEYS,
+    DELIVERIES,
     ELAPSED_S,
     EVENT,
     GROUP_MEMBERS,
     MAX_MS,
+    NOT_MEASURED,
     P50_MS,
     P95_MS,
     P99_MS,
@@ -327,12 +333,53 @@ def plot_redis(run: Run, marks, bands) -> Figure:
     return fig
 
 
+def plot_rooms(run: Run, marks, bands) -> Figure:
+    """Room delivery per second of sending: owed broadcasts received and lost, and copies beyond the first."""
+    fig, (ax,) = _figure(1, 3.6)
+    x = _x(run.rows)
+    settled = any(number(r.get(BROADCASTS_RECEIVED)) is not None for r in run.rows)
+    if not any(count(r.get(BROADCASTS)) for r in run.rows) and not settled:
+        _empty(ax, "no room broadcasts in this run")
+    elif not settled:
+        why = ((run.summary or {}).get(NOT_MEASURED) or {}).get(DELIVERIES, "the run did not settle them")
+        _empty(ax, f"not measured: {why}")
+    else:
+        received = [count(r.get(BROADCASTS_RECEIVED)) for r in run.rows]
+        lost = [count(r.get(BROADCASTS_LOST)) for r in run.rows]
+        _per_second(ax, x, [0.0] * len(x), received, color="#74c476", label="received")
+        _per_second(
+            ax,
+            x,
+            received,
+            [a + b for a, b in zip(received, lost, strict=True)],
+            color="#de2d26",
+            label="lost",
+        )
+        duplicated = [count(r.get(BROADCASTS_DUPLICATED)) for r in run.rows]
+        if any(duplicated):
+            ax.plot(x, duplicated, "k-", lw=1, **_dots(run), label="duplicated")
+    _finish(
+        ax,
+        run,
+        marks,
+        bands,
+        "Room broadcasts owed to members, by the second they were sent (stacked)",
+        "broadcasts",
+    )
+    return fig
+
+
 PLOTS = (
     ("latency", plot_latency, "Latency p50/p95/p99/max of all pings (log scale), and p99 per endpoint."),
     ("errors", plot_errors, "Failed pings by kind, failed connects, and socket closes by close code."),
     ("connections", plot_connections, "Users, open connections and successful connects."),
     ("server", plot_server, "Daphne's failure signatures, from its log."),
     ("redis", plot_redis, "Redis keys, group members, and members whose process is gone."),
+    (
+        "rooms",
+        plot_rooms,
+        "Room delivery: every broadcast a member was owed, received or lost, settled at the run's end.",
+    ),
 )
 
 

@@ -7,6 +7,7 @@ from load.runfolder.names import (
     ACTION_DONE,
     AT_S,
     COUNT_COLUMNS,
+    DELIVERY_COLUMNS,
     DOWN_S,
     ERRORS,
     EVENT,
@@ -70,6 +71,9 @@ def totals_from_rows(rows: list[dict]) -> dict:
     percentiles as the largest per-second value, which bounds the run's from above."""
     totals: dict = {column: int(sum(count(r.get(column)) for r in rows)) for column in COUNT_COLUMNS}
     totals[ERRORS] = sum(totals[kind] for kind in PING_ERRORS)
+    for column in DELIVERY_COLUMNS:  # settled at the run's end: unknown while any cell is empty
+        cells = [number(r.get(column)) for r in rows]
+        totals[column] = None if not rows or None in cells else int(sum(c for c in cells if c is not None))
     for column in (*LATENCY_COLUMNS, SEND_LAG_MAX_MS):
         values = [v for v in (number(r.get(column)) for r in rows) if v is not None]
         totals[column] = max(values) if values else None

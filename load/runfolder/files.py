@@ -33,3 +33,13 @@ def write_json(path: Path, body: dict) -> None:
     temporary = path.with_suffix(path.suffix + ".tmp")
     temporary.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(temporary, path)
+
+
+def replace_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """Write a CSV file whole or not at all (a rename is atomic): a reader sees the old or the new."""
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)

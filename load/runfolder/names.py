@@ -16,6 +16,8 @@ EVENTS_JSONL = "events.jsonl"  # one JSON object a line
 MANIFEST_JSON = "manifest.json"  # what ran, written at the start (and at the end with ended_at)
 SUMMARY_JSON = "summary.json"  # written when the run finished; a killed run has none
 SERVER_DIR = "server"  # Daphne's logs, one file per instance and generation
+# A process that ignored SIGTERM: its threads' stacks before the SIGKILL (server/<log name>.threads.txt)
+THREAD_DUMP_SUFFIX = ".threads.txt"
 EXCEPTIONS_CSV = "exceptions.csv"  # Daphne's "Exception inside application" lines, by second and message
 REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
@@ -86,8 +88,7 @@ CONNECTS = "connects"
 CONNECT_OK = "connect_ok"
 CLOSES = "closes"
 CLIENT_CLOSES = "client_closes"
-BROADCASTS = "broadcasts"
-MISSED_BROADCASTS = "missed_broadcasts"
+BROADCASTS = "broadcasts"  # broadcast frames received (every copy), in the second they arrived
 LATE_SENDS = "late_sends"
 FRESH_SOCKET_PONGS = "fresh_socket_pongs"
 COUNT_COLUMNS = (
@@ -104,10 +105,16 @@ COUNT_COLUMNS = (
     *CLOSE_COLUMNS,
     CLIENT_CLOSES,
     BROADCASTS,
-    MISSED_BROADCASTS,
     LATE_SENDS,
     FRESH_SOCKET_PONGS,
 )
+
+# Room delivery, settled when the run ends (load.measure.settlement): each in the second
+# the broadcast was sent, by the receiving member's endpoint; empty (null) until settled.
+BROADCASTS_RECEIVED = "broadcasts_received"  # owed broadcasts a member got (its first copy)
+BROADCASTS_LOST = "broadcasts_lost"  # owed broadcasts a member never got
+BROADCASTS_DUPLICATED = "broadcasts_duplicated"  # copies beyond the first
+DELIVERY_COLUMNS = (BROADCASTS_RECEIVED, BROADCASTS_LOST, BROADCASTS_DUPLICATED)
 
 P50_MS, P95_MS, P99_MS, MAX_MS = "p50_ms", "p95_ms", "p99_ms", "max_ms"
 SERVICE_P50_MS, SERVICE_P99_MS = "service_p50_ms", "service_p99_ms"
@@ -196,6 +203,7 @@ TIMESERIES_COLUMNS = (
     *COUNT_COLUMNS[:5],
     *LATENCY_COLUMNS,
     *COUNT_COLUMNS[5:],
+    *DELIVERY_COLUMNS,
     SEND_LAG_MAX_MS,
     FIRST_PONG_AT,
     FIRST_CONNECT_FAILED,
@@ -209,6 +217,7 @@ ENDPOINT_COLUMNS = (
     *COUNT_COLUMNS[:5],
     *LATENCY_COLUMNS,
     *COUNT_COLUMNS[5:],
+    *DELIVERY_COLUMNS,
     SEND_LAG_MAX_MS,
 )
 GROUP_COLUMNS = (TIME, EPOCH_S, ELAPSED_S, GROUP, MEMBERS, STALE_MEMBERS)
@@ -230,6 +239,7 @@ ACTION_ENDS = (ACTION_DONE, ACTION_FAILED, ACTION_ABORTED)
 # The stack's processes (load.supervise.stack).
 SPAWNED, LISTENING, READY, FAILED = "spawned", "listening", "ready", "failed"
 SIGNAL_SENT, EXITED = "signal_sent", "exited"
+THREAD_DUMP = "thread_dump"  # SIGUSR1 before a SIGKILL: where the stacks were kept (FM-4)
 RESTART_BEGIN, RESTART_DONE = "restart_begin", "restart_done"
 ASGI_THREADS_SET = "asgi_threads_set"
 REDIS_READY, REDIS_STOPPED = "redis_ready", "redis_stopped"
@@ -281,6 +291,13 @@ THRESHOLD_NOTES = "threshold_notes"
 # Keys of not_measured that stand for a group of figures, and why a run could not measure them.
 SERVER_SIGNATURES = "server_signatures"  # every signature at once, when no log is followed
 REDIS = "redis"  # every Redis figure at once, when nothing probes Redis
+DELIVERIES = "deliveries"  # every delivery figure at once, when the run's end could not settle them
+# summary.json's deliveries: what the settlement started from (null when not settled).
+BROADCASTS_SENT = "broadcasts_sent"  # room pings whose send the users reported
+MEMBER_LIVES = "member_lives"  # room sockets named by a welcome
+# Owed to a member the run's stop ended, sent less than a pong timeout before it: still on
+# its way, neither received nor lost (as a ping's in_flight).
+BROADCASTS_IN_FLIGHT = "broadcasts_in_flight"
 NO_SERVER_LOG = "no server log given: --server-log or --server-log-cmd (or --stack local, or --agent-url)"
 NO_REDIS_PROBE = "no Redis probe: --redis-probe-url (the channel layer's Redis) or --stack local"
 

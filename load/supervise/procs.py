@@ -157,15 +157,22 @@ class Child:
 
 
 SignalSink = Callable[[Child, int, float], None]
+OverdueHook = Callable[[Child], None]
 
 
 def stop_all(
-    children: Iterable[Child], mode: str, kill_after: float, on_signal: SignalSink | None = None
+    children: Iterable[Child],
+    mode: str,
+    kill_after: float,
+    on_signal: SignalSink | None = None,
+    before_kill: OverdueHook | None = None,
 ) -> list[ExitRecord]:
     """Stop children together: graceful = SIGTERM then SIGKILL after kill_after; hard = SIGKILL.
 
     on_signal(child, signum, wall_time) is called as each signal goes out, so observers see
-    the SIGTERM when it happens, not when the process finally exits.
+    the SIGTERM when it happens, not when the process finally exits. before_kill(child) runs
+    when a child ignored SIGTERM for kill_after, just before its SIGKILL (a thread dump: why
+    it hung is lost once it is killed).
     """
     children = list(children)
     first = signal.SIGTERM if mode == "graceful" else signal.SIGKILL
@@ -184,6 +191,8 @@ def stop_all(
     for child in children:
         how = ALREADY_GONE if id(child) in already else (EXITED if mode == "graceful" else SIGKILLED)
         if not child.wait(kill_after - (time.monotonic() - sent_mono)):
+            if before_kill is not None:
+                before_kill(child)
             send(child, signal.SIGKILL)
             child.wait(30)
             how = KILLED_AFTER_TIMEOUT

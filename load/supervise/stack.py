@@ -38,6 +38,8 @@ from load.runfolder.names import (
     SPAWNED,
     STACK_VERSIONS,
     TARGET_STACK,
+    THREAD_DUMP,
+    THREAD_DUMP_SUFFIX,
     VENV_BUILD_S,
     daphne_instance,
     daphne_log,
@@ -49,6 +51,9 @@ from load.supervise.targetstack import TargetStack, target_stack
 
 LISTENING = re.compile(rb"Listening on TCP address [\d.]+:(\d+)")
 LISTEN_FAILURE = b"Listen failure"
+# The target app's faulthandler writes every thread's stack to its log on this signal.
+DUMP_SIGNAL = signal.SIGUSR1
+DUMP_WAIT = 2.0  # seconds for the dump to be written
 
 Event = dict
 EventSink = Callable[[Event], None]
@@ -159,9 +164,7 @@ class Stack:
     def stop(self) -> None:
         """Stop every Daphne (graceful, bounded by kill_after), then Redis."""
         running = [i for i in self.instances if i.child is not None and i.child.alive()]
-        records = stop_all(
-            [i.started() for i in running], "graceful", self.config.kill_after, self._record_signal
-        )
+        records = self._stop_all([i.started() for i in running], "graceful")
         for instance, record in zip(running, records, strict=True):
             self._record_exit(instance, record)
         if self.redis is not None and self.redis.child is not None and self.redis.child.alive():
@@ -179,7 +182,7 @@ class Stack:
         chosen = [self.instances[i] for i in indices]
         for instance in chosen:
             self._record(RESTART_BEGIN, instance, mode=mode)
-        records = stop_all([i.started() for i in chosen], mode, self.config.kill_after, self._record_signal)
+        records = self._stop_all([i.started() for i in chosen], mode)
         for instance, record in zip(chosen, records, strict=True):
             self._record_exit(instance, record)
             self._spawn(instance)
@@ -209,7 +212,7 @@ class Stack:
         if mode not in RESTART_MODES:
             raise ConfigError("mode", mode, "choose graceful or hard")
         instance = self.instances[index]
-        record = stop_all([instance.started()], mode, self.config.kill_after, self._record_signal)[0]
+        record = self._stop_all([instance.started()], mode)[0]
         self._record_exit(instance, record)
         return record
 
@@ -374,6 +377,22 @@ class Stack:
             f"{instance.name} generation {instance.generation} {why}:\n{instance.started().log_tail()}"
         )
 
+    def _stop_all(self, children: list[Child], mode: str) -> list[ExitRecord]:
+        return stop_all(children, mode, self.config.kill_after, self._record_signal, self._thread_dump)
+
+    def _thread_dump(self, child: Child) -> None:
+        """A Daphne that ignored SIGTERM (FM-4): its threads' stacks, kept beside its log
+        (daphne-0.gen1.threads.txt) before the SIGKILL, since they show why it hung."""
+        instance = next(i for i in self.instances if i.child is child)
+        before = _size(child.log_path)
+        child.signal_group(DUMP_SIGNAL)
+        self._record_signal(child, DUMP_SIGNAL, time.time())
+        dump = _new_bytes(child, before, time.monotonic() + DUMP_WAIT)
+        path = child.log_path.with_suffix(THREAD_DUMP_SUFFIX)
+        if dump:
+            path.write_bytes(dump)
+        self._record(THREAD_DUMP, instance, pid=child.pid, file=str(path) if dump else None, bytes=len(dump))
+
     def _record_signal(self, child: Child, signum: int, ts: float) -> None:
         instance = next(i for i in self.instances if i.child is child)
         self._record(SIGNAL_SENT, instance, ts=ts, pid=child.pid, signal=signal.Signals(signum).name)
@@ -397,3 +416,26 @@ class Stack:
         self.events.append(event)
         if self.on_event is not None:
             self.on_event(event)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _new_bytes(child: Child, offset: int, deadline: float) -> bytes:
+    """What the child appends to its log after offset, once it has stopped growing for 0.2 s
+    (or the deadline passed, or the child exited)."""
+    size, steady_since = offset, time.monotonic()
+    while time.monotonic() < deadline and child.alive():
+        now_size = _size(child.log_path)
+        if now_size != size:
+            size, steady_since = now_size, time.monotonic()
+        elif size > offset and time.monotonic() - steady_since >= 0.2:
+            break
+        time.sleep(0.05)
+    with open(child.log_path, "rb") as log:
+        log.seek(offset)
+        return log.read()

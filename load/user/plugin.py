@@ -78,6 +78,7 @@ logger = logging.getLogger("load")
 
 NO_TARGET = "a chaos plan needs something to act on: --stack local, --agent-url or --restart-cmd"
 TIMELINE_KEY = "channels_timeline"
+DELIVERIES_KEY = "channels_deliveries"
 FINAL_MESSAGE = "channels_timeline_final"
 
 
@@ -324,6 +325,7 @@ class SuitePlugin:
         set_run_config(self.env, run)
         timeline = timeline_for(self.env)
         timeline.take()  # nothing from an earlier run leaks into this one
+        timeline.deliveries.clear()
         timeline.totals.clear()
         timeline.stop_began = None
         if run.error is not None:
@@ -455,6 +457,7 @@ class SuitePlugin:
             data = {
                 "client_id": self.env.runner.client_id,
                 "windows": timeline.take(),
+                "deliveries": timeline.deliveries.take(),
                 "totals": dict(timeline.totals),
             }
             self.env.runner.send_message(FINAL_MESSAGE, data)
@@ -463,15 +466,20 @@ class SuitePlugin:
             self.run.stopping()
 
     def on_report_to_master(self, client_id, data, **_kwargs) -> None:
-        data[TIMELINE_KEY] = timeline_for(self.env).take()
+        timeline = timeline_for(self.env)
+        data[TIMELINE_KEY] = timeline.take()
+        data[DELIVERIES_KEY] = timeline.deliveries.take()
 
     def on_worker_report(self, client_id, data, **_kwargs) -> None:
         if self.run is not None and data.get(TIMELINE_KEY):
             self.run.merge(client_id, data[TIMELINE_KEY])
+        if self.run is not None and data.get(DELIVERIES_KEY):
+            self.run.merge_deliveries(data[DELIVERIES_KEY])
 
     def on_final_message(self, environment, msg, **_kwargs) -> None:
         if self.run is not None:
-            self.run.final(msg.data["client_id"], msg.data["windows"], msg.data["totals"])
+            data = msg.data
+            self.run.final(data["client_id"], data["windows"], data["totals"], data.get("deliveries") or {})
 
     def on_sighup(self) -> None:
         """A closed terminal or a supervisor's SIGHUP stops the run as SIGTERM does (Locust

@@ -20,6 +20,7 @@ from load.chaos.controller import Controller, Target
 from load.chaos.remote import AgentMirror
 from load.config.settings import ChaosPlan, LoadConfig
 from load.measure.collector import Collector
+from load.measure.settlement import DeliveryLedger, Settlement, fill_csv, fill_summary, settle
 from load.measure.timeline import timeline_for
 from load.probes.redisprobe import RedisProbe
 from load.probes.serverlog import CommandFollower, ServerLogFollower
@@ -27,8 +28,11 @@ from load.runfolder.derive import restarts_from_events
 from load.runfolder.eventlog import EventLog
 from load.runfolder.files import write_json
 from load.runfolder.names import (
+    DELIVERIES,
     DURATION_S,
     ENDED_AT,
+    ENDPOINT_COLUMNS,
+    ENDPOINTS_CSV,
     EVENT,
     EVENTS_JSONL,
     EXCEPTION_MESSAGES,
@@ -48,6 +52,8 @@ from load.runfolder.names import (
     STARTED_AT,
     SUMMARY_JSON,
     TIME,
+    TIMESERIES_COLUMNS,
+    TIMESERIES_CSV,
     WORKERS,
 )
 
@@ -125,6 +131,8 @@ class RunRecorder:
             self.follower.messages.clear()
             self.follower.take_messages()
         self.on_summary: Callable[[dict], None] = lambda summary: None  # e.g. the thresholds
+        self.ledger = DeliveryLedger()  # room deliveries, settled when the run ends
+        self.pong_timeout = config.pong_timeout
         self.seen_workers: set[str] = set()
         self.final_workers: dict[str, dict] = {}
         self.closing = self.done = False
@@ -145,8 +153,13 @@ class RunRecorder:
         if not self.done:
             self.collector.merge(wire)
 
-    def final(self, client_id: str, wire: dict, totals: dict) -> None:
+    def merge_deliveries(self, wire: dict) -> None:
+        if not self.done:
+            self.ledger.merge(wire)
+
+    def final(self, client_id: str, wire: dict, totals: dict, deliveries: dict | None = None) -> None:
         self.merge(client_id, wire)
+        self.merge_deliveries(deliveries or {})
         self.final_workers[client_id] = totals
         if self.closing and self.seen_workers <= set(self.final_workers):
             self.finish()
@@ -187,6 +200,7 @@ class RunRecorder:
             timeline = timeline_for(self.env)
             timeline.sample_gauges(now)
             self.collector.merge(timeline.take())
+            self.ledger.merge(timeline.deliveries.take())
         self.collector.record_users(now, self.env.runner.user_count)
         if self.mirror is not None:
             self.mirror.poll()
@@ -218,7 +232,9 @@ class RunRecorder:
         self.ticker.kill()
         self._stop_chaos()
         if self.local:
-            self.collector.merge(timeline_for(self.env).take())
+            timeline = timeline_for(self.env)
+            self.collector.merge(timeline.take())
+            self.ledger.merge(timeline.deliveries.take())
         if self.mirror is not None:
             self.mirror.poll()
         if self.follower is not None:
@@ -227,8 +243,10 @@ class RunRecorder:
             if hasattr(self.follower, "stop"):  # a command we started (CommandFollower)
                 self.follower.stop()
         self.collector.close()
-        summary = self.collector.summary()
         ended = time.time()
+        settlement = self._settle(ended)
+        summary = self.collector.summary()
+        fill_summary(summary, settlement)
         summary.update(
             {
                 RUN_ID: self.manifest[RUN_ID],
@@ -239,6 +257,8 @@ class RunRecorder:
         )
         summary[RESTARTS] = restart_costs(self.collector.history, self._restarts())
         summary[NOT_MEASURED] = self._not_measured()
+        if settlement is None:
+            summary[NOT_MEASURED][DELIVERIES] = self._unsettled_why()
         if self.follower is not None:
             summary[EXCEPTION_MESSAGES] = dict(self.follower.messages.most_common(20))
         if not self.local:
@@ -253,6 +273,23 @@ class RunRecorder:
         self._write_report()
         self._print_end()
         logger.info("run written to %s", self.run_dir)
+
+    def _settle(self, end: float) -> Settlement | None:
+        """Room deliveries settled, their cells filled in the CSV files; None when a worker's
+        final report is missing (its members' receipts unknown: the cells stay empty)."""
+        if self._unsettled_why():
+            return None
+        settlement = settle(self.ledger, end, self.pong_timeout)
+        stamp = self.collector.stamp
+        fill_csv(self.run_dir / TIMESERIES_CSV, TIMESERIES_COLUMNS, settlement, stamp, by_endpoint=False)
+        fill_csv(self.run_dir / ENDPOINTS_CSV, ENDPOINT_COLUMNS, settlement, stamp, by_endpoint=True)
+        return settlement
+
+    def _unsettled_why(self) -> str:
+        missing = self.seen_workers - set(self.final_workers)
+        if self.local or not missing:
+            return ""
+        return f"the final report of {len(missing)} worker(s) never came: their members' receipts are unknown"
 
     def _print_end(self) -> None:
         """The summary table and the findings, as `python -m load run` prints them."""

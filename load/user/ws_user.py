@@ -30,11 +30,12 @@ from locust.exception import StopUser
 
 from load.config.options import load_config
 from load.config.settings import ConfigError, LoadConfig, path_knobs
+from load.measure.deliveries import SocketLife
 from load.measure.timeline import Timeline, timeline_for
 from load.runfolder.names import CONNECT_OK
 from load.wire import errors
 from load.wire.errors import WsFailure
-from load.wire.protocol import BROADCAST, ERROR, PONG, TargetAppCodec, TemplateCodec
+from load.wire.protocol import BROADCAST, ERROR, PONG, WELCOME, TargetAppCodec, TemplateCodec
 
 _user_numbers = itertools.count()
 
@@ -76,7 +77,7 @@ class WebSocketSession:
         self.abandoned: websocket.WebSocket | None = None  # a socket we closed ourselves
         self.pending: OrderedDict[int, Pending] = OrderedDict()
         self.seq = 0
-        self.last_seen: dict[str, int] = {}  # room broadcasts: sender -> highest seq seen
+        self.life: SocketLife | None = None  # the current socket, for the room delivery accounting
         self.sender: gevent.Greenlet | None = None
 
     # -- the user's greenlet: connect, read, reconnect ------------------------------------
@@ -103,6 +104,7 @@ class WebSocketSession:
             # Dead before the socket closes: a sender still running would find it gone and
             # count our own close as a ping not sent, or a send failed.
             self.sender.kill(block=True)
+        self._leave(time.time(), stopped=True)  # before close(), which reads (and drops) frames still coming
         ws, self.ws = self.ws, None
         if ws is not None:
             self.timeline.connections_open -= 1
@@ -135,7 +137,7 @@ class WebSocketSession:
         ws.settimeout(None)
         self.timeline.connect(self.path, time.time(), CONNECT_OK)
         self.timeline.connections_open += 1
-        self.last_seen.clear()
+        self.life = self.timeline.deliveries.open(self.path)
         self.fresh_socket = True
         self.ws = ws
         self._report(name, (time.time() - started) * 1000)
@@ -156,10 +158,11 @@ class WebSocketSession:
         self._on_closed(ws, code)
 
     def _on_closed(self, ws: websocket.WebSocket, code: int) -> None:
+        now = time.time()
+        self._leave(now)  # this reader's socket, abandoned or not: its frames were read until now
         if self.ws is ws:
             self.ws = None
             self.timeline.connections_open -= 1
-        now = time.time()
         if ws is self.abandoned:
             self.timeline.client_closed(self.path, now)
         else:
@@ -171,8 +174,22 @@ class WebSocketSession:
         except Exception:  # already broken: closing is only tidying up
             pass
 
+    def _leave(self, ts: float, stopped: bool = False) -> None:
+        """The current socket is no longer read: its member leaves the room's accounting."""
+        if self.life is not None:
+            self.timeline.deliveries.close(self.life, ts, stopped)
+            self.life = None
+
     def _on_frame(self, data: bytes | str, now: float) -> None:
         reply = self.codec.decode(data)
+        life, deliveries = self.life, self.timeline.deliveries
+        if life is not None:
+            if reply.kind == WELCOME:
+                deliveries.welcome(life, reply.sender, reply.detail, now)
+            else:
+                deliveries.other_frame(life)
+                if reply.kind == PONG and reply.seq is not None:
+                    deliveries.echo(life, reply.seq, now)
         if reply.kind == PONG:
             seq = reply.seq if reply.seq is not None else next(iter(self.pending), None)
             pending = self.pending.pop(seq, None) if seq is not None else None
@@ -195,10 +212,9 @@ class WebSocketSession:
             if seq is not None:
                 self._fail(seq, WsFailure(errors.BAD_PONG, reply.detail[:80]))
         elif reply.kind == BROADCAST:
-            last = self.last_seen.get(reply.sender)
-            missed = reply.seq - last - 1 if last is not None and reply.seq > last + 1 else 0
-            self.last_seen[reply.sender] = max(reply.seq, last or 0)
-            self.timeline.broadcast(self.path, now, missed)
+            self.timeline.broadcast(self.path, now)
+            if life is not None and reply.seq is not None:
+                deliveries.broadcast(life, reply.sender, reply.seq, now)
 
     def _fail(self, seq: int, failure: WsFailure) -> None:
         pending = self.pending.pop(seq)
@@ -252,7 +268,7 @@ class WebSocketSession:
         ws.shutdown()
 
     def _send_ping(self, due: float, now: float) -> None:
-        ws = self.ws
+        ws, life = self.ws, self.life
         if ws is None:
             self.timeline.ping_due(self.path, due, sent=False)
             self.timeline.ping_done(self.path, due, errors.NOT_SENT_DISCONNECTED)
@@ -265,6 +281,9 @@ class WebSocketSession:
             ws.send(self.codec.encode(self.seq))
         except (OSError, websocket.WebSocketException):
             self._fail(self.seq, WsFailure(errors.SEND_FAILED))
+            return
+        if life is not None:
+            self.timeline.deliveries.sent(life, self.seq, now)
 
     def _report(self, name: str, response_time_ms: float | None, failure: WsFailure | None = None) -> None:
         """To Locust. A failure has no response time: None keeps it out of Locust's

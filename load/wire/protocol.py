@@ -1,7 +1,7 @@
 """The ping/pong wire format, for the target app and for anyone's server.
 
 - target mode: the target app's JSON (seq, sleep_ms, work_ms, pad); pongs, broadcasts,
-  welcomes and error frames told apart by `type`.
+  welcomes (a room socket's member name) and error frames told apart by `type`.
 - template mode: a text template with `{seq}` in it; a reply is matched by a JSON field
   (`pong_field`) or, without one, to the oldest unanswered ping (in order).
 """
@@ -10,15 +10,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-PONG, BROADCAST, ERROR, OTHER = "pong", "broadcast", "error", "other"
+PONG, BROADCAST, WELCOME, ERROR, OTHER = "pong", "broadcast", "welcome", "error", "other"
 
 
 @dataclass(frozen=True)
 class Reply:
-    kind: str  # PONG, BROADCAST, ERROR or OTHER
+    kind: str  # PONG, BROADCAST, WELCOME, ERROR or OTHER
     seq: int | None = None  # None with a PONG means "the oldest pending ping"
-    sender: str = ""  # broadcasts: the sending member
-    detail: str = ""
+    sender: str = ""  # broadcasts: the sending member; a welcome: the member it names
+    detail: str = ""  # an error's reason; a welcome's room
 
 
 class TargetAppCodec:
@@ -46,6 +46,8 @@ class TargetAppCodec:
             return Reply(PONG, seq)
         if kind == "broadcast" and isinstance(seq, int):
             return Reply(BROADCAST, seq, sender=str(body.get("sender", "")))
+        if kind == "welcome" and isinstance(body.get("member"), str):
+            return Reply(WELCOME, sender=body["member"], detail=str(body.get("room", "")))
         if kind == "error":
             return Reply(ERROR, seq if isinstance(seq, int) else None, detail=str(body.get("reason", "")))
         return Reply(OTHER)
