@@ -1,13 +1,14 @@
 from django.urls import re_path
 
 from target_app import consumers
+from target_app.compat import consumer_app
 
 websocket_urlpatterns = [
-    re_path(r"^ws/ping/$", consumers.AsyncPingConsumer.as_asgi()),
-    re_path(r"^ws/ping/sync/$", consumers.SyncPingConsumer.as_asgi()),
-    re_path(r"^ws/ping/pool/$", consumers.PoolPingConsumer.as_asgi()),
-    re_path(r"^ws/ping/db/$", consumers.DatabasePingConsumer.as_asgi()),
-    re_path(r"^ws/ping/layer/$", consumers.LayerPingConsumer.as_asgi()),
+    re_path(r"^ws/ping/$", consumer_app(consumers.AsyncPingConsumer)),
+    re_path(r"^ws/ping/sync/$", consumer_app(consumers.SyncPingConsumer)),
+    re_path(r"^ws/ping/pool/$", consumer_app(consumers.PoolPingConsumer)),
+    re_path(r"^ws/ping/db/$", consumer_app(consumers.DatabasePingConsumer)),
+    re_path(r"^ws/ping/layer/$", consumer_app(consumers.LayerPingConsumer)),
     # Channels group names allow only these characters, and fewer than 100 of them.
-    re_path(r"^ws/room/(?P<name>[A-Za-z0-9_.-]{1,80})/$", consumers.RoomConsumer.as_asgi()),
+    re_path(r"^ws/room/(?P<name>[A-Za-z0-9_.-]{1,80})/$", consumer_app(consumers.RoomConsumer)),
 ]

@@ -7,7 +7,7 @@
 | CHANNEL_CAPACITY | 100 | channels_redis `capacity` |
 | CHANNEL_EXPIRY | 60 | channels_redis `expiry`, seconds |
 | GROUP_EXPIRY | 86400 | channels_redis `group_expiry`, seconds |
-| REDIS_SOCKET_TIMEOUT | unset | unset = redis-py's default (5 s: FM-7); `none` = no timeout (its fix); a number = seconds |
+| REDIS_SOCKET_TIMEOUT | unset | unset = redis-py's default (5 s: FM-7); `none` = no timeout (its fix); a number = seconds (not applicable to channels_redis 2 on aioredis: see compat.py) |
 | DATABASE_PATH | <tmp>/target_app.sqlite3 | the SQLite file of the /ws/ping/db/ endpoint |
 | TARGET_INSTANCE | the pid | a name this process reports in pongs and /healthz |
 """
@@ -15,6 +15,7 @@
 import os
 import tempfile
 
+from target_app.compat import layer_environment
 from target_app.envconfig import channel_layers_from_env
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "target-app-is-a-test-server-not-a-secret")
@@ -40,7 +41,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 TIME_ZONE = "UTC"
 USE_TZ = True
 
-CHANNEL_LAYERS = channel_layers_from_env(os.environ)
+CHANNEL_LAYERS = channel_layers_from_env(layer_environment(os.environ))
 
 # Daphne's CLI configures the root handler; keep the loggers whose INFO lines we count.
 LOGGING = {

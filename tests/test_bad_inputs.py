@@ -182,6 +182,16 @@ ROWS = [
         "--asgi-threads 0: use a positive number, or leave it out for Daphne's default",
     ),
     (LOAD, ["demo", "--users", "0"], "--users 0: must be a positive number"),
+    (
+        LOAD,
+        ["sweep", "--scenario", "{scenario}", "--stack-versions", "current,channels9"],
+        "--stack-versions 'current,channels9': comma-separated values, e.g. current,channels2 ('channels9': choose one of current, channels2",
+    ),
+    (
+        LOAD,
+        ["demo", "--stack-versions", "../requirements"],
+        "--stack-versions '../requirements': choose one of current, channels2 (a set is stacks/NAME.txt)",
+    ),
     (LOAD, ["report", "/nonexistent/run"], "run folder '/nonexistent/run': not a run folder"),
 ]
 WRITES_RUNS = ("run", "sweep", "demo")  # the commands that take --results-dir

@@ -37,6 +37,8 @@ def _action(event: str, action: str, at_s: float, ts: float, **fields) -> dict:
 
 
 FILE_NAME = re.compile(r"\.(csv|json|jsonl|log|html|png|txt)$")
+# Files that are in no run folder: the pinned stacks' requirements files and pip's build log.
+NOT_RUN_FOLDER_FILES = {"load/config/settings.py: .txt", "load/supervise/targetstack.py: .log"}
 
 
 def test_no_file_of_a_run_folder_is_named_outside_the_names_module():
@@ -48,7 +50,8 @@ def test_no_file_of_a_run_folder_is_named_outside_the_names_module():
         for node in ast.walk(ast.parse(path.read_text())):
             text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
             if text and FILE_NAME.search(text) and " " not in text:
-                spelled.append(f"{path.relative_to(REPO)}:{node.lineno}: {text}")
+                if f"{path.relative_to(REPO)}: {text}" not in NOT_RUN_FOLDER_FILES:
+                    spelled.append(f"{path.relative_to(REPO)}:{node.lineno}: {text}")
     assert spelled == []
 
 

@@ -298,6 +298,15 @@ OPTIONS: tuple[Option, ...] = (
         example="30,60",
     ),
     Option(
+        "stack-versions",
+        _STACK.versions,
+        "the versions the target app runs with: current (the suite's own) or a pinned set stacks/NAME.txt, "
+        "e.g. channels2, in its own virtualenv (built on first use into .stacks/)",
+        group="stack",
+        stack="versions",
+        example="current,channels2",
+    ),
+    Option(
         "redis-url",
         None,
         "use this Redis instead of starting one",

@@ -14,6 +14,10 @@ from urllib.parse import parse_qs, urlparse
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS = ("redis", "redis-pubsub", "memory")
+# The pinned stacks the target app can run on besides the suite's own: stacks/<name>.txt.
+STACKS_DIR = REPO_ROOT / "stacks"
+STACK_FILE_SUFFIX = ".txt"  # a pip requirements file; not in a run folder
+CURRENT_STACK = "current"  # the suite's own virtualenv
 RESTART_MODES = ("graceful", "hard")
 
 
@@ -136,6 +140,8 @@ class StackConfig:
     daphne_bind: str = "127.0.0.1"
     # 0: the OS picks each instance's port; else instance i listens on base_port + i (containers).
     base_port: int = 0
+    # The versions the target app runs with: current, or a pinned set stacks/<name>.txt in its own venv.
+    versions: str = CURRENT_STACK
 
     def validate(self) -> "StackConfig":
         if isinstance(self.daphne_count, bool) or not 1 <= self.daphne_count <= 64:
@@ -148,9 +154,31 @@ class StackConfig:
             raise ConfigError("base_port", self.base_port, "a port number (0: any free port)")
         if self.redis_url is not None:
             validate_redis_url(self.redis_url)
+        validate_stack_versions(self.versions)
         self.daphne.validate()
         self.app.validate()
         return self
+
+
+def stack_names() -> list[str]:
+    """current and every pinned set in stacks/."""
+    return [CURRENT_STACK, *sorted(path.stem for path in STACKS_DIR.glob("*" + STACK_FILE_SUFFIX))]
+
+
+def stack_requirements(name: str) -> Path:
+    """The pinned set called name: stacks/<name>.txt."""
+    return STACKS_DIR / (name + STACK_FILE_SUFFIX)
+
+
+def validate_stack_versions(name: str) -> None:
+    if name == CURRENT_STACK:
+        return
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}", name) or not stack_requirements(name).is_file():
+        raise ConfigError(
+            "versions",
+            name,
+            f"choose one of {', '.join(stack_names())} (a set is stacks/NAME{STACK_FILE_SUFFIX})",
+        )
 
 
 def parse_asgi_threads(text: str) -> int | None:

@@ -1,14 +1,16 @@
 """Samples the channel layer's Redis once a second: the numbers that prove or refute
 "something accumulates in Redis" (FM-5).
 
-Key layout of channels_redis (prefix "asgi"): a group is the sorted set
+Key layout of channels_redis 4 (prefix "asgi"): a group is the sorted set
 `asgi:group:<name>` whose members are channel names `specific.<process prefix>!<id>`;
 messages for a process's channels wait in the list-like key `asgispecific.<process prefix>!`.
+channels_redis 2 (prefix "asgi:", the channels2 stack) names them `asgi::group:<name>` and
+`asgi:specific.<process prefix>!`; the probe reads both layouts.
 A member or key whose process prefix belongs to no live Daphne process was left by a
 process that died without running disconnect().
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -41,6 +43,8 @@ LAYER_COLUMNS = (
 # Need the prefixes of the live processes as well.
 LIVE_COLUMNS = (STALE_MEMBERS, DEAD_PROCESS_KEYS, LIVE_PROCESSES)
 SCAN_COUNT = 1000
+# (group key pattern, per-process key pattern) of each channels_redis generation, after the prefix
+KEY_LAYOUTS = ((":group:", "specific.*!"), ("::group:", ":specific.*!"))
 PUBSUB_LAYER = "redis-pubsub"  # the target app's CHANNEL_LAYER and --stack-layer value
 
 # summary.json's not_measured[REDIS]: every Redis figure at once, when nothing probes Redis
@@ -137,6 +141,12 @@ class RedisProbe:
         self.unknown.update(dict.fromkeys(LAYER_COLUMNS, PUBSUB))
         self.measured -= set(LAYER_COLUMNS)
 
+    def _scan(self, patterns: Iterable[str]) -> Iterator[str]:
+        """The keys under the prefix matching each pattern; '*' is added to group patterns."""
+        for pattern in patterns:
+            tail = pattern if pattern.endswith("!") else pattern + "*"
+            yield from self.client.scan_iter(match=self.prefix + tail, count=SCAN_COUNT)
+
     def _sample(self) -> Sample:
         info = self.client.info()
         sample = Sample()
@@ -151,7 +161,7 @@ class RedisProbe:
         live = self._live()
         members_by_process: set[str] = set()
         stale_total = members_total = 0
-        for key in self.client.scan_iter(match=f"{self.prefix}:group:*", count=SCAN_COUNT):
+        for key in self._scan(group for group, _process in KEY_LAYOUTS):
             # redis-py types replies for any client; this one decodes them, so members are str.
             members = cast("list[str]", self.client.zrange(key, 0, -1))
             prefixes = [process_prefix(m) for m in members]
@@ -160,7 +170,7 @@ class RedisProbe:
             sample.groups[key.split(":group:", 1)[1]] = (len(members), stale if live is not None else "")
             members_total += len(members)
             stale_total += stale
-        specific = list(self.client.scan_iter(match=f"{self.prefix}specific.*!", count=SCAN_COUNT))
+        specific = list(self._scan(process for _group, process in KEY_LAYOUTS))
         sample.figures.update(
             {
                 GROUPS: len(sample.groups),

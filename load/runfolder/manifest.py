@@ -28,18 +28,19 @@ from load.runfolder.names import (
     VERSIONS,
 )
 
-PACKAGES = (
+# What the target app runs on; with another stack's virtualenv (--stack-versions) these
+# come from there, with the python that runs it.
+TARGET_PACKAGES = (
     "django",
     "channels",
     "channels-redis",
     "daphne",
     "asgiref",
     "redis",
-    "locust",
-    "websocket-client",
-    "gevent",
+    "aioredis",
     "twisted",
 )
+PACKAGES = (*TARGET_PACKAGES, "locust", "websocket-client", "gevent")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -97,9 +98,14 @@ def build_manifest(
     stack: dict | None,
     redis_url: str,
     repo_root: Path,
+    target_versions: dict | None = None,
 ) -> dict:
-    """command and options with their secrets already hidden: run folders are meant to be shared."""
+    """command and options with their secrets already hidden: run folders are meant to be shared.
+
+    target_versions: the target app's python and packages when it runs in another virtualenv
+    than this process (--stack-versions), with the name of its set under "stack_versions"."""
     versions = package_versions()
+    versions.update(target_versions or {})
     versions["redis-server"] = redis_server_version(redis_url)
     return {
         RUN_ID: run_id,

@@ -244,6 +244,10 @@ RESTART_BEGIN, RESTART_DONE = "restart_begin", "restart_done"
 ASGI_THREADS_SET = "asgi_threads_set"
 REDIS_READY, REDIS_STOPPED = "redis_ready", "redis_stopped"
 REDIS_RESTART_BEGIN, REDIS_RESTART_DONE = "redis_restart_begin", "redis_restart_done"
+# Which versions the target app runs with (load.supervise.targetstack): name, python,
+# versions, seconds building its virtualenv, and what does not apply to them.
+TARGET_STACK = "target_stack"
+STACK_VERSIONS, NOT_APPLICABLE, VENV_BUILD_S = "stack_versions", "not_applicable", "venv_build_s"
 AGENT_UNREACHABLE = "agent_unreachable"  # a remote agent did not answer (load.chaos.remote)
 # An exited event's "how" (load.supervise.procs).
 HOW_EXITED = EXITED  # ended by itself, or by SIGTERM within the grace period

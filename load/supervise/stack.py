@@ -11,11 +11,11 @@ import json
 import os
 import re
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from load.config.options import APP_ENVIRONMENT
 from load.config.settings import REPO_ROOT, RESTART_MODES, ConfigError, StackConfig
@@ -26,6 +26,7 @@ from load.runfolder.names import (
     EXITED,
     FAILED,
     MIGRATE_LOG,
+    NOT_APPLICABLE,
     READY,
     REDIS_READY,
     REDIS_RESTART_BEGIN,
@@ -35,14 +36,18 @@ from load.runfolder.names import (
     RESTART_DONE,
     SIGNAL_SENT,
     SPAWNED,
+    STACK_VERSIONS,
+    TARGET_STACK,
     THREAD_DUMP,
     THREAD_DUMP_SUFFIX,
+    VENV_BUILD_S,
     daphne_instance,
     daphne_log,
 )
 from load.runfolder.names import LISTENING as LISTENING_EVENT
 from load.supervise.procs import Child, ExitRecord, stop_all
 from load.supervise.redisserver import LocalRedis, StackError, redis_answers
+from load.supervise.targetstack import TargetStack, target_stack
 
 LISTENING = re.compile(rb"Listening on TCP address [\d.]+:(\d+)")
 LISTEN_FAILURE = b"Listen failure"
@@ -111,6 +116,8 @@ class Stack:
         self.redis: LocalRedis | None = None
         self.redis_url = config.redis_url or ""
         self.instances: list[DaphneInstance] = []
+        self.target: TargetStack | None = None  # the versions the app runs with, known once started
+        self.target_fields: dict[str, Any] = {}  # its target_stack event, for manifest.json
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -136,6 +143,7 @@ class Stack:
                 self.redis_url,
                 "no Redis answers PING there; start it, or leave it out to run a local one",
             )
+        self._choose_target()
         if not self.redis_url and self.config.app.layer != "memory":
             self.redis = LocalRedis(self.server_dir, REPO_ROOT, self.config.ready_timeout).start()
             self.redis_url = self.redis.url
@@ -259,7 +267,34 @@ class Stack:
             for i in self.instances
         ]
 
+    def target_versions(self) -> dict:
+        """For manifest.json's versions: the set's name and, from another virtualenv, what runs in it."""
+        target = self._target()
+        return {STACK_VERSIONS: target.name, **target.versions}
+
     # -- internals ---------------------------------------------------------------------
+
+    def _target(self) -> TargetStack:
+        assert self.target is not None, "the stack was never started"
+        return self.target
+
+    def _choose_target(self) -> None:
+        """The versions to run (another set's virtualenv is built on first use), and what of
+        the stack's settings does not apply to them: recorded, not silently dropped."""
+        self.target = target = target_stack(self.config.versions)
+        why_not = target.unsupported_layers.get(self.config.app.layer)
+        if why_not:
+            raise ConfigError(
+                "layer", self.config.app.layer, f"{why_not} ({target.name} stack); use redis or memory"
+            )
+        _kept, flags = target.daphne_argv(self.config.daphne.argv())
+        env = {name: why for name, why in target.not_applicable_env.items() if name in self._base_env()}
+        fields: dict[str, Any] = {STACK_VERSIONS: target.name, "python": target.python}
+        if not target.current:  # the suite's own versions are in manifest.json already
+            fields.update(versions=target.versions, **{VENV_BUILD_S: target.build_s})
+        fields[NOT_APPLICABLE] = {"daphne_flags": flags, "env": env}
+        self.target_fields = fields
+        self._record(TARGET_STACK, **fields)
 
     def _base_env(self) -> dict[str, str]:
         # The app's variables come from the config alone: load.config.options.stack_config has
@@ -284,7 +319,7 @@ class Stack:
         return env
 
     def _migrate(self) -> None:
-        argv = [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"]
+        argv = [self._target().python, "-m", "django", "migrate", "--noinput", "-v", "0"]
         child = Child("migrate", argv, self._base_env(), self.server_dir / MIGRATE_LOG, REPO_ROOT).start()
         if not child.wait(self.config.ready_timeout) or child.returncode != 0:
             child.stop("hard")
@@ -292,15 +327,14 @@ class Stack:
 
     def _spawn(self, instance: DaphneInstance) -> None:
         instance.generation += 1
+        flags, _not_applicable = self._target().daphne_argv(self.config.daphne.argv())
         argv = [
-            sys.executable,
-            "-m",
-            "daphne",
+            *self._target().daphne,
             "-b",
             self.config.daphne_bind,
             "-p",
             str(instance.port),
-            *self.config.daphne.argv(),
+            *flags,
             "target_app.asgi:application",
         ]
         log_path = self.server_dir / daphne_log(instance.name, instance.generation)

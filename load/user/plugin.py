@@ -64,6 +64,7 @@ from load.runfolder.names import (
     LOCUST_PREFIX,
     REMOTE_LOG,
     SERVER_DIR,
+    TARGET_STACK,
     THRESHOLD_BREACHES,
     THRESHOLD_NOTES,
 )
@@ -348,7 +349,12 @@ class SuitePlugin:
             return
         stack = self.stack
         stack_info = (
-            {"redis_url": stack.redis_url, "server_dir": str(stack.server_dir), "instances": stack.status()}
+            {
+                "redis_url": stack.redis_url,
+                "server_dir": str(stack.server_dir),
+                "instances": stack.status(),
+                TARGET_STACK: stack.target_fields,
+            }
             if stack
             else None
         )
@@ -361,6 +367,7 @@ class SuitePlugin:
             stack_info,
             server.redis_url,
             REPO_ROOT,
+            target_versions=stack.target_versions() if stack else None,
         )
         manifest[CHAOS_PLAN] = asdict(plan)
         self.run = RunRecorder(
