@@ -21,7 +21,7 @@ def scenario(tmp_path: Path) -> Path:
     path = tmp_path / "small.toml"
     path.write_text(
         '[tool.locust]\nstack = "local"\nstack-daphne = 1\nusers = 4\nspawn-rate = 4\nrun-time = "30s"\n'
-        'paths = "/ws/ping/"\nredis-socket-timeout = "none"\n'
+        'paths = "/ws/ping/"\nredis-socket-timeout = "none"\npong-timeout = 1\n'
     )
     return path
 
@@ -75,7 +75,7 @@ def descendants(pid: int) -> list[int]:
 )
 def test_a_signal_stops_a_run_as_ctrl_c_does(started, tmp_path, kind, signum, sigint_ignored):
     cli = started(command(kind, tmp_path), sigint_ignored)
-    wait_until(lambda: len(rows_so_far(tmp_path / "results")) >= 3, 90, "three seconds of the run written")
+    wait_until(lambda: len(rows_so_far(tmp_path / "results")) >= 1, 90, "a second of the run written")
     pids = descendants(cli.pid)
     assert len(pids) >= 3  # Locust, Redis, Daphne
 
@@ -110,7 +110,7 @@ def test_a_sweep_stopped_by_sigterm_compares_the_points_so_far_and_runs_no_more(
     def first_point():
         return [r for path in (tmp_path / "results").glob("*/*/timeseries.csv") for r in read_csv(path)]
 
-    wait_until(lambda: len(first_point()) >= 3, 90, "three seconds of the first point written")
+    wait_until(lambda: len(first_point()) >= 1, 90, "a second of the first point written")
 
     cli.process.send_signal(signal.SIGTERM)
 
@@ -149,12 +149,14 @@ def test_plain_locust_stops_gracefully_on_sighup_and_on_a_sigint_it_started_igno
             "/ws/ping/",
             "--redis-socket-timeout",
             "none",
+            "--pong-timeout",
+            "1",
             "--results-dir",
             str(tmp_path / "results"),
         ],
         sigint_ignored,
     )
-    wait_until(lambda: len(rows_so_far(tmp_path / "results")) >= 3, 90, "three seconds of the run written")
+    wait_until(lambda: len(rows_so_far(tmp_path / "results")) >= 1, 90, "a second of the run written")
     pids = descendants(locust.pid)
 
     locust.process.send_signal(signum)

@@ -331,7 +331,7 @@ def fm5_members_leaked_per_restart(facts: Facts) -> list[Finding]:
     dead_keys = facts.peak(DEAD_PROCESS_KEYS)
     if dead_keys:
         evidence.append(
-            f"up to {int(dead_keys)} asgispecific keys of dead processes (dead_process_keys, timeseries.csv)"
+            f"up to {int(dead_keys)} per-process keys of dead processes (dead_process_keys, timeseries.csv)"
         )
     if facts.server(SIG_OVER_CAPACITY):
         evidence.append(
