@@ -18,6 +18,9 @@ from load.report.runreport import write_report
 from locustrun import LocustProcess, expected_exit_code, number, read_csv, read_json, rows_so_far, run_folder
 from support import wait_until
 
+# One worker runs this module's tests: its four runs are made once, by one worker (pyproject: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_report")
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = (
     "--headless",
@@ -87,6 +90,8 @@ def runs(tmp_path_factory):
                 "1",
                 "--asgi-threads",
                 str(n),
+                "--kill-after",
+                "2",  # the sync consumers busy at the stop never exit on SIGTERM (FM-4)
                 "--paths",
                 f"{POOL}:2,{SYNC}",
             )

@@ -23,6 +23,9 @@ stack-daphne = 1
 paths = "/ws/ping/pool/?work_ms=100:1,/ws/ping/sync/?work_ms=100:1"
 ping-rate = 2
 pong-timeout = 2
+# A sync consumer mid-handler at SIGTERM never exits (FM-4): the stack's stop and restarts
+# wait this long before SIGKILL.
+kill-after = 2
 """
 
 
