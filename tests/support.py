@@ -1,7 +1,10 @@
 """Helpers the tests share: polling with a deadline, and asking whether a process is gone."""
 
+import fcntl
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import psutil
@@ -44,3 +47,21 @@ def close_code(ws: websocket.WebSocket, timeout: float) -> int:
                 return int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
     except (websocket.WebSocketConnectionClosedException, ConnectionError):
         return 1006
+
+
+def made_once(
+    tmp_path_factory, worker_id: str, name: str, make: Callable[[Path], dict[str, Path]]
+) -> dict[str, Path]:
+    """Run folders that `make` writes into a folder shared by this session's xdist workers:
+    the first worker to ask makes them, the others wait on a lock and read them. Treat them
+    as read-only (copy before writing into them)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base if worker_id == "master" else base.parent) / name  # one per session
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        index = shared / "made.json"
+        if not index.exists():
+            shared.mkdir(exist_ok=True)
+            made = make(shared)
+            index.write_text(json.dumps({key: str(folder) for key, folder in made.items()}))
+    return {key: Path(folder) for key, folder in json.loads(index.read_text()).items()}

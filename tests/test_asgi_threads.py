@@ -15,9 +15,6 @@ from load.supervise.stack import Stack, healthz
 from load.wire.pingclient import PingSocket
 from support import still_running
 
-# One worker runs this module's tests: its stacks are started once, by one worker (pyproject: --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_asgi_threads")
-
 WORK_MS = 300
 PARALLEL = 8
 

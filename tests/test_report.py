@@ -4,6 +4,7 @@ and two at different ASGI_THREADS; the report opened in a real headless Chromium
 import html
 import os
 import re
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -16,10 +17,7 @@ from load.report.numbers import fmt
 from load.report.plots import PLOTS
 from load.report.runreport import write_report
 from locustrun import LocustProcess, expected_exit_code, number, read_csv, read_json, rows_so_far, run_folder
-from support import wait_until
-
-# One worker runs this module's tests: its four runs are made once, by one worker (pyproject: --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_report")
+from support import made_once, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = (
@@ -42,10 +40,17 @@ EXTERNAL = re.compile(
 )
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory, worker_id):
+    """The four runs, made once per session (by whichever worker asks first), copied for
+    this worker: its tests write reports into them."""
+    shared = made_once(tmp_path_factory, worker_id, "report-runs", make_runs)
+    own = tmp_path_factory.mktemp("runs")
+    return {name: Path(shutil.copytree(folder, own / name / folder.name)) for name, folder in shared.items()}
+
+
+def make_runs(base: Path) -> dict[str, Path]:
     """Four light runs at once (about 20 s together): finished, killed, ASGI_THREADS 1 and 4."""
-    base = tmp_path_factory.mktemp("runs")
 
     def start(name: str, *args: str) -> LocustProcess:
         return LocustProcess(base, *COMMON, "--results-dir", str(base / name), *args, name=name)
@@ -114,7 +119,7 @@ def runs(tmp_path_factory):
             code = processes[name].wait(60)
             assert code == expected_exit_code(run_folder(base / name)), processes[name].output()[-3000:]
         assert processes["finished"].child.process.returncode == 1  # its 5 s pings always time out: failures
-        yield {name: run_folder(base / name) for name in processes}
+        return {name: run_folder(base / name) for name in processes}
     finally:
         for process in processes.values():
             process.stop()
