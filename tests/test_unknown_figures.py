@@ -12,9 +12,10 @@ from conftest import STEADY_APP
 from load.agent.server import Agent, AgentConfig
 from load.analysis.summary_table import format_restarts, format_server
 from load.analysis.thresholds import check, parse_thresholds
-from load.probes.redisprobe import LAYER_COLUMNS, NO_LIVE_LIST, PUBSUB, RedisProbe, prefixes_of
+from load.probes.redisprobe import LAYER_COLUMNS, NO_LIVE_LIST, PUBSUB, RedisProbe
 from load.probes.serverlog import COLUMNS as SERVER_COLUMNS
 from load.runfolder.names import NO_SERVER_LOG as WHY
+from load.supervise.stack import prefixes_of
 from load.wire.errors import CONNECT_ERRORS
 from load.wire.pingclient import PingSocket
 from locustrun import expected_exit_code, read_csv, read_json, run_folder

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from load.agent.client import AgentClient, AgentError
 from load.chaos.controller import TargetError, flush_redis
-from load.probes.redisprobe import prefixes_of
 from load.runfolder.names import AGENT_UNREACHABLE, DAPHNE_LOGS, EVENT, SPAWNED, daphne_instance, daphne_log
+from load.supervise.stack import prefixes_of
 
 
 class AgentTarget:

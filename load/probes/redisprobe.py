@@ -69,15 +69,6 @@ def process_prefix(channel_or_key: str) -> str:
     return head.rsplit("specific.", 1)[-1]
 
 
-def prefixes_of(healths: list[dict | None]) -> set[str] | None:
-    """The channel-layer prefixes of the live processes from their /healthz bodies; None
-    when any of them gives none (did not answer, e.g. while it starts, or gives no
-    prefix): a process whose prefix is unknown would make its own members look stale."""
-    if any(not (h or {}).get("layer_prefix") for h in healths):
-        return None
-    return {h["layer_prefix"] for h in healths if h}  # all are, past the return above
-
-
 @dataclass
 class Sample:
     figures: dict[str, float | str] = field(default_factory=dict)  # "" = could not be measured this second

@@ -19,7 +19,6 @@ from typing import Any
 
 from load.config.options import APP_ENVIRONMENT
 from load.config.settings import REPO_ROOT, RESTART_MODES, ConfigError, StackConfig
-from load.probes.redisprobe import prefixes_of
 from load.runfolder.names import (
     ASGI_THREADS_SET,
     EVENT,
@@ -105,6 +104,15 @@ def healthz(port: int, timeout: float = 1.0) -> dict | None:
         return None
     finally:
         conn.close()
+
+
+def prefixes_of(healths: list[dict | None]) -> set[str] | None:
+    """The channel-layer prefixes of the live processes from their /healthz bodies; None
+    when any of them gives none (did not answer, e.g. while it starts, or gives no
+    prefix): a process whose prefix is unknown would make its own members look stale."""
+    if any(not (h or {}).get("layer_prefix") for h in healths):
+        return None
+    return {h["layer_prefix"] for h in healths if h}  # all are, past the return above
 
 
 class Stack:
@@ -248,7 +256,7 @@ class Stack:
 
     def live_prefixes(self) -> set[str] | None:
         """The channel-layer process prefixes of the instances that answer /healthz now;
-        None when they cannot be told (see redisprobe.prefixes_of)."""
+        None when they cannot be told (see prefixes_of)."""
         alive = [i for i in self.instances if i.port and i.child is not None and i.child.alive()]
         if not alive:
             return set()  # every process is down: every member is stale
