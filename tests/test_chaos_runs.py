@@ -242,7 +242,7 @@ def test_a_server_the_suite_did_not_start_still_gives_its_log_and_redis_signals(
     exceptions = read_csv(folder / "exceptions.csv")  # every such line, by second, as the run went
     assert sum(int(r["count"]) for r in exceptions) == summary["server"]["sig_exception"]
     (fm7,) = [f for f in diagnose(load_run(folder)).findings if f.name == "FM-7"]
-    assert fm7.first_s is not None and "1011" in " ".join(fm7.evidence)
+    assert fm7.first_s is not None and fm7.first_s >= 1  # from exceptions.csv, after the first idle 5 s
     rows = read_csv(folder / "timeseries.csv")
     assert max(int(r["redis_clients"] or 0) for r in rows) >= 1  # the probe read the layer's Redis
     assert all(r["stale_members"] == "" for r in rows)  # no live-process list without a stack or agent
