@@ -40,6 +40,13 @@ def test_start_only_options_are_the_ones_that_run_commands_name_files_or_carry_s
     assert not {"ping_rate", "restart_at", "run_label"} & START_ONLY
 
 
+def web_form_options(page: str) -> dict:
+    """The suite's options as Locust's page hands them to its form (templateArgs.extra_options)."""
+    start = page.index('"extra_options":') + len('"extra_options":')
+    options, _end = json.JSONDecoder().raw_decode(page[start:].lstrip())
+    return options
+
+
 def test_the_web_form_cannot_run_a_command_or_move_the_results_but_a_normal_swarm_runs(locust, tmp_path):
     results, marker, planted = tmp_path / "results", tmp_path / "restarted", tmp_path / "pwned"
     port = free_port()
@@ -60,6 +67,10 @@ def test_the_web_form_cannot_run_a_command_or_move_the_results_but_a_normal_swar
     url = f"http://127.0.0.1:{port}"
     page = wait_until(lambda: _get(url + "/"), 30, f"Locust's web UI; output so far:\n{run.output()[-2000:]}")
     assert "ping_rate" in page.text and "restart_cmd" not in page.text and "results_dir" not in page.text
+    options = web_form_options(page.text)
+    assert options["protocol"]["choices"] == ["target", "template"]  # drop-downs for fixed values
+    assert options["restart_mode"]["choices"] == ["graceful", "hard"]
+    assert "error_rate>1%," in options["fail_on"]["help_text"]  # as written, not "%%"
     form = {"user_count": "1", "spawn_rate": "1", "host": f"ws://127.0.0.1:{free_port()}", "restart_at": "1"}
 
     for key, value in [

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from load.config.settings import (
+    LAYERS,
+    PROTOCOLS,
+    RESTART_MODES,
     ChaosPlan,
     ConfigError,
     DaphneOptions,
@@ -63,6 +66,7 @@ class Option:
     example: str = ""  # sweep values, for help and errors
     parse: Callable[[str], Any] | None = None  # text -> value on `python -m load` (default: type(default))
     secret: bool = False  # never written to a run folder, a log or an error message
+    choices: tuple[str, ...] = ()  # fixed values: a drop-down in the web form (checked by the settings)
 
     @property
     def dest(self) -> str:
@@ -136,7 +140,13 @@ OPTIONS: tuple[Option, ...] = (
         "treat a pong timeout as a dead socket: close it and reconnect, as heartbeat clients do",
         form=True,
     ),
-    Option("protocol", "target", "target (the target app's JSON pings) or template (your server)", form=True),
+    Option(
+        "protocol",
+        "target",
+        "target (the target app's JSON pings) or template (your server)",
+        form=True,
+        choices=PROTOCOLS,
+    ),
     Option(
         "ping-template",
         "",
@@ -195,6 +205,7 @@ OPTIONS: tuple[Option, ...] = (
         "stack-layer",
         _LAYER.layer,
         "the channel layer, redis, redis-pubsub or memory",
+        choices=LAYERS,
         group="stack",
         stack="app.layer",
         aliases=("layer",),
@@ -344,6 +355,7 @@ OPTIONS: tuple[Option, ...] = (
         "graceful",
         "graceful (SIGTERM, SIGKILL after --kill-after) or hard (SIGKILL)",
         form=True,
+        choices=RESTART_MODES,
         group="plan",
     ),
     Option(
@@ -516,12 +528,29 @@ def mask_options(values: dict[str, Any]) -> dict[str, Any]:
     return masked
 
 
+class HelpText(str):
+    """A help text that argparse prints as written: it formats help with `%`, so a plain
+    string would need "%%", which Locust's web form would show as it is."""
+
+    def __mod__(self, params: object) -> str:
+        return str(self)
+
+
+class FormChoices(tuple):
+    """An option's fixed values for Locust's web form (it draws a drop-down from an
+    argument's choices) that argparse does not check itself: a wrong value gets the
+    settings' one-line error naming the value and the choices, not argparse's usage dump."""
+
+    def __contains__(self, value: object) -> bool:
+        return True
+
+
 def add_options(parser: Any) -> None:
     """The suite's Locust options (Locust's parser, which takes env_var and include_in_web_ui)."""
     for option in LOCUST_OPTIONS:
         help_text = LOCAL + option.help if option.stack else option.help
         shown = f"{help_text} (default: {option.default})" if option.default != "" else help_text
-        shown = shown.replace("%", "%%")  # argparse formats help with %
+        shown = HelpText(shown)  # the web form shows it as written: no "%%"
         common = {
             "default": option.default,
             "help": shown,
@@ -532,6 +561,8 @@ def add_options(parser: Any) -> None:
             parser.add_argument(option.flag, action="store_true", **common)
             continue
         kind = type(option.default)
+        if option.choices:
+            common["choices"] = FormChoices(option.choices)
         parser.add_argument(
             option.flag, type=kind, metavar=kind.__name__.upper(), is_secret=option.secret, **common
         )
