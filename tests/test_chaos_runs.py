@@ -60,6 +60,8 @@ def test_a_restart_plan_restarts_daphne_under_load_and_records_every_step(locust
     kinds = [e["event"] for e in events]
     assert kinds[0] == "run_start" and kinds[-1] == "run_end"
     assert kinds.count("action_begin") == kinds.count("action_done") == 1
+    output = run.output()  # said as it happened, as Locust logs (the console, the web UI's Logs tab)
+    assert "chaos action restart at 3s begins" in output and "chaos action restart at 3s done in" in output
     exits = [e for e in events if e["event"] == "exited"]
     assert [e["how"] for e in exits] == [how, how]
     steps = [(e["event"], e["instance"]) for e in events if e["event"] in ("restart_begin", "restart_done")]

@@ -261,8 +261,13 @@ class Controller:
         begin = {"ts": time.time(), EVENT: ACTION_BEGIN, **fields}
         self.record(begin)
         self.current = (begin, fields)
+        # As they happen, on the console and in the web UI's Logs tab (as failures below are).
+        logger.info("chaos action %s at %gs begins", action.kind, action.at)
         try:
             end = {EVENT: ACTION_DONE, **fields, "outcome": self._carry_out(action)}
+            logger.info(
+                "chaos action %s at %gs done in %.2f s", action.kind, action.at, time.time() - begin["ts"]
+            )
         except ActionAborted as exc:
             logger.warning("chaos action %s at %gs aborted: %s", action.kind, action.at, exc)
             end = {EVENT: ACTION_ABORTED, **fields, "reason": str(exc)}
