@@ -8,6 +8,7 @@ of the handshake (the cookie as a digest).
 
 import hashlib
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,9 @@ from load.config.handshake import HIDDEN, handshake_from
 from load.config.options import mask_argv, mask_options
 from load.config.settings import ConfigError, LayerOptions, LoadConfig
 from load.runfolder.names import HANDSHAKE_REJECTED, PONGS, UNMATCHED
+from load.runs.scenario import unknown_option
 from load.wire.protocol import OTHER, PONG, Reply, TemplateCodec
-from locustrun import number, read_csv, read_json, run_folder
+from locustrun import REPO, number, read_csv, read_json, run_folder
 
 ORIGIN = "https://chat.example"
 COOKIE = "sessionid=c00kie-s3cret-4711"
@@ -176,9 +178,15 @@ def test_without_origin_every_connect_of_a_run_is_refused_and_the_log_says_origi
 
 def test_a_shared_chat_room_with_origin_headers_cookie_and_user_tokens(chat_stack, locust, tmp_path):
     url = chat_stack.instances[0].ws_url("")
-    extra = ("--origin", ORIGIN, "--cookie", COOKIE, "--subprotocol", "chat.v1")
-    extra += ("--header", "X-Chat-User: staging-bot", "--header", "X-Tenant: acme")
-    extra += ("--header", f"Authorization: {BEARER}")
+    # As a scenario file has them (headers a TOML list); the cookie on the command line.
+    scenario = tmp_path / "chat.toml"
+    scenario.write_text(
+        "[tool.locust]\n"
+        f'origin = "{ORIGIN}"\n'
+        'subprotocol = "chat.v1"\n'
+        f'header = ["X-Chat-User: staging-bot", "X-Tenant: acme", "Authorization: {BEARER}"]\n'
+    )
+    extra = ("--config", str(scenario), "--cookie", COOKIE)
     run = locust(
         *template_args(tmp_path / "results", "--host", url, *extra), "-u", "3", "-r", "3", "-t", "4s"
     )
@@ -214,3 +222,9 @@ def test_a_shared_chat_room_with_origin_headers_cookie_and_user_tokens(chat_stac
     manifest = read_json(folder / "manifest.json")
     assert f"Authorization: {HIDDEN}" in manifest["options"]["header"]
     assert manifest["config"]["handshake"]["cookie"] == HIDDEN
+
+
+def test_the_staging_example_scenario_names_only_known_options():
+    table = tomllib.loads((REPO / "scenarios" / "staging_example.toml").read_text())["tool"]["locust"]
+    assert table["header"] == ["X-Tenant: acme"] and "{user}" in table["ping-template"]
+    assert [key for key in table if unknown_option(key)] == []
