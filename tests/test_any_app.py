@@ -18,7 +18,7 @@ from load.config.options import mask_argv, mask_options
 from load.config.settings import ConfigError, LayerOptions, LoadConfig
 from load.runfolder.names import HANDSHAKE_REJECTED, PONGS, UNMATCHED
 from load.runs.scenario import unknown_option
-from load.wire.protocol import OTHER, PONG, Reply, TemplateCodec
+from load.wire.protocol import OTHER, PONG, Reply, TemplateCodec, matching_warnings
 from locustrun import REPO, number, read_csv, read_json, run_folder
 
 ORIGIN = "https://chat.example"
@@ -59,8 +59,11 @@ def test_a_json_field_holds_the_seq_as_a_number_or_in_a_string():
     assert nested.decode('{"data": 4}').kind == OTHER
 
 
-def test_without_a_field_any_frame_answers_the_oldest_ping():
+def test_without_a_field_any_frame_answers_the_oldest_ping_and_the_start_says_so():
     assert TemplateCodec("ping {seq}").decode("anything") == Reply(PONG, None)
+    assert "in order" in matching_warnings("ping {seq}", "")[0]
+    assert "{user}" in matching_warnings('{"id": {seq}}', "id")[0]
+    assert matching_warnings(TEMPLATE, "") == matching_warnings(TEMPLATE, "text") == []
 
 
 def test_with_user_only_own_messages_match_in_a_shared_room():

@@ -543,6 +543,8 @@ def mask_options(values: dict[str, Any]) -> dict[str, Any]:
             masked[key] = HIDDEN
         elif key == "header" and isinstance(value, list):
             masked[key] = [mask_header(str(line)) for line in value]
+        elif key == "header" and isinstance(value, str):  # as a form posts it
+            masked[key] = mask_header(value)
         else:
             masked[key] = mask_text(value) if isinstance(value, str) else value
     return masked

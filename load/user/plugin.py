@@ -74,6 +74,7 @@ from load.supervise.stack import Stack
 from load.user.recorder import RunRecorder, ServerSide, until_next_second
 from load.user.webform import guard_web_form
 from load.wire.errors import handshake_hint
+from load.wire.protocol import matching_warnings
 
 logger = logging.getLogger("load")
 
@@ -332,6 +333,9 @@ class SuitePlugin:
         if self.is_worker:
             self.sampler = gevent.spawn(self._sample_forever)
             return
+        if run.config.protocol == "template":
+            for warning in matching_warnings(run.config.ping_template, run.config.pong_field):
+                logger.warning(warning)
         run_id = self.first_run_id or new_run_id(Path(self.options.results_dir), label=self.options.run_label)
         self.first_run_id = ""
         run_dir = Path(run.config.results_dir) / run_id

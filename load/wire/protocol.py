@@ -109,3 +109,19 @@ class TemplateCodec:
             numbers = re.findall(r"\d+", value)
             return int(numbers[-1]) if numbers else None
         return None
+
+
+def matching_warnings(template: str, pong_field: str) -> list[str]:
+    """What a template cannot tell apart, said once at start (README, "Matching replies")."""
+    if "{user}" in template:
+        return []
+    if not pong_field:
+        return [
+            "template mode with an empty --pong-field matches replies in order: any frame the server "
+            "sends answers the oldest ping, another room member's message too; put {user} in --ping-template "
+            "so only frames holding this user's token count"
+        ]
+    return [
+        "--ping-template has no {user}: where the server fans out (a shared room) another member's "
+        f"reply with the same {pong_field} is taken for this user's; put {{user}} in the template"
+    ]
