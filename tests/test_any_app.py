@@ -156,6 +156,12 @@ def test_without_origin_a_headless_run_stops_before_it_starts_and_names_the_orig
     assert "HTTP 403" in run.output() and "--origin" in run.output()
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
     assert [seen["origin"] for seen in handshakes_seen(chat_stack)] == []  # refused before the consumer
+    # A server that picks none of the subprotocols offered (the target app's ping consumer).
+    run = locust(
+        "--headless", "--host", url, "-u", "1", "-t", "2s", "--subprotocol", "chat.v1", name="subprotocol"
+    )
+    assert run.wait(60) == 2, run.output()[-3000:]
+    assert "the server chose none of the subprotocols offered (--subprotocol chat.v1)" in run.output()
 
 
 def test_without_origin_every_connect_of_a_run_is_refused_and_the_log_says_origin(

@@ -170,7 +170,10 @@ def refused_handshake(config: LoadConfig) -> str | None:
                 hint = handshake_hint(exc.status_code)
                 return f"--host {target}: the websocket handshake to {url} got HTTP {exc.status_code}; {hint}"
             except (websocket.WebSocketException, OSError) as exc:
-                return f"--host {target}: the websocket handshake to {url} failed ({exc or type(exc).__name__}); check the URL and --paths"
+                hint = "check the URL and --paths"
+                if kwargs.get("subprotocols") and "Invalid WebSocket Header" in str(exc):
+                    hint = f"the server chose none of the subprotocols offered (--subprotocol {','.join(kwargs['subprotocols'])})"
+                return f"--host {target}: the websocket handshake to {url} failed ({exc or type(exc).__name__}); {hint}"
     return None
 
 
