@@ -10,6 +10,7 @@
 | REDIS_SOCKET_TIMEOUT | unset | unset = redis-py's default (5 s: FM-7); `none` = no timeout (its fix); a number = seconds (not applicable to channels_redis 2 on aioredis: see compat.py) |
 | DATABASE_PATH | <tmp>/target_app.sqlite3 | the SQLite file of the /ws/ping/db/ endpoint |
 | TARGET_INSTANCE | the pid | a name this process reports in pongs and /healthz |
+| ALLOWED_HOSTS | * | comma-separated; /ws/chat/ accepts only an Origin naming one of them (AllowedHostsOriginValidator) |
 """
 
 import os
@@ -20,7 +21,7 @@ from target_app.envconfig import channel_layers_from_env
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "target-app-is-a-test-server-not-a-secret")
 DEBUG = False
-ALLOWED_HOSTS = ["*"]
+ALLOWED_HOSTS = [host.strip() for host in os.environ.get("ALLOWED_HOSTS", "*").split(",") if host.strip()]
 
 INSTALLED_APPS = ["channels", "target_app"]
 MIDDLEWARE: list[str] = []

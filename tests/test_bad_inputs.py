@@ -46,12 +46,24 @@ ROWS = [
     (LOCUST, ["--host", NO_SERVER, "--protocol", "template"], "--ping-template '': template mode needs"),
     (LOCUST, ["--host", NO_SERVER, "--fail-on", "garbage"], "--fail-on 'garbage': write METRIC"),
     (LOCUST, [], "--host '': give --host ws://HOST:PORT"),
+    # the handshake: a malformed header is not echoed (it may hold a token)
+    (
+        LOCUST,
+        ["--host", NO_SERVER, "--header", "Authorization Bearer s3cret"],
+        "--header '<hidden>': give 'Name: value'",
+    ),
+    (
+        LOCUST,
+        ["--host", NO_SERVER, "--header", "Origin: https://a.example"],
+        "--header 'Origin: https://a.example': give Origin with --origin",
+    ),
+    (LOCUST, ["--host", NO_SERVER, "--origin", "a.example"], "--origin 'a.example': give scheme and host"),
     # the servers: nothing listening, or a handshake refused
     (LOCUST, ["--host", NO_SERVER], "--host ws://127.0.0.1:9: nothing accepts connections at 127.0.0.1:9"),
     (
         LOCUST,
         ["--host", "{forbidden}"],
-        "--host {forbidden}: the websocket handshake to {forbidden}/ws/ping/ got HTTP 403; the server may check the Origin, or want a header or cookie",
+        "--host {forbidden}: the websocket handshake to {forbidden}/ws/ping/ got HTTP 403; the server may check the Origin (give --origin",
     ),
     (
         LOCUST,

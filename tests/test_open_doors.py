@@ -36,8 +36,10 @@ def test_start_only_options_are_the_ones_that_run_commands_name_files_or_carry_s
         "agent_url",
         "agent_token",
         "redis_probe_url",
+        "header",  # may carry credentials; Locust's form sends every field's value to the browser
+        "cookie",
     } <= START_ONLY
-    assert not {"ping_rate", "restart_at", "run_label"} & START_ONLY
+    assert not {"ping_rate", "restart_at", "run_label", "origin", "subprotocol", "ping_template"} & START_ONLY
 
 
 def web_form_options(page: str) -> dict:
@@ -71,6 +73,7 @@ def test_the_web_form_cannot_run_a_command_or_move_the_results_but_a_normal_swar
     assert options["protocol"]["choices"] == ["target", "template"]  # drop-downs for fixed values
     assert options["restart_mode"]["choices"] == ["graceful", "hard"]
     assert "error_rate>1%," in options["fail_on"]["help_text"]  # as written, not "%%"
+    assert '"origin"' in page.text and '"cookie"' not in page.text and '"header"' not in page.text
     form = {"user_count": "1", "spawn_rate": "1", "host": f"ws://127.0.0.1:{free_port()}", "restart_at": "1"}
 
     for key, value in [
@@ -78,6 +81,8 @@ def test_the_web_form_cannot_run_a_command_or_move_the_results_but_a_normal_swar
         ("results_dir", str(tmp_path / "elsewhere")),
         ("server_log_cmd", f"touch {planted}"),
         ("agent_token", "stolen-token-123456"),
+        ("cookie", "sessionid=stolen-cookie"),
+        ("header", "Authorization: Bearer stolen-bearer"),
         ("html_file", str(planted)),
     ]:  # Locust's own options the form does not show, too
         reply = requests.post(url + "/swarm", data={**form, key: value}, timeout=10)
@@ -101,6 +106,7 @@ def test_the_web_form_cannot_run_a_command_or_move_the_results_but_a_normal_swar
     requests.get(url + "/stop", timeout=10)
     assert not planted.exists() and not (tmp_path / "elsewhere").exists()
     assert "web UI: refused a swarm request: restart_cmd=" in run.output()
+    assert "stolen" not in run.output()
     logs = requests.get(url + "/logs", timeout=10).json()["master"]
     assert any(
         f"restart_cmd='touch {marker}'" in line and "results_dir=" in line for line in logs

@@ -52,6 +52,7 @@ from load.runfolder.names import (
     SIGNATURE_LABELS,
     STALE_MEMBERS_AFTER,
     STALE_MEMBERS_BEFORE,
+    UNMATCHED,
     UNTIL_NEXT_RESTART,
     endpoint_of,
     per_endpoint,
@@ -205,7 +206,8 @@ def format_summary(summary: dict) -> str:
     lines.append(
         f"\nconnects {total[CONNECTS]} ({total[CONNECT_OK]} ok), in flight at the end {total[IN_FLIGHT]}, "
         f"room broadcasts {_deliveries(total)}, "
-        f"late sends {total[LATE_SENDS]}; latency is from each ping's due time, in ms"
+        + (f"frames that answered no ping {total[UNMATCHED]}, " if total.get(UNMATCHED) else "")
+        + f"late sends {total[LATE_SENDS]}; latency is from each ping's due time, in ms"
     )
     if summary.get(RESTARTS):
         lines += ["", format_restarts(summary[RESTARTS])]

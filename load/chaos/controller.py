@@ -258,7 +258,8 @@ class Controller:
         if action.kind == ASGI_THREADS:
             fields["threads"] = action.value
             self.phases.append((time.time(), phase_name(action.value)))
-        begin = {"ts": time.time(), EVENT: ACTION_BEGIN, **fields}
+        began = time.time()
+        begin = {"ts": began, EVENT: ACTION_BEGIN, **fields}
         self.record(begin)
         self.current = (begin, fields)
         # As they happen, on the console and in the web UI's Logs tab (as failures below are).

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from load.config.handshake import HIDDEN, handshake_from, mask_header
 from load.config.settings import (
     LAYERS,
     PROTOCOLS,
@@ -67,6 +68,7 @@ class Option:
     parse: Callable[[str], Any] | None = None  # text -> value on `python -m load` (default: type(default))
     secret: bool = False  # never written to a run folder, a log or an error message
     choices: tuple[str, ...] = ()  # fixed values: a drop-down in the web form (checked by the settings)
+    repeat: bool = False  # given once per value (--header A --header B): a list; a TOML list in a scenario
 
     @property
     def dest(self) -> str:
@@ -159,6 +161,22 @@ OPTIONS: tuple[Option, ...] = (
         "template mode: JSON field of the reply that holds the seq (empty: replies match pings in order)",
         form=True,
     ),
+    # the handshake, for servers that check it (load.config.handshake)
+    Option(
+        "origin",
+        "",
+        "the handshake's Origin, e.g. https://staging.example.com (Django's AllowedHostsOriginValidator refuses others with 403)",
+        form=True,
+    ),
+    Option("subprotocol", "", "websocket subprotocol(s) to offer, comma-separated, e.g. chat.v1", form=True),
+    # Start-only: headers and cookies carry credentials, and Locust's form sends every field's value to the browser.
+    Option(
+        "header",
+        [],
+        "a handshake header 'Name: value', repeatable (credential headers' values are never written or logged)",
+        repeat=True,
+    ),
+    Option("cookie", "", "the handshake's Cookie header, e.g. 'sessionid=...; csrftoken=...'", secret=True),
     Option(
         "seed",
         0,
@@ -443,7 +461,6 @@ OPTIONS: tuple[Option, ...] = (
         group="remote",
     ),
 )
-HIDDEN = "<hidden>"
 # user:password@ in a URL (a Redis URL with a password, say) is hidden the same way
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)[^/@\s]+@")
 
@@ -493,16 +510,20 @@ def mask_argv(argv: list[str]) -> list[str]:
     prefix (`--agent-tok X`), so those are hidden too.
     """
     masked: list[str] = []
-    hide_next = False
+    hide_next = header_next = False
     for arg in map(str, argv):
-        if hide_next:
-            masked.append(HIDDEN)
-            hide_next = False
+        if hide_next or header_next:
+            masked.append(HIDDEN if hide_next else mask_header(arg))
+            hide_next = header_next = False
             continue
-        name, equals, _value = arg.partition("=")
+        name, equals, value = arg.partition("=")
         if _is_secret_option(name):
             masked.append(f"{name}={HIDDEN}" if equals else name)
             hide_next = not equals
+            continue
+        if _is_header_option(name):  # a credential header's value, as --header's
+            masked.append(f"{name}={mask_header(value)}" if equals else name)
+            header_next = not equals
             continue
         masked.append(mask_text(arg))
     return masked
@@ -517,12 +538,25 @@ def _is_secret_option(name: str) -> bool:
     )
 
 
+def _is_header_option(name: str) -> bool:
+    return (
+        len(name) > 3
+        and "--header".startswith(name)
+        and not any(o.flag.startswith(name) for o in OPTIONS if o.name != "header")
+    )
+
+
 def mask_options(values: dict[str, Any]) -> dict[str, Any]:
-    """Option values (argparse names) with secrets `<hidden>` (when set) and URL passwords hidden."""
+    """Option values (argparse names) with secrets `<hidden>` (when set), credential headers'
+    values and URL passwords hidden."""
     masked: dict[str, Any] = {}
     for key, value in values.items():
         if key in SECRETS and value:
             masked[key] = HIDDEN
+        elif key == "header" and isinstance(value, list):
+            masked[key] = [mask_header(str(line)) for line in value]
+        elif key == "header" and isinstance(value, str):  # as a form posts it
+            masked[key] = mask_header(value)
         else:
             masked[key] = mask_text(value) if isinstance(value, str) else value
     return masked
@@ -559,6 +593,10 @@ def add_options(parser: Any) -> None:
         }
         if isinstance(option.default, bool):  # a checkbox in the web UI, a flag on the command line
             parser.add_argument(option.flag, action="store_true", **common)
+            continue
+        if option.repeat:  # configargparse turns a TOML list or LOCUST_X='["a", "b"]' into repeats
+            common["help"] = option.help
+            parser.add_argument(option.flag, action="append", metavar="TEXT", **common)
             continue
         kind = type(option.default)
         if option.choices:
@@ -708,6 +746,7 @@ def config_from_options(options: Any, host: str | None) -> LoadConfig:
         protocol=options.protocol,
         ping_template=options.ping_template,
         pong_field=options.pong_field,
+        handshake=handshake_from(options.header, options.origin, options.cookie, options.subprotocol),
         run_label=options.run_label,
         results_dir=Path(options.results_dir),
     ).validate()

@@ -6,9 +6,13 @@ the CLI prints that line and exits with code 2.
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
+
+if TYPE_CHECKING:  # load.config.handshake imports ConfigError from here
+    from load.config.handshake import Handshake
 
 # The checkout (or installed tree) holding locustfile.py and target_app/.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -307,8 +311,15 @@ class LoadConfig:
     protocol: str = "target"
     ping_template: str = ""
     pong_field: str = ""
+    handshake: "Handshake | None" = None  # headers, origin, cookie, subprotocols (None: none)
     run_label: str = ""
     results_dir: Path = Path("results")
+
+    def public(self) -> dict[str, Any]:
+        """For manifest.json: the handshake's credentials hidden."""
+        values = asdict(self)
+        values["handshake"] = self.handshake.masked() if self.handshake else None
+        return values
 
     def validate(self) -> "LoadConfig":
         if not self.targets:

@@ -28,6 +28,7 @@ from load.runfolder.names import (
     PINGS,
     PONGS,
     SENT,
+    UNMATCHED,
 )
 from load.wire.errors import PONG, close_column
 
@@ -197,6 +198,11 @@ class Timeline:
         """A broadcast frame received; whether it was owed, lost or duplicated is settled at the end."""
         self._at(ts, path).counts[BROADCASTS] += 1
         self.totals[BROADCASTS] += 1
+
+    def unmatched(self, path: str, ts: float) -> None:
+        """A frame that answered no pending ping (and is no broadcast, welcome or error)."""
+        self._at(ts, path).counts[UNMATCHED] += 1
+        self.totals[UNMATCHED] += 1
 
     def sample_gauges(self, ts: float) -> None:
         second = int(ts)

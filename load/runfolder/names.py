@@ -89,6 +89,9 @@ CONNECT_OK = "connect_ok"
 CLOSES = "closes"
 CLIENT_CLOSES = "client_closes"
 BROADCASTS = "broadcasts"  # broadcast frames received (every copy), in the second they arrived
+# Frames that answer no pending ping and are no broadcast, welcome or error: another
+# user's message in a shared room, a late pong whose ping already failed, a server's chatter.
+UNMATCHED = "unmatched"
 LATE_SENDS = "late_sends"
 FRESH_SOCKET_PONGS = "fresh_socket_pongs"
 COUNT_COLUMNS = (
@@ -105,6 +108,7 @@ COUNT_COLUMNS = (
     *CLOSE_COLUMNS,
     CLIENT_CLOSES,
     BROADCASTS,
+    UNMATCHED,
     LATE_SENDS,
     FRESH_SOCKET_PONGS,
 )

@@ -73,6 +73,8 @@ from load.supervise.redisserver import StackError
 from load.supervise.stack import Stack
 from load.user.recorder import RunRecorder, ServerSide, until_next_second
 from load.user.webform import guard_web_form
+from load.wire.errors import handshake_hint
+from load.wire.protocol import matching_warnings
 
 logger = logging.getLogger("load")
 
@@ -152,29 +154,26 @@ def checked_hooks(options) -> None:
         raise ConfigError("hook_timeout", options.hook_timeout, "seconds a --restart-cmd may take, above 0")
 
 
-HANDSHAKE_HINTS = {
-    403: "the server may check the Origin, or want a header or cookie",
-    401: "the server wants credentials (a header, cookie or token in the URL)",
-    404: "the server has no websocket at that path; check --paths",
-}
-
-
 def refused_handshake(config: LoadConfig) -> str | None:
     """The first (target, path) whose websocket handshake fails, as a message; None when all open.
 
     A TCP check passes a server that answers the upgrade with 403 (an origin check), and
     every user would then fail for the whole run.
     """
+    kwargs = config.handshake.connect_kwargs() if config.handshake else {}
     for target in config.targets:
         for path, _weight in config.paths:
             url = target + path
             try:
-                websocket.create_connection(url, timeout=min(config.connect_timeout, 5)).close()
+                websocket.create_connection(url, timeout=min(config.connect_timeout, 5), **kwargs).close()
             except websocket.WebSocketBadStatusException as exc:
-                hint = HANDSHAKE_HINTS.get(exc.status_code, "check the URL and --paths")
+                hint = handshake_hint(exc.status_code)
                 return f"--host {target}: the websocket handshake to {url} got HTTP {exc.status_code}; {hint}"
             except (websocket.WebSocketException, OSError) as exc:
-                return f"--host {target}: the websocket handshake to {url} failed ({exc or type(exc).__name__}); check the URL and --paths"
+                hint = "check the URL and --paths"
+                if kwargs.get("subprotocols") and "Invalid WebSocket Header" in str(exc):
+                    hint = f"the server chose none of the subprotocols offered (--subprotocol {','.join(kwargs['subprotocols'])})"
+                return f"--host {target}: the websocket handshake to {url} failed ({exc or type(exc).__name__}); {hint}"
     return None
 
 
@@ -337,6 +336,9 @@ class SuitePlugin:
         if self.is_worker:
             self.sampler = gevent.spawn(self._sample_forever)
             return
+        if run.config.protocol == "template":
+            for warning in matching_warnings(run.config.ping_template, run.config.pong_field):
+                logger.warning(warning)
         run_id = self.first_run_id or new_run_id(Path(self.options.results_dir), label=self.options.run_label)
         self.first_run_id = ""
         run_dir = Path(run.config.results_dir) / run_id
@@ -363,7 +365,7 @@ class SuitePlugin:
             run_dir,
             mask_argv(sys.argv),
             mask_options(vars(self.options)),
-            asdict(run.config),
+            run.config.public(),
             stack_info,
             server.redis_url,
             REPO_ROOT,

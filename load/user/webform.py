@@ -52,7 +52,7 @@ def changes(start: Any, text: str) -> bool:
 
 def refusal(key: str, text: str) -> str:
     """One line: which option, and where it can be set instead."""
-    shown = "<hidden>" if key in SECRETS else repr(text)
+    shown = "<hidden>" if key in SECRETS else repr(mask_options({key: text})[key])
     where = "on the command line, in an environment variable or a config file"
     if key in START_ONLY:
         where = (

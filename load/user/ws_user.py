@@ -18,7 +18,9 @@ exit code but stay out of its percentiles, as they stay out of ours.
 """
 
 import itertools
+import logging
 import random
+import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,9 +37,14 @@ from load.measure.timeline import Timeline, timeline_for
 from load.runfolder.names import CONNECT_OK
 from load.wire import errors
 from load.wire.errors import WsFailure
-from load.wire.protocol import BROADCAST, ERROR, PONG, WELCOME, TargetAppCodec, TemplateCodec
+from load.wire.protocol import BROADCAST, ERROR, OTHER, PONG, WELCOME, TargetAppCodec, TemplateCodec
 
 _user_numbers = itertools.count()
+# Template mode's {user}: this process's tag and the user's number, unique across the
+# workers of a distributed run (each numbers its users from 0).
+_PROCESS_TAG = secrets.token_hex(3)
+logger = logging.getLogger("load")
+_hinted: set[tuple[str, str]] = set()  # (path, refusal) already explained in the log
 
 
 @dataclass
@@ -46,9 +53,13 @@ class Pending:
     sent: float
 
 
-def codec_for(config: LoadConfig, path: str):
+def user_token(number: int) -> str:
+    return f"u{_PROCESS_TAG}-{number}"
+
+
+def codec_for(config: LoadConfig, path: str, number: int = 0):
     if config.protocol == "template":
-        return TemplateCodec(config.ping_template, config.pong_field)
+        return TemplateCodec(config.ping_template, config.pong_field, user_token(number))
     knobs = {"sleep_ms": config.sleep_ms, "work_ms": config.work_ms, "payload_bytes": config.payload_bytes}
     knobs.update(path_knobs(path))  # this path's own knobs win
     return TargetAppCodec(knobs["sleep_ms"], knobs["work_ms"], int(knobs["payload_bytes"]))
@@ -72,7 +83,8 @@ class WebSocketSession:
         # With a seed, user N keeps the same phase, jitter and backoff in every run (sweeps compare like with like).
         self.rng = random.Random(f"{config.seed}-{number}") if config.seed else random.Random()
         self.fresh_socket = False  # no pong yet on the current socket
-        self.codec = codec_for(config, path)
+        self.codec = codec_for(config, path, number)
+        self.handshake = config.handshake.connect_kwargs() if config.handshake else {}
         self.ws: websocket.WebSocket | None = None
         self.abandoned: websocket.WebSocket | None = None  # a socket we closed ourselves
         self.pending: OrderedDict[int, Pending] = OrderedDict()
@@ -125,12 +137,13 @@ class WebSocketSession:
         name = f"connect {self.path}"
         try:
             ws = websocket.create_connection(
-                self.url, timeout=self.config.connect_timeout, enable_multithread=True
+                self.url, timeout=self.config.connect_timeout, enable_multithread=True, **self.handshake
             )
         except (OSError, websocket.WebSocketException) as exc:
             failure = errors.classify_connect_error(exc)
             self.timeline.connect(self.path, time.time(), failure.kind)
             self._report(name, None, failure)
+            self._explain(exc, failure)
             return None
         # create_connection's timeout would stay on every later recv(): idle sockets would
         # raise false timeouts. Pong timeouts are ours to track.
@@ -142,6 +155,23 @@ class WebSocketSession:
         self.ws = ws
         self._report(name, (time.time() - started) * 1000)
         return ws
+
+    def _explain(self, exc: BaseException, failure: WsFailure) -> None:
+        """Once per path and refusal: what a refused handshake suggests the server wants
+        (a run against an origin check would otherwise fail for its whole length unexplained)."""
+        if (
+            not isinstance(exc, websocket.WebSocketBadStatusException)
+            or (self.path, failure.detail) in _hinted
+        ):
+            return
+        _hinted.add((self.path, failure.detail))
+        logger.warning(
+            "connect %s: %s %s; %s",
+            self.path,
+            failure.kind,
+            failure.detail,
+            errors.handshake_hint(exc.status_code),
+        )
 
     def _read_until_closed(self, ws: websocket.WebSocket) -> None:
         code = errors.NO_CLOSE_FRAME
@@ -193,7 +223,9 @@ class WebSocketSession:
         if reply.kind == PONG:
             seq = reply.seq if reply.seq is not None else next(iter(self.pending), None)
             pending = self.pending.pop(seq, None) if seq is not None else None
-            if pending is not None:
+            if pending is None:  # a late pong (its ping already failed), or one for no ping of ours
+                self.timeline.unmatched(self.path, now)
+            else:
                 latency, service = (now - pending.due) * 1000, (now - pending.sent) * 1000
                 self.timeline.ping_done(self.path, pending.due, errors.PONG, latency, service)
                 if self.fresh_socket:  # service is back for this user: what recovery time measures
@@ -215,6 +247,8 @@ class WebSocketSession:
             self.timeline.broadcast(self.path, now)
             if life is not None and reply.seq is not None:
                 deliveries.broadcast(life, reply.sender, reply.seq, now)
+        elif reply.kind == OTHER:
+            self.timeline.unmatched(self.path, now)
 
     def _fail(self, seq: int, failure: WsFailure) -> None:
         pending = self.pending.pop(seq)

@@ -41,6 +41,7 @@ __all__ = [
     "WsFailure",
     "classify_connect_error",
     "close_column",
+    "handshake_hint",
 ]
 
 PONG = "pong"  # a ping's outcome when answered; counted in the column PONGS
@@ -70,3 +71,16 @@ def classify_connect_error(exc: BaseException) -> WsFailure:
         return WsFailure(CONNECT_REFUSED)
     # Reset or closed mid-handshake: the server took the TCP connection but never upgraded it.
     return WsFailure(HANDSHAKE_REJECTED, type(exc).__name__)
+
+
+HANDSHAKE_HINTS = {
+    403: "the server may check the Origin (give --origin https://your.site, as a browser would send it), "
+    "or want a header or cookie (--header 'Name: value', --cookie)",
+    401: "the server wants credentials (--cookie, --header 'Authorization: ...', or a token in the URL)",
+    404: "the server has no websocket at that path; check --paths",
+}
+
+
+def handshake_hint(status: int) -> str:
+    """What a refused handshake's HTTP status suggests the server wants."""
+    return HANDSHAKE_HINTS.get(status, "check the URL and --paths")

@@ -24,6 +24,7 @@ ROUTES = (
     "/ws/ping/db/",
     "/ws/ping/layer/",
     "/ws/room/<name>/",
+    "/ws/chat/<room>/",
 )
 
 
