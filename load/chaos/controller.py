@@ -266,9 +266,7 @@ class Controller:
         logger.info("chaos action %s at %gs begins", action.kind, action.at)
         try:
             end = {EVENT: ACTION_DONE, **fields, "outcome": self._carry_out(action)}
-            logger.info(
-                "chaos action %s at %gs done in %.2f s", action.kind, action.at, time.time() - begin["ts"]
-            )
+            logger.info("chaos action %s at %gs done in %.2f s", action.kind, action.at, time.time() - began)
         except ActionAborted as exc:
             logger.warning("chaos action %s at %gs aborted: %s", action.kind, action.at, exc)
             end = {EVENT: ACTION_ABORTED, **fields, "reason": str(exc)}
