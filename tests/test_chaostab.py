@@ -229,6 +229,7 @@ def test_in_chromium_the_tab_updates_each_second_and_a_restart_pressed_shows_wit
         def last_second() -> int:
             return int(page.get_attribute("#chaos-root", "data-last-second") or 0)
 
+        wait_until(lambda: updates() >= 1, 5, "the tab's first drawing")
         first, seen = last_second(), updates()
         wait_until(lambda: last_second() >= first + 2, 5, "the chart to move on by 2 seconds")
         assert updates() - seen >= 2, "the tab did not redraw each second"
@@ -245,7 +246,7 @@ def test_in_chromium_the_tab_updates_each_second_and_a_restart_pressed_shows_wit
             return sum(r["errors"] + r["connect_refused"] for r in body["rows"] + body["provisional"])
 
         begun = events_by_hand(folder)[0]["ts"]
-        wait_until(lambda: errors_after(begun) > 0, 4, "the error spike of the restart")
+        wait_until(lambda: errors_after(begun) > 0, 3, "the error spike of the restart")
         spike_s = time.monotonic() - pressed
         wait_until(
             lambda: any(e["event"] == ACTION_DONE for e in events_by_hand(folder)), 15, "the restart to end"
@@ -259,9 +260,12 @@ def test_in_chromium_the_tab_updates_each_second_and_a_restart_pressed_shows_wit
         wait_until(
             lambda: len([e for e in events_by_hand(folder) if e["event"] == ACTION_DONE]) == 2, 15, "threads"
         )
-        page.wait_for_selector(
-            "svg .chaos-phase", state="attached", timeout=10000
-        )  # the asgi_threads=2 phase, shaded
+        # the asgi_threads=2 phase, shaded
+        page.wait_for_selector("svg .chaos-phase", state="attached", timeout=10000)
+        alone = browser.new_page()  # the same tab, alone at /chaos/
+        alone.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        alone.goto(url + "/chaos/")
+        alone.wait_for_selector("#chaos-root[data-updates] svg .chaos-marker", state="attached", timeout=5000)
         assert problems == [], problems
         browser.close()
 
@@ -269,7 +273,7 @@ def test_in_chromium_the_tab_updates_each_second_and_a_restart_pressed_shows_wit
     wait_until(lambda: (folder / "summary.json").is_file(), 30, "the run to be written")
     body = requests.get(url + "/chaos/series?since=0", timeout=10).json()
     csv_rows = read_csv(folder / "timeseries.csv")
-    assert len(body["rows"]) == len(csv_rows) > 5
+    assert len(body["rows"]) == len(csv_rows) > 2
     for csv_row, row in zip(csv_rows, body["rows"], strict=True):
         assert same_numbers(csv_row, row, TIMESERIES_COLUMNS) == [], row["epoch_s"]
     summary = json.loads((folder / "summary.json").read_text())

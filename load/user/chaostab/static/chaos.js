@@ -51,8 +51,10 @@
     });
     root.appendChild(el("h4", {}, "findings so far"));
     root.appendChild(el("ul", { class: "findings", "data-chaos": "findings" }));
-    root.appendChild(el("h4", {}, "events"));
-    root.appendChild(el("div", { class: "events", "data-chaos": "events" }));
+    if (!state.inLocustTab) { // there, Locust's own table below lists the events
+      root.appendChild(el("h4", {}, "events"));
+      root.appendChild(el("div", { class: "events", "data-chaos": "events" }));
+    }
     state.root = root;
     state.layout.modes.forEach(function (m) { mode.appendChild(el("option", { value: m }, m)); });
   }
@@ -122,6 +124,7 @@
 
   function showEvents() {
     var box = state.root.querySelector("[data-chaos=events]");
+    if (!box) return;
     var skip = { ts: 1, t_s: 1, event: 1, instance: 1, generation: 1, log: 1, outcome: 1 };
     box.textContent = state.events.slice().reverse().map(function (e) {
       var details = Object.keys(e).filter(function (k) { return !skip[k]; })
@@ -274,6 +277,7 @@
 
   // Inside Locust's page: our panel sits above Locust's events table while its Chaos tab is selected.
   function mountInLocustTab() {
+    state.inLocustTab = true;
     var root = el("div", { id: "chaos-root" });
     root.style.display = "none";
     var link = el("link", { rel: "stylesheet", href: base + "static/chaos.css" });
