@@ -287,3 +287,26 @@ def _get(url: str) -> requests.Response | None:
     except requests.ConnectionError:
         return None
     return reply if reply.ok else None
+
+
+def test_a_plan_action_that_comes_due_during_an_action_by_hand_waits_for_it():
+    events: list[dict] = []
+    target = SlowTarget()
+    controller = Controller(ChaosPlan(restart_at=(0,)), target, events.append, started=time.time())
+    by_hand = threading.Thread(
+        target=controller.run_claimed, args=(controller.by_hand("restart", BY_WEB_UI),)
+    )
+    by_hand.start()
+    wait_until(lambda: target.restarts, 5, "the restart by hand to begin")
+
+    def sleep(seconds: float) -> None:  # the plan waits: let the action by hand end
+        target.release.set()
+        by_hand.join(10)
+
+    controller.run(sleep)
+    assert [(e["event"], e.get(BY)) for e in events] == [
+        (ACTION_BEGIN, BY_WEB_UI),
+        (ACTION_DONE, BY_WEB_UI),
+        (ACTION_BEGIN, None),
+        (ACTION_DONE, None),
+    ]
