@@ -223,16 +223,17 @@ def test_in_chromium_the_tab_updates_each_second_and_a_restart_pressed_shows_wit
         page.get_by_role("tab", name="Chaos").click()
         page.wait_for_selector("#chaos-root [data-chaos=restart]:not([disabled])", timeout=15000)
 
-        def updates() -> int:
+        def updates() -> int:  # drawings so far
             return int(page.get_attribute("#chaos-root", "data-updates") or 0)
 
         def last_second() -> int:
             return int(page.get_attribute("#chaos-root", "data-last-second") or 0)
 
         wait_until(lambda: updates() >= 1, 5, "the tab's first drawing")
-        first, seen = last_second(), updates()
-        wait_until(lambda: last_second() >= first + 2, 5, "the chart to move on by 2 seconds")
-        assert updates() - seen >= 2, "the tab did not redraw each second"
+        drawn: set[int] = set()  # the last second on the chart, as each poll finds it
+        began = time.monotonic()
+        wait_until(lambda: drawn.add(last_second()) or len(drawn) >= 4, 6, "the chart to show 3 more seconds")
+        assert time.monotonic() - began < 4.5, f"the chart did not move on each second: {sorted(drawn)}"
 
         folder = next(results.iterdir())
         page.click("[data-chaos=restart]")
