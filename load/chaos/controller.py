@@ -31,17 +31,24 @@ from load.runfolder.names import (
     ACTION_FAILED,
     ASGI_THREADS,
     AT_S,
+    BY,
     EVENT,
+    MODE,
     REDIS_FLUSH,
     REDIS_RESTART,
     RESTART,
     RUN_PHASE,
+    WHICH,
     hook_log,
 )
 from load.supervise.procs import Child, stop_all
 
 logger = logging.getLogger("load.chaos.controller")
 
+NOTHING_TO_ACT_ON = (
+    "no target is controllable: Locust was started without --stack local, --agent-url or --restart-cmd"
+)
+NO_THREADS_BY_HOOK = "shell hooks cannot set ASGI_THREADS; use the local stack or an agent"
 HOOK_GRACE = 2.0  # seconds from SIGTERM to SIGKILL when a hook's process group is stopped
 
 Record = Callable[[dict], None]
@@ -53,6 +60,10 @@ class TargetError(RuntimeError):
 
 class ActionAborted(TargetError):
     """The run ended while the action was under way, and the action was stopped unfinished."""
+
+
+class Refused(RuntimeError):
+    """An action asked for by hand (the web UI's buttons) that does not start, and why."""
 
 
 class Target(Protocol):
@@ -169,7 +180,7 @@ class HookTarget:
             _stop_group(self.running)
 
     def set_asgi_threads(self, threads: int | None) -> None:
-        raise TargetError("shell hooks cannot set ASGI_THREADS; use the local stack or an agent")
+        raise TargetError(NO_THREADS_BY_HOOK)
 
     def restart_redis(self) -> dict:
         raise TargetError("shell hooks cannot restart Redis; use the local stack or an agent")
@@ -192,6 +203,19 @@ class Action:
     at: float  # seconds from the start of the run
     kind: str  # restart | asgi_threads | redis_restart | redis_flush
     value: int | None = None  # the staircase's ASGI_THREADS
+    # An action asked for by hand: who asked, and the restart it wants (the plan's otherwise).
+    by: str | None = None
+    mode: str | None = None
+    which: str | None = None
+
+    def fields(self) -> dict:
+        """What its action events say of it."""
+        fields: dict = {"action": self.kind, AT_S: self.at}
+        if self.kind == ASGI_THREADS:
+            fields["threads"] = self.value
+        if self.by is not None:
+            fields.update({BY: self.by, MODE: self.mode, WHICH: self.which})
+        return fields
 
 
 def schedule(plan: ChaosPlan) -> Iterator[Action]:
@@ -245,6 +269,8 @@ class Controller:
             delay = self.started + action.at - time.time()
             if delay > 0:
                 sleep(delay)
+            while self.busy and not self.stopped:  # an action asked for by hand is under way
+                sleep(0.1)
             if self.stopped:
                 return
             self.busy = True
@@ -253,10 +279,37 @@ class Controller:
             finally:
                 self.busy = False
 
+    def by_hand(
+        self, kind: str, by: str, mode: str = "", which: str = "", threads: int | None = None
+    ) -> Action:
+        """Check an action asked for by hand (the web UI's buttons) and claim the controller
+        for it; Refused says why it cannot start. The caller then runs `run_claimed` with it;
+        the plan's next action waits for it to end (one action at a time, as targets expect)."""
+        if self.stopped:
+            raise Refused("the run is ending: no action starts now")
+        if self.busy:
+            under_way = self.current[1]["action"] if self.current is not None else "an action"
+            raise Refused(f"{under_way} is under way: try again when it is done")
+        if kind == ASGI_THREADS and isinstance(self.target, HookTarget):
+            raise Refused(NO_THREADS_BY_HOOK)
+        mode, which = mode or self.plan.restart_mode, which or self.plan.restart_which
+        try:
+            ChaosPlan(restart_mode=mode, restart_which=which).validate(self.target.instance_count())
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+        self.busy = True
+        at = round(time.time() - self.started, 3)
+        return Action(at, kind, threads, by=by, mode=mode, which=which)
+
+    def run_claimed(self, action: Action) -> None:
+        try:
+            self.perform(action)
+        finally:
+            self.busy = False
+
     def perform(self, action: Action) -> None:
-        fields = {"action": action.kind, AT_S: action.at}
+        fields = action.fields()
         if action.kind == ASGI_THREADS:
-            fields["threads"] = action.value
             self.phases.append((time.time(), phase_name(action.value)))
         began = time.time()
         begin = {"ts": began, EVENT: ACTION_BEGIN, **fields}
@@ -311,16 +364,17 @@ class Controller:
 
     def _carry_out(self, action: Action):
         if action.kind == RESTART:
-            return self._restart()
+            return self._restart(action)
         if action.kind == ASGI_THREADS:
             self.target.set_asgi_threads(action.value)
-            return self._restart()
+            return self._restart(action)
         if action.kind == REDIS_RESTART:
             return self.target.restart_redis()
         return self.target.flush_redis()
 
-    def _restart(self) -> list[dict]:
-        which, mode, count = self.plan.restart_which, self.plan.restart_mode, self.target.instance_count()
+    def _restart(self, action: Action) -> list[dict]:
+        which = action.which or self.plan.restart_which
+        mode, count = action.mode or self.plan.restart_mode, self.target.instance_count()
         if which == "rolling":
             return [outcome for i in range(count) for outcome in self.target.restart([i], mode)]
         indices = list(range(count)) if which == "all" else [int(which)]

@@ -10,7 +10,7 @@ leaves valid CSV up to its last written second.
 """
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from load.runfolder.names import (
     CONNECTIONS,
     COUNT,
     COUNT_COLUMNS,
+    DELIVERY_COLUMNS,
     ELAPSED_S,
     ENDPOINT,
     ENDPOINT_COLUMNS,
@@ -63,6 +64,8 @@ from load.runfolder.names import (
     USERS,
 )
 from load.wire.errors import CONNECT_ERRORS, PING_ERRORS, PONG
+
+RECENT_SECONDS = 3600  # seconds of written rows kept in memory
 
 # What the recovery analysis needs of each written second; the rest stays on disk only.
 HISTORY_COLUMNS = (
@@ -134,6 +137,8 @@ class Collector:
         self.server_totals: Counter = Counter()
         self.redis: dict[int, Sample] = {}
         self.history: list[dict] = []
+        # The rows written last, kept for the web UI's chaos tab (load.user.chaostab).
+        self.recent: deque[tuple[dict, list[dict]]] = deque(maxlen=RECENT_SECONDS)
         self.totals: dict[str, EndpointWindow] = {}
         self.phase_totals: dict[str, dict[str, EndpointWindow]] = {}
         self.late_windows = 0  # data for seconds already written; kept in the totals
@@ -201,30 +206,72 @@ class Collector:
         series, per_endpoint, groups = [], [], []
         for second in range(self.next_second, until):
             window = self.pending.pop(second, Window())
-            stamp = self.stamp(second)
-            row = {**stamp, **figures(merged(list(window.endpoints.values())))}
-            # no sample of the open connections that second (a worker's report missed it): unknown, not 0
-            row.update({USERS: self.users.pop(second, ""), CONNECTIONS: window.gauges.get(CONNECTIONS, "")})
-            server = self.server.pop(second, Counter())
-            row.update(
-                {column: server.get(column, 0) if self.signatures else "" for column in SERVER_COLUMNS}
-            )
             sample = self.redis.pop(second, None)
+            row, endpoints = self._rows(
+                second, window, self.users.pop(second, ""), self.server.pop(second, Counter()), sample
+            )
             if sample is not None:
-                row.update(sample.figures)
                 groups += [
-                    {**stamp, GROUP: g, MEMBERS: m, STALE_MEMBERS: st}
+                    {**self.stamp(second), GROUP: g, MEMBERS: m, STALE_MEMBERS: st}
                     for g, (m, st) in sorted(sample.groups.items())
                 ]
             series.append(row)
             self.history.append({column: row.get(column, "") for column in HISTORY_COLUMNS})
-            for path in sorted(window.endpoints):
-                per_endpoint.append({**stamp, ENDPOINT: path, **figures(window.endpoints[path])})
+            per_endpoint += endpoints
+            self.recent.append((row, endpoints))
         self.next_second = max(self.next_second, until)
         self.timeseries.write_rows(series)
         self.endpoints.write_rows(per_endpoint)
         self.groups.write_rows(groups)
         return series
+
+    def _rows(
+        self, second: int, window: Window, users: int | str, server: Counter, sample: Sample | None
+    ) -> tuple[dict, list[dict]]:
+        """One second's timeseries.csv row and its endpoints.csv rows."""
+        stamp = self.stamp(second)
+        row = {**stamp, **figures(merged(list(window.endpoints.values())))}
+        # no sample of the open connections that second (a worker's report missed it): unknown, not 0
+        row.update({USERS: users, CONNECTIONS: window.gauges.get(CONNECTIONS, "")})
+        row.update({column: server.get(column, 0) if self.signatures else "" for column in SERVER_COLUMNS})
+        if sample is not None:
+            row.update(sample.figures)
+        endpoints = [
+            {**stamp, ENDPOINT: path, **figures(window.endpoints[path])} for path in sorted(window.endpoints)
+        ]
+        return row, endpoints
+
+    def written_since(self, since: int) -> list[tuple[dict, list[dict]]]:
+        """The rows written for the seconds from `since` on (the last RECENT_SECONDS at most),
+        as they went to the CSV files, each with its endpoints' rows."""
+        return [(row, endpoints) for row, endpoints in self.recent if row[EPOCH_S] >= since]
+
+    def provisional(self, now: float) -> list[tuple[dict, list[dict]]]:
+        """The seconds ended but not yet written (a late pong may still change them), as their
+        rows would be written now; built from the same windows, none of them consumed."""
+        return [
+            self._rows(
+                second,
+                self.pending.get(second, Window()),
+                self.users.get(second, ""),
+                self.server.get(second, Counter()),
+                self.redis.get(second),
+            )
+            for second in range(self.next_second, int(now))
+        ]
+
+    def settle_recent(self, per_second: dict[tuple[int, str], Counter]) -> None:
+        """The delivery cells settled at the end, filled in the rows kept here as in the files."""
+        by_second: dict[int, dict[str, Counter]] = {}
+        for (second, path), counts in per_second.items():
+            by_second.setdefault(second, {})[path] = counts
+        for row, endpoints in self.recent:
+            paths = by_second.get(row[EPOCH_S], {})
+            total = sum(paths.values(), Counter())
+            row.update({column: total[column] for column in DELIVERY_COLUMNS})
+            for endpoint in endpoints:
+                counts = paths.get(endpoint[ENDPOINT], Counter())
+                endpoint.update({column: counts[column] for column in DELIVERY_COLUMNS})
 
     def stamp(self, second: int) -> dict:
         return {

@@ -12,10 +12,12 @@ from load.runfolder.names import (
     ERRORS,
     EVENT,
     LATENCY_COLUMNS,
+    MODE,
     PING_ERRORS,
     PINGS,
     RESTART_ACTIONS,
     SEND_LAG_MAX_MS,
+    WHICH,
 )
 
 
@@ -48,8 +50,8 @@ def restarts_from_events(events: list[dict], mode: str, which: str) -> list[dict
                     AT_S: event.get(AT_S),
                     "action": event["action"],
                     "threads": event.get("threads"),
-                    "mode": mode,
-                    "which": which,
+                    "mode": event.get(MODE, mode),  # an action asked for by hand says its own
+                    "which": event.get(WHICH, which),
                     "instances": [o.get("instance") for o in outcomes],
                     DOWN_S: daphne_down_s(
                         outcomes

@@ -262,6 +262,9 @@ ALREADY_GONE = "already_exited"  # had exited before we signalled it
 # The "action" of an action event.
 RESTART, ASGI_THREADS, REDIS_RESTART, REDIS_FLUSH = "restart", "asgi_threads", "redis_restart", "redis_flush"
 RESTART_ACTIONS = (RESTART, ASGI_THREADS)  # the actions that restart Daphne
+# An action asked for by hand (the web UI's chaos tab): who asked, and the restart it asked for.
+BY, BY_WEB_UI = "by", "web_ui"
+MODE, WHICH = "mode", "which"
 
 # -- summary.json ----------------------------------------------------------------------
 

@@ -71,6 +71,7 @@ from load.runfolder.names import (
 from load.runfolder.runids import new_run_id
 from load.supervise.redisserver import StackError
 from load.supervise.stack import Stack
+from load.user.chaostab.web import install_chaos_tab
 from load.user.recorder import RunRecorder, ServerSide, until_next_second
 from load.user.webform import guard_web_form
 from load.wire.errors import handshake_hint
@@ -210,6 +211,7 @@ class SuitePlugin:
             env_events.report_to_master.add_listener(self.on_report_to_master)
         else:
             self.prepare()
+            install_chaos_tab(environment, lambda: self.run)
             if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # ignored: `nohup locust ...`, on purpose
                 gevent.signal_handler(signal.SIGHUP, self.on_sighup)
         if self.is_master:

@@ -8,6 +8,7 @@ summary.json at the end.
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import gevent
 
 from load.analysis.recovery import restart_costs
 from load.analysis.summary_table import end_of_run_text
-from load.chaos.controller import Controller, Target
+from load.chaos.controller import NOTHING_TO_ACT_ON, Controller, Refused, Target
 from load.chaos.remote import AgentMirror
 from load.config.settings import ChaosPlan, LoadConfig
 from load.measure.collector import Collector
@@ -28,6 +29,7 @@ from load.runfolder.derive import restarts_from_events
 from load.runfolder.eventlog import EventLog
 from load.runfolder.files import write_json
 from load.runfolder.names import (
+    BY_WEB_UI,
     DELIVERIES,
     DURATION_S,
     ENDED_AT,
@@ -64,6 +66,7 @@ SATURATION_SHARE = 0.01  # warn when more than this share of a second's pings we
 # A restart under way at the end may finish (a half-restarted stack helps no one), this long:
 # a graceful local restart takes up to --kill-after (10 s) plus the new process's start.
 ACTION_GRACE = 20.0
+RECENT_EVENTS = 2000  # events kept in memory for the web UI's chaos tab
 
 
 @dataclass
@@ -104,13 +107,13 @@ class RunRecorder:
         self.events = EventLog(run_dir / EVENTS_JSONL)
         self.manifest = manifest
         write_json(run_dir / MANIFEST_JSON, manifest)
-        if plan.active:
-            assert server.target is not None  # SuitePlugin.server_side refuses an active plan without one
-            self.controller: Controller | None = Controller(
-                plan, server.target, self.record, self.started, run_time
-            )
-        else:
-            self.controller = None
+        # With a target, also without a plan: the web UI's chaos tab acts through it.
+        assert server.target is not None or not plan.active  # server_side refuses a plan without one
+        self.controller: Controller | None = (
+            Controller(plan, server.target, self.record, self.started, run_time) if server.target else None
+        )
+        self.by_hand: gevent.Greenlet | None = None  # an action asked for in the web UI
+        self.recent_events: deque[dict] = deque(maxlen=RECENT_EVENTS)  # for the chaos tab
         lag = config.pong_timeout + 2 + (0 if local else WORKER_REPORT_INTERVAL)
         phase_at = self.controller.phase_at if self.controller else (lambda second: RUN_PHASE)
         self.collector = Collector(
@@ -139,12 +142,26 @@ class RunRecorder:
         self.last_warning = 0.0
         self.record({"ts": self.started, EVENT: RUN_START, RUN_ID: manifest[RUN_ID]})
         self.ticker = gevent.spawn(self._tick_forever)
-        self.chaos = gevent.spawn(self.controller.run, gevent.sleep) if self.controller else None
+        self.chaos = (
+            gevent.spawn(self.controller.run, gevent.sleep) if plan.active and self.controller else None
+        )
         logger.info("results of this run: %s", run_dir)
 
     def record(self, event: dict) -> None:
         if not self.done:
             self.events.write(event)
+            self.recent_events.append(event)
+
+    def act(self, kind: str, mode: str = "", which: str = "", threads: int | None = None) -> dict:
+        """An action asked for in the web UI, carried out by the plan's controller in the
+        background; returns its fields. Refused (load.chaos.controller) says why not."""
+        if self.controller is None:
+            raise Refused(NOTHING_TO_ACT_ON)
+        if self.closing or self.done:
+            raise Refused("the run is ending: no action starts now")
+        action = self.controller.by_hand(kind, BY_WEB_UI, mode, which, threads)
+        self.by_hand = gevent.spawn(self.controller.run_claimed, action)
+        return action.fields()
 
     # -- the users' windows ------------------------------------------------------------
 
@@ -177,15 +194,17 @@ class RunRecorder:
         """No action starts after the run; a hook under way is stopped (its whole process
         group), a local or agent restart under way may finish within ACTION_GRACE seconds,
         and whatever is still under way then ends as action_aborted."""
-        if self.chaos is None:
+        controller = self.controller
+        if controller is None:
             return
-        assert self.controller is not None  # the chaos greenlet runs it
-        if self.controller.busy:
-            self.controller.abort("the run ended")
-            self.chaos.join(timeout=ACTION_GRACE)
-        self.controller.stopped = True
-        self.chaos.kill()
-        self.controller.abandon(f"the run ended and the action was not done {ACTION_GRACE:g} s later")
+        if controller.busy:
+            controller.abort("the run ended")
+            deadline = time.time() + ACTION_GRACE
+            while controller.busy and time.time() < deadline:
+                gevent.sleep(0.1)
+        controller.stopped = True
+        gevent.killall([g for g in (self.chaos, self.by_hand) if g is not None])
+        controller.abandon(f"the run ended and the action was not done {ACTION_GRACE:g} s later")
 
     # -- each second -------------------------------------------------------------------
 
@@ -280,6 +299,7 @@ class RunRecorder:
         if self._unsettled_why():
             return None
         settlement = settle(self.ledger, end, self.pong_timeout)
+        self.collector.settle_recent(settlement.per_second)
         stamp = self.collector.stamp
         fill_csv(self.run_dir / TIMESERIES_CSV, TIMESERIES_COLUMNS, settlement, stamp, by_endpoint=False)
         fill_csv(self.run_dir / ENDPOINTS_CSV, ENDPOINT_COLUMNS, settlement, stamp, by_endpoint=True)
