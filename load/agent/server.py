@@ -137,6 +137,9 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+CLOSE_LOCK_WAIT = 10.0  # seconds stop() waits for a change in progress
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     agent: "Agent"
@@ -285,8 +288,14 @@ class Agent:
                 self._server.shutdown()
                 self._thread.join()
             self._server.server_close()
-        with self.lock:
+        # Bounded: an interrupt landing in the main thread just after _watch took the lock
+        # (before its try) would leave it held, and the stop must not wait for it forever.
+        acquired = self.lock.acquire(timeout=CLOSE_LOCK_WAIT)
+        try:
             self._closed = True
+        finally:
+            if acquired:
+                self.lock.release()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -639,9 +648,11 @@ def _watch(agent: Agent, announce: Log) -> None:
     reported: set[int] = set()
     while True:
         time.sleep(0.5)
-        if not agent.lock.acquire(blocking=False):
-            continue  # a change is in progress: its processes come and go on purpose
+        acquired = False
         try:
+            acquired = agent.lock.acquire(blocking=False)
+            if not acquired:
+                continue  # a change is in progress: its processes come and go on purpose
             stopped = {e.get("pid") for e in agent.stack.events if e[EVENT] == EXITED}
             for instance in agent.stack.instances:
                 child = instance.child
@@ -651,4 +662,5 @@ def _watch(agent: Agent, announce: Log) -> None:
                         f"{instance.name} exited by itself (code {child.returncode}); see {child.log_path}"
                     )
         finally:
-            agent.lock.release()
+            if acquired:
+                agent.lock.release()
