@@ -368,6 +368,8 @@ def agent_script(log_dir: Path) -> list[str]:
         "from load.agent.server import AgentConfig, run_agent\n"
         "from load.config.settings import LayerOptions, StackConfig\n"
         "signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))\n"
+        # As the CLI does: a SIGINT inherited ignored (a suite started with `&`) is Ctrl-C again.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "config = StackConfig(app=LayerOptions(redis_socket_timeout='none'), kill_after=3.0, ready_timeout=30.0, log_dir=Path(sys.argv[1]))\n"
         "try:\n"
         "    run_agent(config, AgentConfig(os.environ['AGENT_TOKEN']), announce=lambda line: print(line, flush=True))\n"
