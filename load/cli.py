@@ -18,7 +18,7 @@ from load.config import options
 from load.config.options import CLI_NAMES, SWEEP_OPTIONS, add_stack_flags, add_sweep_flags
 from load.config.settings import RESTART_MODES, ConfigError, StackConfig
 from load.runfolder.eventlog import EventLog, format_event
-from load.runfolder.names import EVENTS_JSONL, SERVER_DIR
+from load.runfolder.names import EVENTS_JSONL, SERVER_DIR, STACK_FOLDER_PREFIX
 from load.runfolder.runids import new_run_id
 from load.runs.headless import interrupted_exit_code, unwind_on_signals
 from load.supervise.redisserver import StackError
@@ -62,7 +62,7 @@ def print_event(event: dict) -> None:
 
 
 def run_stack_up(args: argparse.Namespace) -> int:
-    run_dir = new_run_dir(args.results_dir, "stack")
+    run_dir = new_run_dir(args.results_dir, STACK_FOLDER_PREFIX)
     config = stack_config(args, run_dir)
     events = EventLog(run_dir / EVENTS_JSONL)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psutil
 
+from load.runfolder.names import STACK_FOLDER_PREFIX
 from load.supervise.procs import Child
 from support import still_running, wait_until
 
@@ -46,8 +47,18 @@ class LocustProcess:
         )
 
 
+def run_folders(results_dir: Path) -> list[Path]:
+    """The run folders under results_dir, by start (not the web UI's stack-<time> folder)."""
+    if not results_dir.is_dir():
+        return []
+    folders = [
+        p for p in results_dir.iterdir() if p.is_dir() and not p.name.startswith(STACK_FOLDER_PREFIX + "-")
+    ]
+    return sorted(folders)  # named <UTC time>-<label>: by start
+
+
 def run_folder(results_dir: Path) -> Path:
-    (folder,) = [p for p in results_dir.iterdir() if p.is_dir()]
+    (folder,) = run_folders(results_dir)
     return folder
 
 

@@ -33,7 +33,7 @@ from load.supervise.procs import free_port
 from load.user.chaostab.view import json_row, series
 from load.user.chaostab.web import ChaosTab
 from load.wire.errors import PONG
-from locustrun import read_csv
+from locustrun import read_csv, run_folders
 from support import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
@@ -235,7 +235,8 @@ def test_in_chromium_the_tab_updates_each_second_and_a_restart_pressed_shows_wit
         wait_until(lambda: drawn.add(last_second()) or len(drawn) >= 4, 6, "the chart to show 3 more seconds")
         assert time.monotonic() - began < 4.5, f"the chart did not move on each second: {sorted(drawn)}"
 
-        folder = next(results.iterdir())
+        wait_until(lambda: run_folders(results), 10, "the swarm's run folder")
+        (folder,) = run_folders(results)
         page.click("[data-chaos=restart]")
         pressed = time.monotonic()
         wait_until(lambda: events_by_hand(folder), 2, "the restart pressed in events.jsonl")

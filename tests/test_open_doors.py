@@ -16,7 +16,7 @@ import requests
 from load.agent.client import AgentClient
 from load.config.options import HIDDEN, START_ONLY, mask_argv, mask_options
 from load.supervise.procs import free_port
-from locustrun import REPO, read_json, run_folder
+from locustrun import REPO, read_json, run_folder, run_folders
 from support import still_running, wait_until
 
 TOKEN = secrets.token_urlsafe(24)
@@ -103,7 +103,9 @@ def test_the_web_form_cannot_run_a_command_or_move_the_results_but_a_normal_swar
     run.note_descendants()
     manifest = read_json(wait_until(lambda: next(results.glob("*/manifest.json"), None), 10, "manifest.json"))
     assert manifest["options"]["restart_cmd"] == f"touch {marker}"
-    requests.get(url + "/stop", timeout=10)
+    assert requests.post(url + "/stop", timeout=10).ok  # Locust 2.47: POST only
+    (folder,) = run_folders(results)
+    wait_until(lambda: (folder / "summary.json").is_file(), 30, "the run to be written")
     assert not planted.exists() and not (tmp_path / "elsewhere").exists()
     assert "web UI: refused a swarm request: restart_cmd=" in run.output()
     assert "stolen" not in run.output()

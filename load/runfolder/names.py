@@ -27,6 +27,11 @@ LOCUST_LOG = "locust.log"  # the output of a Locust that `python -m load` starte
 COMPARISON_CSV = "comparison.csv"  # a sweep's folder: one row per run
 COMPARISON_HTML = "comparison.html"
 FINDINGS_TXT = "findings.txt"  # a sweep's findings, one sentence a line
+# A stack's own folder (`stack up`, and --stack local in the web UI, whose swarms
+# each get a run folder): stack-<UTC time>/server/ and its events.jsonl. Not a run.
+STACK_FOLDER_PREFIX = "stack"
+# What the web UI's Download Data tab offers of the current swarm's run folder.
+SWARM_DOWNLOADS = (TIMESERIES_CSV, ENDPOINTS_CSV, EVENTS_JSONL, SUMMARY_JSON, REPORT_HTML)
 # In server/: what the stack, the hooks and a log command wrote.
 REDIS_LOG = "redis.log"
 MIGRATE_LOG = "migrate.log"

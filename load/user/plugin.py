@@ -21,7 +21,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import gevent
-import locust.stats
 import psutil
 import websocket
 from locust import events
@@ -56,14 +55,15 @@ from load.config.settings import (
 )
 from load.measure.timeline import timeline_for
 from load.probes.serverlog import CommandFollower, ServerLogFollower, daphne_logs
+from load.runfolder.eventlog import EventLog
 from load.runfolder.manifest import build_manifest
 from load.runfolder.names import (
     CHAOS_FAILURES,
     CHAOS_PLAN,
     EVENTS_JSONL,
-    LOCUST_PREFIX,
     REMOTE_LOG,
     SERVER_DIR,
+    STACK_FOLDER_PREFIX,
     TARGET_STACK,
     THRESHOLD_BREACHES,
     THRESHOLD_NOTES,
@@ -72,6 +72,7 @@ from load.runfolder.runids import new_run_id
 from load.supervise.redisserver import StackError
 from load.supervise.stack import Stack
 from load.user.chaostab.web import install_chaos_tab
+from load.user.locustcsv import SwarmCsv
 from load.user.recorder import RunRecorder, ServerSide, until_next_second
 from load.user.webform import guard_web_form
 from load.wire.errors import handshake_hint
@@ -199,9 +200,9 @@ class SuitePlugin:
         self.stack: Stack | None = None
         self.run: RunRecorder | None = None
         self.sampler: gevent.Greenlet | None = None
-        self.first_run_id = ""
-        self.csv_writer: locust.stats.StatsCSVFileWriter | None = None
-        self.csv_greenlet: gevent.Greenlet | None = None
+        self.first_run_id = ""  # a run folder named before the first swarm (--run-id, headless --stack local)
+        self.swarm_csv: SwarmCsv | None = None
+        self.stack_events: EventLog | None = None  # the web UI's --stack local, across swarms
         env_events = environment.events
         env_events.test_start.add_listener(self.on_test_start)
         env_events.test_stopping.add_listener(self.on_test_stopping)
@@ -230,6 +231,7 @@ class SuitePlugin:
         if options.stack not in ("", "local"):
             die(f"--stack {options.stack!r}: use --stack local, or leave it out to test --host")
         results_dir = Path(options.results_dir)
+        self.first_run_id = options.run_id  # the first swarm's folder, when given; else named at its start
         try:
             check_run_folder(results_dir, options.run_id)
             parse_thresholds(options.fail_on)
@@ -237,19 +239,25 @@ class SuitePlugin:
                 config_from_options(options, "ws://127.0.0.1:1")  # all but the URLs, before starting anything
                 local = self.stack_config(Path(SERVER_DIR))
                 plan_from_options(options).validate(local.daphne_count)
-                self.first_run_id = options.run_id or new_run_id(results_dir, label=options.run_label)
-                self.start_stack(replace(local, log_dir=results_dir / self.first_run_id / SERVER_DIR))
+                self.start_stack(replace(local, log_dir=self.stack_folder(results_dir) / SERVER_DIR))
             elif options.headless:
                 self.check_remote_start(options)
         except ConfigError as exc:
             die(exc.as_option(LOCUST_NAMES))
         except StackError as exc:
             die(str(exc).splitlines()[0])
-        self.first_run_id = (
-            self.first_run_id or options.run_id or new_run_id(results_dir, label=options.run_label)
-        )
-        if options.csv_prefix is None:
-            self.start_locust_csv(results_dir / self.first_run_id)
+
+    def stack_folder(self, results_dir: Path) -> Path:
+        """Where --stack local keeps its logs: a headless run's own folder (named now, its
+        start); in the web UI, where swarm after swarm gets its own run folder, a
+        stack-<time> folder beside them, with the stack's events."""
+        options = self.options
+        if options.headless:
+            self.first_run_id = options.run_id or new_run_id(results_dir, label=options.run_label)
+            return results_dir / self.first_run_id
+        folder = results_dir / new_run_id(results_dir, STACK_FOLDER_PREFIX)
+        self.stack_events = EventLog(folder / EVENTS_JSONL)
+        return folder
 
     def check_remote_start(self, options) -> None:
         """A headless run against servers we did not start: its plan's target, then the servers."""
@@ -283,17 +291,6 @@ class SuitePlugin:
         self.env.host = self.env.host or self.stack.instances[0].ws_url("")
         logger.info("local stack ready: %s (Redis %s)", options.targets, self.stack.redis_url)
 
-    def start_locust_csv(self, run_dir: Path) -> None:
-        """Locust's own CSV files in the run folder, when --csv did not put them elsewhere."""
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.csv_writer = locust.stats.StatsCSVFileWriter(
-            self.env,
-            locust.stats.PERCENTILES_TO_REPORT,
-            str(run_dir / LOCUST_PREFIX),
-            self.options.stats_history_enabled,
-        )
-        self.csv_greenlet = gevent.spawn(self.csv_writer.stats_writer)
-
     # -- a test run ------------------------------------------------------------------------
 
     def agent_side(self, server: ServerSide, run_dir: Path) -> None:
@@ -313,6 +310,8 @@ class SuitePlugin:
         server.log_follower = ServerLogFollower(server.mirror.log_paths)
 
     def on_stack_event(self, event: dict) -> None:
+        if self.stack_events is not None:
+            self.stack_events.write(event)
         if self.run is not None:
             self.run.record(event)
 
@@ -341,7 +340,9 @@ class SuitePlugin:
         if run.config.protocol == "template":
             for warning in matching_warnings(run.config.ping_template, run.config.pong_field):
                 logger.warning(warning)
-        run_id = self.first_run_id or new_run_id(Path(self.options.results_dir), label=self.options.run_label)
+        # Each swarm its own folder, named from its start and the form's label (the web UI
+        # may start many); a headless --stack local run's was named when the stack started.
+        run_id = self.first_run_id or new_run_id(Path(self.options.results_dir), label=run.config.run_label)
         self.first_run_id = ""
         run_dir = Path(run.config.results_dir) / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -378,8 +379,13 @@ class SuitePlugin:
             self.env, run_dir, run.config, plan, server, not self.is_master, manifest, self.options.run_time
         )
         self.run.on_summary = self.check_run
+        if self.options.csv_prefix is None:  # --csv: Locust writes its own files where it was told
+            self.swarm_csv = SwarmCsv(self.env, run_dir, self.options.stats_history_enabled)
 
     def check_run(self, summary: dict) -> None:
+        if self.swarm_csv is not None:  # the swarm's stats are final: its Locust CSVs end here
+            self.swarm_csv.close()
+            self.swarm_csv = None
         self.check_chaos(summary)
         self.check_thresholds(summary)
 
@@ -499,8 +505,7 @@ class SuitePlugin:
             self.run.finish()
         if self.stack is not None:
             self.stack.stop()
-        if self.csv_writer is not None:
-            gevent.sleep(locust.stats.CSV_STATS_INTERVAL_SEC + 0.1)  # one more pass with the final stats
-            assert self.csv_greenlet is not None  # spawned together with csv_writer
-            self.csv_greenlet.kill()
-            self.csv_writer.close_files()
+        if self.swarm_csv is not None:
+            self.swarm_csv.close()
+        if self.stack_events is not None:
+            self.stack_events.close()

@@ -1,6 +1,7 @@
 """The chaos tab in Locust's web UI, added as Locust supports extension: a tab in its own
 page (template_args' extended_tabs and extended_tables, rows in /stats/requests'
-extended_stats) and a Flask blueprint on environment.web_ui.app for the charts and buttons.
+extended_stats), the swarm's files in the Download Data tab (downloads.py), and a Flask
+blueprint on environment.web_ui.app for the charts, the buttons and the files.
 
 Every route is behind Locust's login when --web-login is on. The buttons act only on the
 target given at start (--stack local, --agent-url, --restart-cmd): a request names an
@@ -18,6 +19,7 @@ from flask import Blueprint, Response, jsonify, request, send_from_directory
 
 from load.chaos.controller import NOTHING_TO_ACT_ON, Refused
 from load.runfolder.names import ASGI_THREADS, RESTART
+from load.user.chaostab.downloads import download, links
 from load.user.chaostab.view import LAYOUT, Findings, series, table_rows, with_durations
 
 logger = logging.getLogger("load")
@@ -52,6 +54,7 @@ class ChaosTab:
         web_ui.template_args["extended_tables"] = [
             {"key": TAB_KEY, "structure": [{"key": k, "title": t} for k, t in TAB_COLUMNS]}
         ]
+        web_ui.template_args["extended_csv_files"] = links(self.base)
         web_ui.app.register_blueprint(self.blueprint(web_ui.auth_required_if_enabled))
         web_ui.app.after_request(self.extend_locust_pages)
 
@@ -65,6 +68,7 @@ class ChaosTab:
             ("/events", self.events, ["GET"]),
             ("/restart", self.restart, ["POST"]),
             ("/threads", self.threads, ["POST"]),
+            ("/files/<name>", lambda name: download(self.current_run(), name), ["GET"]),
         ]
         for rule, view, methods in routes:
             endpoint = rule.strip("/").split("/")[0] or "page"
