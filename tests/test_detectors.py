@@ -6,66 +6,15 @@ import subprocess
 import sys
 
 from load.analysis.detectors import diagnose
-from load.runfolder.files import AppendOnlyCsv, write_json
-from load.runfolder.loader import load_run
+from load.analysis.headline import NO_UNMATCHED_COLUMN
 from load.runfolder.names import (
-    ENDPOINT_COLUMNS,
-    EVENTS_JSONL,
-    EXCEPTION_COLUMNS,
-    EXCEPTIONS_CSV,
     NO_REDIS_PROBE,
     NO_SERVER_LOG,
     REDIS,
     SERVER_COLUMNS,
     SERVER_SIGNATURES,
-    SUMMARY_JSON,
-    TIMESERIES_COLUMNS,
-    TIMESERIES_CSV,
 )
-
-T0 = 1_800_000_000
-PATH = "/ws/ping/"
-
-
-def second(n: int, **cells) -> dict:
-    """One timeseries row: 10 pings answered, every signature and Redis figure measured as 0."""
-    row = {column: 0 for column in TIMESERIES_COLUMNS}
-    row.update(
-        {"epoch_s": T0 + n, "elapsed_s": n, "phase": "run", "users": 10, "sent": 10, "pings": 10, "pongs": 10}
-    )
-    row.update(cells)
-    return row
-
-
-def write_run(folder, rows, *, summary=None, events=(), exceptions=None, endpoint_rows=None):
-    table = AppendOnlyCsv(folder / TIMESERIES_CSV, TIMESERIES_COLUMNS)
-    table.write_rows(rows)
-    table.close()
-    per_endpoint = AppendOnlyCsv(folder / "endpoints.csv", ENDPOINT_COLUMNS)
-    per_endpoint.write_rows(
-        endpoint_rows if endpoint_rows is not None else [{**r, "endpoint": PATH} for r in rows]
-    )
-    per_endpoint.close()
-    (folder / EVENTS_JSONL).write_text("".join(json.dumps(e) + "\n" for e in events))
-    if exceptions is not None:
-        log = AppendOnlyCsv(folder / EXCEPTIONS_CSV, EXCEPTION_COLUMNS)
-        log.write_rows(exceptions)
-        log.close()
-    if summary is not None:
-        totals = {
-            k: sum(int(r.get(k) or 0) for r in rows) for k in ("pings", "pongs", "errors", "close_1011")
-        }
-        body = {
-            "all": totals,
-            "endpoints": {PATH: totals},
-            "server": {c: sum(int(r.get(c) or 0) for r in rows) for c in SERVER_COLUMNS},
-            "restarts": [],
-            "not_measured": {},
-            "duration_s": len(rows),
-        }
-        body.update(summary)
-        write_json(folder / SUMMARY_JSON, body)
-    return load_run(folder)
+from runfolders import T0, second, write_run
 
 
 def names(run) -> list[str]:
@@ -285,3 +234,64 @@ def test_lost_broadcasts_are_named_and_unsettled_ones_not_checked(tmp_path):
     diagnosis = diagnose(write_run(killed, unsettled))
     assert "messages-lost" not in [f.name for f in diagnosis.findings]
     assert "not settled" in diagnosis.not_checked["messages lost"]
+
+
+CHAT = "/ws/chat/lobby/"
+
+
+def chat_run(folder, template: str, **options):
+    """A room of 3 users at 1 ping/s: each message one pong and 2 unmatched frames, from +3 s."""
+    rows = [second(n, unmatched=20 if 3 <= n < 7 else 0) for n in range(10)]
+    config = {"protocol": "template", "ping_template": template, "pong_field": "text"}
+    return write_run(
+        folder,
+        rows,
+        endpoint_rows=[{**r, "endpoint": CHAT} for r in rows],
+        manifest={"config": config},
+        **options,
+    )
+
+
+def test_unmatched_frames_without_user_in_the_template_name_the_fix(tmp_path):
+    run = chat_run(tmp_path, '{"message": "says {seq}"}', summary={})
+    (finding,) = diagnose(run).findings
+    assert finding.name == "unmatched-replies" and finding.first_s == 3
+    assert finding.evidence[0] == (
+        "80 frames answered no ping, against 100 pongs (0.8 per pong), in 4 of 10 seconds "
+        "(unmatched, pongs: summary.json; seconds: timeseries.csv, first at +3 s)"
+    )
+    assert f"{CHAT}: 80 unmatched frames, 100 pongs" in finding.evidence
+    assert finding.evidence[-1] == (
+        '--protocol template --ping-template \'{"message": "says {seq}"}\' --pong-field=text (manifest.json config)'
+    )
+    assert "cannot tell" in finding.title and "put {user} in --ping-template" in finding.fix
+    assert "FIFO" in finding.fix and 'README "Matching replies"' in finding.fix
+    own = tmp_path / "own"  # with {user}: the other members' messages, no fix needed
+    own.mkdir()
+    (finding,) = diagnose(chat_run(own, '{"message": "{user} says {seq}"}')).findings  # killed: from the CSV
+    assert "(unmatched, pongs: timeseries.csv, first at +3 s)" in finding.evidence[0]
+    assert "cannot tell" not in finding.title and finding.fix.startswith("none in a shared room")
+
+
+def test_unmatched_frames_of_the_target_app_point_at_late_pongs(tmp_path):
+    rows = [
+        second(n, unmatched=2 * (n == 5), pong_timeout=2 * (n == 4), errors=2 * (n == 4)) for n in range(10)
+    ]
+    run = write_run(tmp_path, rows, summary={})
+    assert names(run) == ["unmatched-replies", "pings-failed"]  # the findings above say what caused the rest
+    finding = diagnose(run).findings[0]
+    assert finding.first_s == 5 and finding.title.startswith("Unmatched replies")
+    assert "2 pings timed out (pong_timeout)" in finding.evidence[-1] and "--pong-timeout" in finding.fix
+
+
+def test_a_folder_older_than_the_unmatched_column_is_not_checked_not_zero(tmp_path):
+    for finished in (True, False):
+        folder = tmp_path / str(finished)
+        folder.mkdir()
+        rows = [second(n) for n in range(10)]
+        diagnosis = diagnose(
+            write_run(folder, rows, summary={} if finished else None, without=("unmatched",))
+        )
+        assert diagnosis.findings == []
+        assert diagnosis.not_checked == {"unmatched replies": NO_UNMATCHED_COLUMN}
+        assert "unmatched replies: timeseries.csv has no unmatched column" in diagnosis.text()

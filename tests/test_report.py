@@ -1,5 +1,6 @@
 """report.html and comparison.html from real runs: one that finished, one SIGKILLed mid-way,
-and two at different ASGI_THREADS; the report opened in a real headless Chromium."""
+and two at different ASGI_THREADS; the report opened in a real headless Chromium. Figures a
+real run seldom shows (unmatched frames, a folder older than a column) from hand-made folders."""
 
 import html
 import os
@@ -11,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from load.analysis.headline import NO_UNMATCHED_COLUMN
 from load.config.settings import ConfigError
 from load.report.compare import ENDPOINT_METRICS, RUN_METRICS, write_comparison
 from load.report.numbers import fmt
-from load.report.plots import PLOTS
+from load.report.plots import PLOTS, plot_errors
 from load.report.runreport import write_report
 from locustrun import LocustProcess, expected_exit_code, number, read_csv, read_json, rows_so_far, run_folder
+from runfolders import second, write_run
 from support import made_once, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -126,6 +129,7 @@ def make_runs(base: Path) -> dict[str, Path]:
 
 
 P99 = 8  # the p99 column of the endpoint table
+UNMATCHED = 10
 
 
 def total_row(page: str) -> list[str]:
@@ -290,3 +294,30 @@ def test_a_folder_without_timeseries_is_not_a_run_folder(tmp_path):
         write_report(tmp_path)
     with pytest.raises(ConfigError, match="not a run folder"):
         write_comparison([tmp_path], tmp_path / "out")
+
+
+def test_unmatched_frames_in_the_table_the_findings_and_their_own_axis(tmp_path):
+    room = tmp_path / "room"  # 80 frames in 4 seconds answered no ping
+    room.mkdir()
+    run = write_run(room, [second(n, unmatched=20 if 3 <= n < 7 else 0) for n in range(10)], summary={})
+    page = write_report(room).read_text()
+    assert total_row(page)[UNMATCHED] == "80" and 'id="finding-unmatched-replies"' in page
+    *_, frames = plot_errors(run, [], []).axes
+    assert frames.get_title() == "Frames from the server that answered no ping (unmatched), per second"
+    assert sum(bar.get_height() for bar in frames.patches) == 80
+    quiet = tmp_path / "quiet"  # measured, and none: 0, and no axis for them
+    quiet.mkdir()
+    run = write_run(quiet, [second(n) for n in range(10)], summary={})
+    assert total_row(write_report(quiet).read_text())[UNMATCHED] == "0"
+    assert len(plot_errors(run, [], []).axes) == 2
+
+
+def test_a_folder_older_than_the_unmatched_column_says_not_measured_not_0(tmp_path):
+    for finished in (True, False):
+        folder = tmp_path / ("finished" if finished else "killed")
+        folder.mkdir()
+        rows = [second(n) for n in range(10)]
+        write_run(folder, rows, summary={} if finished else None, without=("unmatched",))
+        page = write_report(folder).read_text()
+        assert total_row(page)[UNMATCHED] == "not measured"
+        assert html.escape(f"unmatched: not measured ({NO_UNMATCHED_COLUMN})") in page

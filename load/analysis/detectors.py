@@ -11,6 +11,7 @@ were seen, and a handshake cut short by a restart is not FM-8. The first and the
 second of a run are partial: rates are never taken from them.
 """
 
+import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -24,6 +25,7 @@ from load.runfolder.names import (
     BROADCASTS_RECEIVED,
     CHAOS_FAILURES,
     CLOSE_COLUMNS,
+    CONFIG,
     CONNECT_TIMEOUT,
     DEAD_PROCESS_KEYS,
     DELIVERIES,
@@ -37,6 +39,7 @@ from load.runfolder.names import (
     EXITED,
     KILLED_AFTER_TIMEOUT,
     LATE_SENDS,
+    MANIFEST_JSON,
     MESSAGE,
     NOT_RECOVERED_WITHIN_S,
     OPTIONS,
@@ -44,6 +47,8 @@ from load.runfolder.names import (
     PHASES,
     PING_ERRORS,
     PINGS,
+    PONG_TIMEOUT,
+    PONGS,
     RECOVERY_S,
     REDIS,
     SENT,
@@ -60,11 +65,15 @@ from load.runfolder.names import (
     STALE_MEMBERS,
     STALE_MEMBERS_AFTER,
     STALE_MEMBERS_BEFORE,
+    SUMMARY_JSON,
     THREAD_DUMP,
+    TIMESERIES_CSV,
+    UNMATCHED,
     close_column,
 )
 
 FAILURE_MODES = "FAILURE_MODES.md"
+MATCHING = 'README "Matching replies"'
 POOL_PREFIX, SYNC_PREFIX = "/ws/ping/pool/", "/ws/ping/sync/"  # the target app's thread-pool and sync pings
 SINGLE_THREAD_PREFIXES = (SYNC_PREFIX, "/ws/ping/db/")  # the styles that run on asgiref's one thread
 SAME_LATENCY = 1.5  # a p50 within this factor across ASGI_THREADS steps did not change
@@ -537,6 +546,72 @@ def messages_lost(facts: Facts) -> list[Finding]:
     ]
 
 
+def unmatched_replies(facts: Facts) -> list[Finding]:
+    """Frames from the server that answered no ping of their user: in a shared room, the other
+    members' messages; without {user} in the template some of them are taken for pongs."""
+    total = int(count(facts.head.overall.get(UNMATCHED)))  # None, not measured: not_checked says so
+    if not total:
+        return []
+    seconds = [r for r in facts.rows if count(r.get(UNMATCHED))]
+    first = facts.first_second(UNMATCHED)
+    pongs = int(count(facts.head.overall.get(PONGS)))
+    per_pong = f" ({total / pongs:.1f} per pong)" if pongs else ""
+    where = f"{SUMMARY_JSON}; seconds: {TIMESERIES_CSV}" if facts.run.finished else TIMESERIES_CSV
+    evidence = [
+        f"{total} frames answered no ping, against {pongs} pongs{per_pong}, in {len(seconds)} of "
+        f"{len(facts.rows)} seconds (unmatched, pongs: {where}{_at(first)})"
+    ]
+    for path, figures in facts.head.endpoints.items():
+        frames = int(count(figures.get(UNMATCHED)))
+        if frames:
+            evidence.append(f"{path}: {frames} unmatched frames, {int(count(figures.get(PONGS)))} pongs")
+    timeouts = int(count(facts.head.overall.get(PONG_TIMEOUT)))
+    if timeouts:
+        evidence.append(
+            f"{timeouts} pings timed out (pong_timeout): a reply later than --pong-timeout is unmatched"
+        )
+    config = facts.run.manifest.get(CONFIG) or {}
+    template, field = config.get("ping_template", ""), config.get("pong_field", "")
+    template_mode = config.get("protocol") == "template"
+    if not template_mode:
+        title = "Unmatched replies: frames from the server answered no ping"
+        meaning = (
+            "The target app answers each ping with its seq: a frame that answers no pending ping is a pong "
+            "that came after its ping had failed, or a frame the app sent on its own."
+        )
+        fix = f"see the pong timeouts; a longer --pong-timeout counts slow replies as pongs ({MATCHING})"
+    elif "{user}" in template:
+        title = "Unmatched replies: frames from the server answered no ping of their user"
+        meaning = (
+            "Each user matches only frames holding its own token, so its pongs are its own; the rest are other "
+            "members' messages (a room of N users: N - 1 for each message, e.g. the chat app's /ws/chat/<room>/), "
+            "replies after their ping failed, or the server's own frames."
+        )
+        fix = (
+            "none in a shared room; with pong timeouts as well, check that the reply carries the user's token "
+            f"and the field --pong-field names ({MATCHING})"
+        )
+    else:
+        title = "Unmatched replies: the template cannot tell a user's replies from other members'"
+        meaning = (
+            "In a shared room (e.g. the chat app's /ws/chat/<room>/) every member gets every member's message, "
+            "and without {user} in the template nothing tells them apart: another member's message is taken "
+            "for this user's pong (false pongs, false latency), with --pong-field whenever it holds a pending "
+            "seq, with an empty one (FIFO) always; the rest match no ping."
+        )
+        fix = (
+            "put {user} in --ping-template and in the field --pong-field reads (--ping-template "
+            '\'{"message": "{user} says {seq}"}\' --pong-field text), so each user matches only its own replies; '
+            f"an empty --pong-field (FIFO) is no fix: every frame then counts as a reply ({MATCHING})"
+        )
+    if template_mode:
+        evidence.append(
+            f"--protocol template --ping-template {shlex.quote(template)} "
+            f"--pong-field={shlex.quote(field) if field else ''} ({MANIFEST_JSON} config)"
+        )
+    return [Finding("unmatched-replies", title, tuple(evidence), meaning, fix, first)]
+
+
 def silent_closes(facts: Facts) -> list[Finding]:
     """Sockets the server closed, outside restarts, in seconds when Daphne logged nothing we know."""
     if not facts.server_known:
@@ -685,6 +760,7 @@ DETECTORS: tuple[Detector, ...] = (
     fm8_handshakes_not_finished,
     new_exceptions,
     messages_lost,
+    unmatched_replies,
     silent_closes,
     slower_recovery,
     generator_saturated,
@@ -703,6 +779,8 @@ def not_checked(facts: Facts) -> dict[str, str]:
         missing["messages lost"] = facts.head.why(
             DELIVERIES, "room delivery was not settled (the run did not finish)"
         )
+    if UNMATCHED in facts.head.not_measured:
+        missing["unmatched replies"] = facts.head.not_measured[UNMATCHED]
     stale_why = facts.redis_why(STALE_MEMBERS)
     if stale_why:
         missing["FM-5 leaked members, slow readers"] = stale_why

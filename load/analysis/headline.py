@@ -36,6 +36,8 @@ from load.runfolder.names import (
     SERVER_COLUMNS,
     SERVER_SIGNATURES,
     SUMMARY_JSON,
+    TIMESERIES_CSV,
+    UNMATCHED,
 )
 
 
@@ -87,6 +89,10 @@ def _restarts(run: Run) -> list[dict]:
 
 
 UNSEEN_IN_CSV = "empty in every second of timeseries.csv"
+NO_UNMATCHED_COLUMN = (
+    f"{TIMESERIES_CSV} has no {UNMATCHED} column: "
+    "the run was written before frames that answered no ping were counted"
+)
 
 
 def not_measured_from_rows(rows: list[dict]) -> dict[str, str]:
@@ -107,6 +113,16 @@ def not_measured_from_rows(rows: list[dict]) -> dict[str, str]:
 
 
 def headline(run: Run) -> Headline:
+    head = _headline(run)
+    if run.rows and UNMATCHED not in run.rows[0]:
+        # A folder older than the column: its count is unknown, not the 0 a sum of nothing gives.
+        head.not_measured = {**head.not_measured, UNMATCHED: NO_UNMATCHED_COLUMN}
+        for figures in (head.overall, *head.endpoints.values()):
+            figures[UNMATCHED] = None
+    return head
+
+
+def _headline(run: Run) -> Headline:
     summary = run.summary
     if summary is not None:
         duration = float(summary.get(DURATION_S) or len(run.rows) or 0)

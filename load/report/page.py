@@ -56,6 +56,7 @@ from load.runfolder.names import (
     STALE_MEMBERS_AFTER,
     STALE_MEMBERS_BEFORE,
     STARTED_AT,
+    UNMATCHED,
     VERSIONS,
 )
 
@@ -120,10 +121,11 @@ def endpoint_table(head: Headline) -> str:
                 fmt(f.get(PONGS_PER_S)),
                 *((bound + fmt(f.get(p))) if f.get(p) is not None else "–" for p in PERCENTILES),
                 fmt(f.get(MAX_MS)),
+                _known_or(f.get(UNMATCHED), UNMATCHED not in head.not_measured),
                 _kinds(f),
             ]
         )
-    headers = [ENDPOINT, *FIGURE_HEADERS, "errors by kind, closes"]
+    headers = [ENDPOINT, *FIGURE_HEADERS, UNMATCHED, "errors by kind, closes"]
     text = table(headers, rows, left=(0, len(headers) - 1), total_last=True)
     note = (
         "Percentiles are merged from the run's histograms (exact to 0.1 %)."
@@ -134,7 +136,9 @@ def endpoint_table(head: Headline) -> str:
     )
     return text + (
         f'<p class="note">{note} Error rate = failed pings / pings; pongs/s over {fmt(head.duration_s)} s. '
-        "Latency is from each ping's due time.</p>"
+        "Latency is from each ping's due time. Unmatched: frames from the server that answered no ping of "
+        "their user (another member's message in a shared room, a reply after its ping timed out; README, "
+        '"Matching replies").</p>' + _not_measured_note(head, [UNMATCHED])
     )
 
 
@@ -324,8 +328,8 @@ def not_measured_section(head: Headline) -> str:
     return (
         "<h3>Not measured</h3>"
         + table(["figure", "why"], rows, left=(0, 1))
-        + '<p class="note">These figures are empty in timeseries.csv and null in summary.json: the run could not see '
-        "them, which says nothing about whether they were 0.</p>"
+        + '<p class="note">These figures are empty (or absent) in timeseries.csv and null (or absent) in summary.json: '
+        "the run could not see them, which says nothing about whether they were 0.</p>"
     )
 
 

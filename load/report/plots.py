@@ -54,6 +54,7 @@ from load.runfolder.names import (  # noqa: E402
     SIG_OVER_CAPACITY_CHANNELS,
     SIGNATURE_LABELS,
     STALE_MEMBERS,
+    UNMATCHED,
     USERS,
 )
 
@@ -244,7 +245,11 @@ def plot_latency(run: Run, marks, bands) -> Figure:
 
 
 def plot_errors(run: Run, marks, bands) -> Figure:
-    fig, (ax, closes) = _figure(2)
+    unmatched = [count(r.get(UNMATCHED)) for r in run.rows]
+    # Only where there were any: their own axis, as they can outnumber the errors a hundredfold
+    # (a room of N users: N - 1 for each message).
+    fig, axes = _figure(3 if any(unmatched) else 2)
+    ax, closes, *unmatched_axes = axes
     x = _x(run.rows)
     kinds = (*PING_ERRORS, *CONNECT_ERRORS)
     if not _stacked_bars(ax, x, run.rows, kinds, lambda c: f"{c} (connect)" if c in CONNECT_ERRORS else c):
@@ -258,8 +263,12 @@ def plot_errors(run: Run, marks, bands) -> Figure:
         closes.plot(x, client, "k-", lw=1, **_dots(run), label="closed by the client (reconnect)")
     closes.set_title("Socket closes by close code, per second (stacked; 1006 = no close frame)")
     closes.set_ylabel("per second")
-    closes.set_xlabel("seconds since the start of the run")
-    for axis in (ax, closes):
+    for axis in unmatched_axes:
+        _per_second(axis, x, [0.0] * len(x), unmatched, color="#969696", label=UNMATCHED)
+        axis.set_title("Frames from the server that answered no ping (unmatched), per second")
+        axis.set_ylabel("per second")
+    axes[-1].set_xlabel("seconds since the start of the run")
+    for axis in axes:
         _decorate(axis, run, marks, bands)
         if axis.get_legend_handles_labels()[0]:
             axis.legend(loc="upper right", fontsize=8)
@@ -371,7 +380,12 @@ def plot_rooms(run: Run, marks, bands) -> Figure:
 
 PLOTS = (
     ("latency", plot_latency, "Latency p50/p95/p99/max of all pings (log scale), and p99 per endpoint."),
-    ("errors", plot_errors, "Failed pings by kind, failed connects, and socket closes by close code."),
+    (
+        "errors",
+        plot_errors,
+        "Failed pings by kind, failed connects, socket closes by close code and, where there were any, "
+        "frames that answered no ping.",
+    ),
     ("connections", plot_connections, "Users, open connections and successful connects."),
     ("server", plot_server, "Daphne's failure signatures, from its log."),
     ("redis", plot_redis, "Redis keys, group members, and members whose process is gone."),
