@@ -164,6 +164,8 @@ def test_a_hard_restart_mid_run_puts_errors_in_its_seconds_and_recovery_after(st
             "0.2",
             "--reconnect-max",
             "1",
+            "--fail-on",
+            "closes>0,p99_ms>100000,pongs<1000000",
         )
     )
     series = tmp_path / "results"
@@ -190,6 +192,11 @@ def test_a_hard_restart_mid_run_puts_errors_in_its_seconds_and_recovery_after(st
     assert after and all(int(r["pongs"]) > 0 and int(r["errors"]) == 0 for r in after)
     summary = read_json(folder / "summary.json")["all"]
     assert summary["close_1006"] == 4  # every connected user saw its socket die without a close frame
+    # The threshold the restart breached was said as it happened, once; the others not at all.
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    (said,) = [e for e in events if e["event"] == "threshold_breached"]
+    assert said["threshold"] == "closes>0" and restarted < said["ts"] < events[-1]["ts"]
+    assert run.output().count("threshold breached: closes>0") == 2  # so far, then the end's verdict
     assert summary["connect_ok"] == 8
     during = [r["users"] for r in rows if int(restarted) <= int(r["epoch_s"]) <= int(ready) + 1]
     assert during and set(during) == {"4"}  # users stay users while disconnected

@@ -2,6 +2,7 @@
 
 import pytest
 
+from load.analysis.livethresholds import BreachWatch
 from load.analysis.thresholds import breaches, check, parse_thresholds
 from load.config.settings import ConfigError
 
@@ -75,3 +76,26 @@ def test_bad_expressions_are_one_line_errors(text, says):
         parse_thresholds(text)
     assert says in raised.value.as_option() and raised.value.as_option().startswith("--fail-on")
     assert "\n" not in raised.value.as_option()
+
+
+def test_while_the_run_goes_each_limit_from_above_is_said_once_when_first_breached():
+    watch = BreachWatch(parse_thresholds("errors>2,p99_ms@/ws/b/>100,pongs<1000,recovery_s>5"))
+    assert [t.text for t in watch.thresholds] == ["errors>2", "p99_ms@/ws/b/>100"]  # not < nor end-only
+
+    def so_far(errors: int, endpoints: dict) -> dict:
+        return {"all": {"errors": errors, "pings": 10}, "endpoints": endpoints, "server": {}}
+
+    assert watch.new_breaches(so_far(2, {})) == []  # /ws/b/ not used yet: no breach, no complaint
+    found = watch.new_breaches(so_far(3, {"/ws/b/": {"p99_ms": 250.0}}))
+    assert [(t.text, line) for t, line in found] == [
+        (
+            "errors>2",
+            "threshold breached: errors>2 (was 3, all) so far (the end's figures decide the exit code)",
+        ),
+        (
+            "p99_ms@/ws/b/>100",
+            "threshold breached: p99_ms@/ws/b/>100 (was 250, /ws/b/) so far (the end's figures decide the exit code)",
+        ),
+    ]
+    assert watch.new_breaches(so_far(9, {"/ws/b/": {"p99_ms": 900.0}})) == []  # said once
+    assert not BreachWatch(parse_thresholds("pongs<5"))  # nothing to watch

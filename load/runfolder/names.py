@@ -237,6 +237,8 @@ EXCEPTION_COLUMNS = (*TIME_COLUMNS, MESSAGE, COUNT)
 
 EVENT = "event"
 RUN_START, RUN_END = "run_start", "run_end"
+# A --fail-on threshold breached by the figures so far (load.analysis.livethresholds): its text and line.
+THRESHOLD_BREACHED, THRESHOLD, LINE = "threshold_breached", "threshold", "line"
 # The chaos controller's actions: one action_begin, then one of ACTION_ENDS.
 ACTION_BEGIN, ACTION_DONE, ACTION_FAILED, ACTION_ABORTED = (
     "action_begin",

@@ -28,6 +28,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from load.agent.client import AgentClient, AgentError
 from load.analysis.detectors import failure_line
+from load.analysis.livethresholds import BreachWatch
 from load.analysis.thresholds import check as thresholds_check
 from load.analysis.thresholds import parse_thresholds
 from load.chaos.controller import HookTarget, LocalStackTarget
@@ -320,6 +321,7 @@ class SuitePlugin:
         try:
             run.config = config_from_options(self.options, self.env.host)
             plan = plan_from_options(self.options) if not self.is_worker else ChaosPlan()
+            thresholds = parse_thresholds(self.options.fail_on)  # the web form may have changed them
         except ConfigError as exc:
             run.error = exc
         set_run_config(self.env, run)
@@ -376,7 +378,15 @@ class SuitePlugin:
         )
         manifest[CHAOS_PLAN] = asdict(plan)
         self.run = RunRecorder(
-            self.env, run_dir, run.config, plan, server, not self.is_master, manifest, self.options.run_time
+            self.env,
+            run_dir,
+            run.config,
+            plan,
+            server,
+            not self.is_master,
+            manifest,
+            self.options.run_time,
+            BreachWatch(thresholds),
         )
         self.run.on_summary = self.check_run
         if self.options.csv_prefix is None:  # --csv: Locust writes its own files where it was told

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import gevent
 
+from load.analysis.livethresholds import CHECK_EVERY_S, BreachWatch
 from load.analysis.recovery import restart_costs
 from load.analysis.summary_table import end_of_run_text
 from load.chaos.controller import NOTHING_TO_ACT_ON, Controller, Refused, Target
@@ -39,6 +40,7 @@ from load.runfolder.names import (
     EVENTS_JSONL,
     EXCEPTION_MESSAGES,
     LATE_SENDS,
+    LINE,
     MANIFEST_JSON,
     NO_REDIS_PROBE,
     NO_SERVER_LOG,
@@ -53,6 +55,8 @@ from load.runfolder.names import (
     SERVER_SIGNATURES,
     STARTED_AT,
     SUMMARY_JSON,
+    THRESHOLD,
+    THRESHOLD_BREACHED,
     TIME,
     TIMESERIES_COLUMNS,
     TIMESERIES_CSV,
@@ -99,6 +103,7 @@ class RunRecorder:
         local: bool,
         manifest: dict,
         run_time: float | None = None,
+        breach_watch: BreachWatch | None = None,
     ):
         self.env = env
         self.local = local
@@ -140,6 +145,8 @@ class RunRecorder:
         self.final_workers: dict[str, dict] = {}
         self.closing = self.done = False
         self.last_warning = 0.0
+        self.breach_watch = breach_watch or BreachWatch(())
+        self.last_breach_check = 0.0
         self.record({"ts": self.started, EVENT: RUN_START, RUN_ID: manifest[RUN_ID]})
         self.ticker = gevent.spawn(self._tick_forever)
         self.chaos = (
@@ -230,6 +237,14 @@ class RunRecorder:
             self.collector.record_redis(now, self.probe.sample())
         for row in self.collector.flush(now):
             self._warn_if_saturated(row)
+        if self.breach_watch and now - self.last_breach_check >= CHECK_EVERY_S:
+            self.last_breach_check = now
+            self._say_breaches(now)
+
+    def _say_breaches(self, now: float) -> None:
+        for threshold, line in self.breach_watch.new_breaches(self.collector.summary()):
+            logger.warning(line)
+            self.record({"ts": now, EVENT: THRESHOLD_BREACHED, THRESHOLD: threshold.text, LINE: line})
 
     def _warn_if_saturated(self, row: dict) -> None:
         sent, late = row.get(SENT, 0), row.get(LATE_SENDS, 0)
