@@ -339,6 +339,8 @@ class SuitePlugin:
         if self.is_worker:
             self.sampler = gevent.spawn(self._sample_forever)
             return
+        if self.swarm_csv is not None:  # the last swarm's: Locust has just cleared its stats
+            self.swarm_csv.close(last_pass=False)
         if run.config.protocol == "template":
             for warning in matching_warnings(run.config.ping_template, run.config.pong_field):
                 logger.warning(warning)
@@ -393,9 +395,8 @@ class SuitePlugin:
             self.swarm_csv = SwarmCsv(self.env, run_dir, self.options.stats_history_enabled)
 
     def check_run(self, summary: dict) -> None:
-        if self.swarm_csv is not None:  # the swarm's stats are final: its Locust CSVs end here
-            self.swarm_csv.close()
-            self.swarm_csv = None
+        if self.swarm_csv is not None:
+            self.swarm_csv.written()
         self.check_chaos(summary)
         self.check_thresholds(summary)
 
@@ -491,12 +492,16 @@ class SuitePlugin:
         data[DELIVERIES_KEY] = timeline.deliveries.take()
 
     def on_worker_report(self, client_id, data, **_kwargs) -> None:
+        if self.swarm_csv is not None:
+            self.swarm_csv.worker_reported(client_id)
         if self.run is not None and data.get(TIMELINE_KEY):
             self.run.merge(client_id, data[TIMELINE_KEY])
         if self.run is not None and data.get(DELIVERIES_KEY):
             self.run.merge_deliveries(data[DELIVERIES_KEY])
 
     def on_final_message(self, environment, msg, **_kwargs) -> None:
+        if self.swarm_csv is not None:  # its stats of the last seconds come with its next report
+            self.swarm_csv.worker_stopped(msg.data["client_id"])
         if self.run is not None:
             data = msg.data
             self.run.final(data["client_id"], data["windows"], data["totals"], data.get("deliveries") or {})
