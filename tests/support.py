@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import psutil
+import requests
 import websocket
 
 T = TypeVar("T")
@@ -65,3 +66,12 @@ def made_once(
             made = make(shared)
             index.write_text(json.dumps({key: str(folder) for key, folder in made.items()}))
     return {key: Path(folder) for key, folder in json.loads(index.read_text()).items()}
+
+
+def web_page(url: str) -> requests.Response | None:
+    """GET url once: the reply when it is 2xx, None while nothing answers (or answers an error)."""
+    try:
+        reply = requests.get(url, timeout=5)
+    except requests.ConnectionError:
+        return None
+    return reply if reply.ok else None

@@ -34,7 +34,7 @@ from load.user.chaostab.view import json_row, series
 from load.user.chaostab.web import ChaosTab
 from load.wire.errors import PONG
 from locustrun import read_csv, run_folders
-from support import wait_until
+from support import wait_until, web_page
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -208,7 +208,7 @@ def test_in_chromium_the_tab_updates_each_second_and_a_restart_pressed_shows_wit
         "--results-dir", str(results), "--pong-timeout", "2",
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _get(url + "/chaos/layout"), 60, f"the web UI; output:\n{run.output()[-2000:]}")
+    wait_until(lambda: web_page(url + "/chaos/layout"), 60, f"the web UI; output:\n{run.output()[-2000:]}")
     run.note_descendants()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
@@ -281,14 +281,6 @@ def test_in_chromium_the_tab_updates_each_second_and_a_restart_pressed_shows_wit
     summary = json.loads((folder / "summary.json").read_text())
     assert [r["which"] for r in summary["restarts"]] == ["all", "all"]
     print(f"marker after {marker_s:.2f} s, error spike after {spike_s:.2f} s")
-
-
-def _get(url: str) -> requests.Response | None:
-    try:
-        reply = requests.get(url, timeout=5)
-    except requests.ConnectionError:
-        return None
-    return reply if reply.ok else None
 
 
 def test_a_plan_action_that_comes_due_during_an_action_by_hand_waits_for_it():

@@ -18,15 +18,7 @@ from load.runfolder.names import (
 )
 from load.supervise.procs import free_port
 from locustrun import read_csv, read_json, run_folders
-from support import wait_until
-
-
-def _get(url: str) -> requests.Response | None:
-    try:
-        reply = requests.get(url, timeout=5)
-    except requests.ConnectionError:
-        return None
-    return reply if reply.ok else None
+from support import wait_until, web_page
 
 
 def locust_requests(folder: Path) -> int:
@@ -66,7 +58,7 @@ def test_each_swarm_from_the_web_ui_has_its_own_folder_locust_csvs_and_downloads
         "--results-dir", str(results), "--run-label", "from-cli", "--pong-timeout", "2",
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    page = wait_until(lambda: _get(url + "/"), 60, f"the web UI; output:\n{run.output()[-2000:]}")
+    page = wait_until(lambda: web_page(url + "/"), 60, f"the web UI; output:\n{run.output()[-2000:]}")
     run.note_descendants()
     assert f"/chaos/files/{TIMESERIES_CSV}" in page.text  # Locust's Download Data tab links it
     (stack_dir,) = results.glob(f"{STACK_FOLDER_PREFIX}-*")
