@@ -18,10 +18,14 @@ import websocket
 from conftest import stack_config
 from load.agent.client import REFUSED_TOKEN, AgentClient, AgentError
 from load.agent.server import LOG_CHUNK_BYTES, Agent, AgentConfig, is_loopback, run_agent
-from load.config.settings import ConfigError
+from load.chaos.controller import Controller, TargetError
+from load.chaos.remote import AgentTarget, remote_agents
+from load.config.settings import ChaosPlan, ConfigError
+from load.probes.serverlog import ServerLogFollower
 from load.supervise.procs import EXITED, SIGKILLED
 from load.supervise.stack import healthz
 from load.wire.pingclient import PingSocket
+from locustrun import expected_exit_code, read_json, run_folder
 from support import close_code, still_running, wait_until
 
 TOKEN = secrets.token_urlsafe(24)
@@ -464,3 +468,205 @@ def test_run_agent_refuses_a_weak_token_or_a_busy_port_before_starting_anything(
             )
     assert taken.value.as_option().startswith(f"--port {port}")
     assert "spawned" not in (tmp_path / "b" / "events.jsonl").read_text()
+
+
+# -- several agents: one target over all their instances -------------------------------------
+
+
+class FakeAgentClient:
+    """An agent's client that answers from memory: `count` instances; restarts recorded.
+    A restart waits at `barrier` (when given) for the other agents' to begin."""
+
+    def __init__(self, url: str, count: int, order: list, barrier: threading.Barrier | None = None):
+        self.url, self.count, self.order, self.barrier = url, count, order, barrier
+        self.calls: list[tuple] = []
+
+    def status(self) -> dict:
+        return {"instances": [{"instance": f"daphne-{i}", "alive": True} for i in range(self.count)]}
+
+    def restart(self, instance, mode="graceful", together=False) -> list[dict]:
+        self.calls.append(("restart", instance, mode, together))
+        self.order.append((self.url, instance))
+        if self.barrier is not None:
+            self.barrier.wait()  # BrokenBarrierError after its timeout: the agents went one by one
+        indices = range(self.count) if instance == "all" else [instance]
+        return [{"index": i, "instance": f"daphne-{i}", "mode": mode} for i in indices]
+
+    def set_asgi_threads(self, threads, restart=None) -> dict:
+        self.calls.append(("asgi_threads", threads))
+        return {"threads": threads, "restarts": []}
+
+
+def two_agents(barrier: threading.Barrier | None = None):
+    order: list[tuple] = []  # (agent URL, instance) of every restart asked, in turn
+    clients = [
+        FakeAgentClient("http://10.0.0.1:8700", 2, order, barrier),
+        FakeAgentClient("http://10.0.0.2:8700", 1, order, barrier),
+    ]
+    return clients, order, AgentTarget(remote_agents(clients))
+
+
+def test_instances_are_numbered_across_agents_in_the_order_given_and_a_number_beyond_is_refused():
+    (first, second), _order, target = two_agents()
+    assert target.instance_count() == 3
+
+    (outcome,) = target.restart([2], "hard")  # the second agent's first instance
+
+    assert second.calls == [("restart", 0, "hard", False)] and first.calls == []
+    assert (outcome["agent"], outcome["agent_host"], outcome["instance"]) == (
+        "agent1",
+        "10.0.0.2:8700",
+        "daphne-0",
+    )
+    assert outcome["target_index"] == 2 and outcome["index"] == 0
+    assert [o["target_index"] for o in target.restart([1], "hard")] == [1]
+    assert first.calls[-1] == ("restart", 1, "hard", False)
+
+    with pytest.raises(ConfigError) as beyond:
+        ChaosPlan(restart_which="3").validate(target.instance_count())
+    assert beyond.value.as_option().startswith(
+        "--restart-which '3': there are 3 instance(s), numbered 0 to 2"
+    )
+    calls = len(first.calls) + len(second.calls)
+    with pytest.raises(TargetError, match="no instance 3: the agents run 3"):
+        target.restart([3], "hard")
+    assert len(first.calls) + len(second.calls) == calls  # refused before any agent was asked
+
+    target.set_asgi_threads(4)
+    assert first.calls[-1] == second.calls[-1] == ("asgi_threads", 4)
+
+
+def test_restart_all_restarts_every_agents_instances_at_once_and_rolling_one_after_another():
+    # Each agent's restart of "all" waits for the other's to begin: done one by one, it fails.
+    (first, second), _order, target = two_agents(threading.Barrier(2, timeout=10))
+    outcomes = target.restart([0, 1, 2], "graceful")
+    assert first.calls == [("restart", "all", "graceful", True)]  # its two together
+    assert second.calls == [("restart", 0, "graceful", False)]
+    assert [(o["agent"], o["instance"], o["target_index"]) for o in outcomes] == [
+        ("agent0", "daphne-0", 0),
+        ("agent0", "daphne-1", 1),
+        ("agent1", "daphne-0", 2),
+    ]
+
+    _clients, order, target = two_agents()
+    events: list[dict] = []
+    Controller(ChaosPlan(restart_at=(1.0,), restart_which="rolling"), target, events.append, 0.0).run(
+        sleep=lambda seconds: None
+    )
+    assert order == [("http://10.0.0.1:8700", 0), ("http://10.0.0.1:8700", 1), ("http://10.0.0.2:8700", 0)]
+    (done,) = [e for e in events if e["event"] == "action_done"]
+    assert [o["target_index"] for o in done["outcome"]] == [0, 1, 2]
+
+
+def test_two_agents_restarted_in_rolling_order_one_host_ready_before_the_next(start_agent, locust, tmp_path):
+    stack_a, agent_a, _client = start_agent(daphne_count=1)
+    stack_b, agent_b, _client = start_agent(daphne_count=1, redis_url=stack_a.redis_url)  # one channel layer
+    targets = [stack.instances[0].ws_url("") for stack in (stack_a, stack_b)]
+    run = locust(
+        "--headless",
+        "--host",
+        targets[0],
+        "--targets",
+        ",".join(targets),  # two users on each host
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-t",
+        "9s",
+        "--pong-timeout",
+        "1",
+        "--reconnect-min",
+        "0.2",
+        "--reconnect-max",
+        "1",
+        "--agent-url",
+        agent_a.url,
+        "--agent-url",
+        agent_b.url,
+        f"--agent-token={TOKEN}",  # token_urlsafe may begin with "-"
+        "--restart-at",
+        "3",
+        "--restart-which",
+        "rolling",
+        "--redis-probe-url",
+        stack_a.redis_url,
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
+    code = run.wait(60)
+    folder = run_folder(tmp_path / "results")
+    assert code == expected_exit_code(folder), run.output()[-3000:]
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+
+    steps = [
+        (e["agent"], e["agent_host"], e["event"], e["ts"])
+        for e in events
+        if e.get("source") == "agent" and e["event"] in ("restart_begin", "ready", "restart_done")
+    ]
+    hosts = [url.removeprefix("http://") for url in (agent_a.url, agent_b.url)]
+    assert [step[:3] for step in steps] == [
+        (name, host, event)
+        for name, host in zip(["agent0", "agent1"], hosts, strict=True)
+        for event in ("restart_begin", "ready", "restart_done")
+    ]
+    assert steps[2][3] <= steps[3][3]  # agent0's instance ready before agent1's restart began
+    (done,) = [e for e in events if e["event"] == "action_done"]
+    assert [(o["agent"], o["target_index"], o["generation"]) for o in done["outcome"]] == [
+        ("agent0", 0, 2),
+        ("agent1", 1, 2),
+    ]
+
+    summary = read_json(folder / "summary.json")
+    (restart,) = summary["restarts"]
+    assert restart["which"] == "rolling" and restart["instances"] == ["agent0/daphne-0", "agent1/daphne-0"]
+
+    # Each host's logs in its own folder, every generation; the one follower added them up.
+    server = folder / "server"
+    assert sorted(p.relative_to(server).as_posix() for p in server.rglob("daphne-*.log")) == [
+        f"{name}/daphne-0.gen{g}.log" for name in ("agent0", "agent1") for g in (1, 2)
+    ]
+    killed = []
+    for name in ("agent0", "agent1"):
+        follower = ServerLogFollower(lambda name=name: sorted((server / name).glob("daphne-*.log")))
+        follower.poll()
+        killed.append(follower.totals["sig_killed_pending"])  # the SIGTERM cancelled its host's sockets
+    assert min(killed) >= 1 and summary["server"]["sig_killed_pending"] == sum(killed)
+    assert healthz(stack_b.instances[0].port)["pid"] == stack_b.instances[0].child.pid
+
+
+@pytest.mark.parametrize("second", ["unreachable", "refused", "twice"])
+def test_each_agent_is_checked_at_start_and_a_bad_one_is_named_in_one_line(
+    served_stack, served_agent, locust, tmp_path, second
+):
+    with (
+        socket.socket() as unused,
+        Agent(served_stack, AgentConfig("another-token-of-enough-length")) as other,
+    ):
+        unused.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        bad_url = {
+            "unreachable": f"http://127.0.0.1:{unused.getsockname()[1]}",
+            "refused": other.url,
+            "twice": served_agent.url + "/",  # the same agent, spelt another way
+        }[second]
+        run = locust(
+            "--headless",
+            "--host",
+            served_stack.instances[0].ws_url(""),
+            "-t",
+            "5s",
+            "--agent-url",
+            served_agent.url,
+            "--agent-url",
+            bad_url,
+            f"--agent-token={TOKEN}",
+            "--restart-at",
+            "2",
+            "--results-dir",
+            str(tmp_path / "results"),
+        )
+        assert run.wait(60) == 2
+    (line,) = [line for line in run.output().splitlines() if "error" in line.lower()]
+    says = {"unreachable": "cannot reach the agent", "refused": REFUSED_TOKEN, "twice": "given twice"}[second]
+    assert line.startswith(f"locust: error: --agent-url '{bad_url}': {says}")
+    assert TOKEN not in run.output() and not (tmp_path / "results").exists()

@@ -262,7 +262,7 @@ def test_the_master_command_parses_with_locusts_parser_and_points_at_the_agent()
     master = parsed_by_locust("locust-master")
     target, daphne = command("target"), parsed_agent()
     assert master["master"] and not master["worker"]
-    assert master["agent_url"] == f"http://target:{option(target, '--port')}"
+    assert master["agent_url"] == [f"http://target:{option(target, '--port')}"]  # repeatable: one per host
     assert master["agent_token_given"]  # from LOCUST_AGENT_TOKEN, the compose file's ${LOAD_AGENT_TOKEN}
     assert master["redis_probe_url"] == daphne.redis_url
     # One URL per Daphne the agent runs, instance i on base port + i; --host is the first.

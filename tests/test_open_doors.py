@@ -248,7 +248,7 @@ def test_no_file_of_a_run_folder_holds_the_agent_token(agent_process, locust, tm
 
     folder = run_folder(results)
     manifest = read_json(folder / "manifest.json")
-    assert manifest["options"]["agent_token"] == HIDDEN and manifest["options"]["agent_url"] == url
+    assert manifest["options"]["agent_token"] == HIDDEN and manifest["options"]["agent_url"] == [url]
     assert (f"--agent-token={HIDDEN}" in manifest["command"]) == (how == "argv")
     assert (folder / "report.html").exists() and (folder / "server").is_dir()  # the agent's logs mirrored
     files = [path for tree in (folder, agent_folder) for path in tree.rglob("*") if path.is_file()]

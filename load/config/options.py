@@ -412,8 +412,15 @@ OPTIONS: tuple[Option, ...] = (
         group="remote",
     ),
     # where the plan is carried out, for servers the suite did not start
-    Option("agent-url", "", "a `python -m load agent` on the server host: http://HOST:PORT", group="remote"),
-    Option("agent-token", "", "the agent's token", group="remote", secret=True),
+    Option(
+        "agent-url",
+        [],
+        "a `python -m load agent` on a server host, http://HOST:PORT; repeatable, one per host "
+        "(their instances numbered across them in this order)",
+        group="remote",
+        repeat=True,
+    ),
+    Option("agent-token", "", "the agents' token (one for all of them)", group="remote", secret=True),
     Option(
         "restart-cmd",
         "",
@@ -557,6 +564,8 @@ def mask_options(values: dict[str, Any]) -> dict[str, Any]:
             masked[key] = [mask_header(str(line)) for line in value]
         elif key == "header" and isinstance(value, str):  # as a form posts it
             masked[key] = mask_header(value)
+        elif isinstance(value, list):  # a repeated option's values (--agent-url A --agent-url B)
+            masked[key] = [mask_text(item) if isinstance(item, str) else item for item in value]
         else:
             masked[key] = mask_text(value) if isinstance(value, str) else value
     return masked

@@ -5,6 +5,7 @@ from load.runfolder.loader import count, number
 from load.runfolder.names import (
     ACTION_BEGIN,
     ACTION_DONE,
+    AGENT,
     AT_S,
     COUNT_COLUMNS,
     DELIVERY_COLUMNS,
@@ -30,6 +31,13 @@ def daphne_down_s(outcomes: list[dict]) -> float | None:
     return max(d for d in downs if d is not None)  # all are, past the return above
 
 
+def instance_label(outcome: dict) -> str | None:
+    """A restarted instance as the summary names it: with its agent's name when an agent
+    restarted it (agent1/daphne-0), as every agent's first instance is daphne-0."""
+    instance = outcome.get("instance")
+    return f"{outcome[AGENT]}/{instance}" if outcome.get(AGENT) else instance
+
+
 def restarts_from_events(events: list[dict], mode: str, which: str) -> list[dict]:
     """The restarts the chaos controller completed (an action_begin of a restarting action
     and its action_done), in the order they ended; the input of analysis.recovery.restart_costs.
@@ -52,7 +60,7 @@ def restarts_from_events(events: list[dict], mode: str, which: str) -> list[dict
                     "threads": event.get("threads"),
                     "mode": event.get(MODE, mode),  # an action asked for by hand says its own
                     "which": event.get(WHICH, which),
-                    "instances": [o.get("instance") for o in outcomes],
+                    "instances": [instance_label(o) for o in outcomes],
                     DOWN_S: daphne_down_s(
                         outcomes
                     ),  # None for hooks: restart_costs takes what the clients saw

@@ -49,6 +49,11 @@ def daphne_log(instance: str, generation: int) -> str:
     return f"{instance}.gen{generation}.log"
 
 
+def agent_name(number: int) -> str:
+    """The short name of the number-th --agent-url (from 0): in events and, with several, server/<name>/."""
+    return f"agent{number}"
+
+
 def hook_log(n: int) -> str:
     """The output of the n-th restart hook of a run."""
     return f"hook-{n:03d}.log"
@@ -260,6 +265,11 @@ REDIS_RESTART_BEGIN, REDIS_RESTART_DONE = "redis_restart_begin", "redis_restart_
 TARGET_STACK = "target_stack"
 STACK_VERSIONS, NOT_APPLICABLE, VENV_BUILD_S = "stack_versions", "not_applicable", "venv_build_s"
 AGENT_UNREACHABLE = "agent_unreachable"  # a remote agent did not answer (load.chaos.remote)
+# With agents (load.chaos.remote), each event from an agent and each restart outcome says
+# which: its short name (agent0, agent1, ... in the order --agent-url gave them; with several,
+# also its folder server/<name>/) and its host:port; an outcome also says the instance's
+# number across all agents, the one --restart-which takes (agent0's instances first).
+AGENT, AGENT_HOST, TARGET_INDEX = "agent", "agent_host", "target_index"
 # An exited event's "how" (load.supervise.procs).
 HOW_EXITED = EXITED  # ended by itself, or by SIGTERM within the grace period
 KILLED_AFTER_TIMEOUT = "killed_after_timeout"  # ignored SIGTERM for kill_after seconds

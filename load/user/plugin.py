@@ -31,8 +31,8 @@ from load.analysis.detectors import failure_line
 from load.analysis.livethresholds import BreachWatch
 from load.analysis.thresholds import check as thresholds_check
 from load.analysis.thresholds import parse_thresholds
-from load.chaos.controller import HookTarget, LocalStackTarget
-from load.chaos.remote import AgentMirror, AgentTarget
+from load.chaos.controller import HookTarget, LocalStackTarget, TargetError
+from load.chaos.remote import AgentMirror, AgentTarget, RemoteAgent, remote_agents
 from load.config.options import (
     DEFAULTS,
     LOCUST_NAMES,
@@ -127,14 +127,21 @@ def die(message: str) -> None:
     sys.exit(2)
 
 
-def checked_agent(options) -> AgentClient:
-    """The agent's client, once it has answered; silence or a refused token is a ConfigError."""
-    client = AgentClient(options.agent_url, options.agent_token)
-    try:
-        client.status()
-    except AgentError as exc:
-        raise ConfigError("agent_url", options.agent_url, exc.message) from None
-    return client
+def checked_agents(options) -> list[RemoteAgent]:
+    """Every --agent-url (one token for all), once each has answered; silence or a refused
+    token is a ConfigError naming that URL."""
+    urls = [options.agent_url] if isinstance(options.agent_url, str) else list(options.agent_url)
+    clients: list[AgentClient] = []
+    for url in urls:
+        client = AgentClient(url, options.agent_token)
+        if client.url in [c.url for c in clients]:  # its instances would be restarted twice over
+            raise ConfigError("agent_url", url, "given twice; give each agent once")
+        try:
+            client.status()
+        except AgentError as exc:
+            raise ConfigError("agent_url", url, exc.message) from None
+        clients.append(client)
+    return remote_agents(clients)
 
 
 def missing_target(options) -> ConfigError:
@@ -265,9 +272,12 @@ class SuitePlugin:
         plan = plan_from_options(options)
         config = config_from_options(options, self.env.host)
         if options.agent_url:
-            status = checked_agent(options).status()
+            target = AgentTarget(checked_agents(options))
             if plan.active:
-                plan.validate(len(status["instances"]))
+                try:
+                    plan.validate(target.instance_count())
+                except TargetError as exc:  # an agent that answered a moment ago no longer does
+                    die(str(exc))
         elif options.restart_cmd:
             checked_hooks(options)
             plan.validate(options.hook_instances)
@@ -295,15 +305,17 @@ class SuitePlugin:
     # -- a test run ------------------------------------------------------------------------
 
     def agent_side(self, server: ServerSide, run_dir: Path) -> None:
-        """Restarts through the agent; its events and logs mirrored into this run's folder."""
+        """Restarts through the agents; their events and logs mirrored into this run's folder."""
         options = self.options
-        client = checked_agent(options)  # unreachable or refused: say so now, not at the first restart
-        target = AgentTarget(client, options.redis_probe_url)
+        agents = checked_agents(options)  # unreachable or refused: say so now, not at the first restart
+        target = AgentTarget(agents, options.redis_probe_url)
+        healths = []
         try:
-            server.mirror = AgentMirror(client, run_dir / SERVER_DIR, lambda event: None)
-            healths = [i.get("health") or {} for i in client.status()["instances"]]
+            server.mirror = AgentMirror(agents, run_dir / SERVER_DIR, lambda event: None)
+            for agent in agents:
+                healths += [i.get("health") or {} for i in agent.client.status()["instances"]]
         except AgentError as exc:
-            raise ConfigError("agent_url", options.agent_url, exc.message) from None
+            raise ConfigError("agent_url", exc.url, exc.message) from None
         server.target, server.live_prefixes = target, target.live_prefixes
         server.layer = next(
             (h["channel_layer"] for h in healths if h.get("channel_layer")), ""
