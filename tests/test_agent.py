@@ -28,7 +28,7 @@ from load.wire.pingclient import PingSocket
 from locustrun import expected_exit_code, read_json, run_folder
 from support import close_code, still_running, wait_until
 
-TOKEN = secrets.token_urlsafe(24)
+TOKEN = "t" + secrets.token_urlsafe(24)  # never "-...": that would read as an option on a command line
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -584,7 +584,7 @@ def test_two_agents_restarted_in_rolling_order_one_host_ready_before_the_next(st
         agent_a.url,
         "--agent-url",
         agent_b.url,
-        f"--agent-token={TOKEN}",  # token_urlsafe may begin with "-"
+        f"--agent-token={TOKEN}",
         "--restart-at",
         "3",
         "--restart-which",

@@ -19,7 +19,7 @@ from load.supervise.procs import free_port
 from locustrun import REPO, read_json, run_folder, run_folders
 from support import still_running, wait_until
 
-TOKEN = secrets.token_urlsafe(24)
+TOKEN = "t" + secrets.token_urlsafe(24)  # never "-...": that would read as an option on a command line
 
 
 # -- the web form ------------------------------------------------------------------------------
