@@ -29,6 +29,7 @@ PROG = "python -m load"
 AGENT_TOKEN_VARIABLE = "LOAD_AGENT_TOKEN"
 # Commands whose normal end is a signal (Ctrl-C, `docker stop`): that ends them with 0.
 SERVES_UNTIL_STOPPED = ("stack", "agent")
+MAX_WORKERS = 64
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -119,10 +120,28 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--results-dir", type=Path, default=Path("results"), help="where run folders go (default %(default)s)"
     )
+    add_workers_option(parser)
     add_stack_flags(parser, locust_only=True)  # passed on to Locust's --stack local
 
 
+def add_workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run Locust as a master with N worker processes joined over TCP on loopback, "
+        "as on other hosts (default: one process)",
+    )
+
+
+def check_workers(args: argparse.Namespace) -> argparse.Namespace:
+    if not 0 <= args.workers <= MAX_WORKERS:
+        raise ConfigError("workers", args.workers, f"worker processes, 0 (one process) to {MAX_WORKERS}")
+    return args
+
+
 def check_demo_args(args: argparse.Namespace) -> argparse.Namespace:
+    check_workers(args)
     for name in ("users", "run_time", "ping_rate"):
         if getattr(args, name) <= 0:
             raise ConfigError(name, getattr(args, name), "must be a positive number")
@@ -211,6 +230,7 @@ def build_parser() -> OneLineParser:
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
+    add_workers_option(parser)
     parser.add_argument(
         "--set",
         action="append",
@@ -239,7 +259,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
 def run_scenario_command(args: argparse.Namespace) -> int:
     from load.runs.scenario import run_scenario
 
-    return run_scenario(args.scenario, args.set, args.results_dir)
+    return run_scenario(args.scenario, args.set, args.results_dir, check_workers(args).workers)
 
 
 def run_report_command(args: argparse.Namespace) -> int:
@@ -261,7 +281,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from load.runs.sweep import run_sweep
 
     dimensions = {option.dest: getattr(args, option.dest) for option in SWEEP_OPTIONS}
-    return run_sweep(args.scenario, dimensions, args.set, args.results_dir, args.seed)
+    return run_sweep(
+        args.scenario, dimensions, args.set, args.results_dir, args.seed, check_workers(args).workers
+    )
 
 
 def run_compare_command(args: argparse.Namespace) -> int:

@@ -53,8 +53,8 @@ def locust(tmp_path):
     """Start `locust -f locustfile.py ARGS` (each with its own log); every one is reaped after the test."""
     started: list[LocustProcess] = []
 
-    def start(*args: str, name: str = "") -> LocustProcess:
-        started.append(LocustProcess(tmp_path, *args, name=name or f"locust{len(started) or ''}"))
+    def start(*args: str, name: str = "", env: dict[str, str] | None = None) -> LocustProcess:
+        started.append(LocustProcess(tmp_path, *args, name=name or f"locust{len(started) or ''}", env=env))
         return started[-1]
 
     yield start

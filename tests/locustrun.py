@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 class LocustProcess:
     """`python -m locust -f locustfile.py ARGS` in its own session, killed with the test at the latest."""
 
-    def __init__(self, tmp_path: Path, *args: str, name: str = "locust"):
+    def __init__(self, tmp_path: Path, *args: str, name: str = "locust", env: dict[str, str] | None = None):
         argv = [sys.executable, "-m", "locust", "-f", str(REPO / "locustfile.py"), *args]
-        self.child = Child(name, argv, None, tmp_path / f"{name}.log", REPO).start()
+        self.child = Child(name, argv, env, tmp_path / f"{name}.log", REPO).start()
         self.descendants: set[int] = set()
 
     def note_descendants(self) -> None:

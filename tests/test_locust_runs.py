@@ -203,37 +203,49 @@ def test_a_hard_restart_mid_run_puts_errors_in_its_seconds_and_recovery_after(st
     assert read_csv(folder / "locust_exceptions.csv") == []
 
 
-def test_a_distributed_run_merges_its_workers_exactly(start_stack, locust, tmp_path):
-    stack = start_stack(daphne_count=1)
-    run = locust(
-        *headless(
-            stack.instances[0].ws_url(""),
-            tmp_path / "results",
-            "--processes",
-            "2",
-            "-u",
-            "6",
-            "-r",
-            "6",
-            "-t",
-            "8s",
-            "--paths",
-            "/ws/ping/,/ws/room/merge/",
-            "--ping-rate",
-            "5",
-        )
+DISTRIBUTED = """[tool.locust]
+stack = "local"
+stack-daphne = 1
+users = 6
+spawn-rate = 6
+run-time = "8s"
+paths = "/ws/ping/,/ws/room/merge/"
+ping-rate = 5
+pong-timeout = 2
+redis-socket-timeout = "none"
+"""
+
+
+def test_a_run_with_two_workers_over_tcp_merges_them_exactly(tmp_path):
+    scenario = tmp_path / "distributed.toml"
+    scenario.write_text(DISTRIBUTED)
+    command = [sys.executable, "-m", "load", "run", str(scenario), "--workers", "2"]
+    result = subprocess.run(
+        [*command, "--results-dir", str(tmp_path / "results")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    wait_until(lambda: run.note_descendants() or len(run.descendants) >= 2, 30, "two worker processes")
-    assert run.wait(90) == 0, run.output()[-3000:]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     folder = run_folder(tmp_path / "results")
+    assert (folder / "locust-worker-1.log").is_file() and (folder / "locust-worker-2.log").is_file()
     summary = read_json(folder / "summary.json")
     workers = summary["workers"]
     assert len(workers) == 2
     for figure in ("pings", "pongs", "connect_ok", "in_flight"):  # one name for a figure, everywhere
         assert summary["all"][figure] == sum(w.get(figure, 0) for w in workers.values()), figure
+    assert (
+        f"workers 2 (pings each: {', '.join(str(w['pings']) for _, w in sorted(workers.items()))})"
+        in result.stdout
+    )
     rows = read_csv(folder / "timeseries.csv")
     assert sum(int(r["pongs"]) for r in rows) == summary["all"]["pongs"] > 100
+    counted = [
+        r["workers"] for r in rows if r["users"] != ""
+    ]  # the master's seconds (not the last, cut short)
+    assert counted.count("2") == len(counted) >= 6  # both connected throughout
     # room deliveries travel with the workers' reports and are settled on the master
     total = summary["all"]
     assert summary[DELIVERIES][MEMBER_LIVES] >= 2 and total[BROADCASTS_LOST] is not None

@@ -1,5 +1,6 @@
 """Issue 10, open doors: the web form runs no command and names no path; no secret is written."""
 
+import argparse
 import http.client
 import json
 import os
@@ -14,7 +15,7 @@ import pytest
 import requests
 
 from load.agent.client import AgentClient
-from load.config.options import HIDDEN, START_ONLY, mask_argv, mask_options
+from load.config.options import HIDDEN, START_ONLY, mask_argv, mask_options, take_agent_token
 from load.supervise.procs import free_port
 from locustrun import REPO, read_json, run_folder, run_folders
 from support import still_running, wait_until
@@ -159,6 +160,13 @@ def test_mask_argv_hides_both_forms_and_abbreviations_and_url_passwords():
         "ping_rate": 2.0,
     }
     assert mask_options({"agent_token": ""}) == {"agent_token": ""}  # not given: nothing to hide
+
+
+def test_the_agent_token_is_not_among_the_options_a_master_sends_its_workers():
+    options = argparse.Namespace(agent_token=TOKEN, agent_url=["http://h:8700"], ping_rate=2.0)
+    assert take_agent_token(options) == TOKEN
+    assert TOKEN not in repr(vars(options))  # what Locust's spawn message carries: vars(parsed_options)
+    assert take_agent_token(argparse.Namespace(agent_token="")) == ""
 
 
 @pytest.fixture(scope="module")

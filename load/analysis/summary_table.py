@@ -52,8 +52,10 @@ from load.runfolder.names import (
     SIGNATURE_LABELS,
     STALE_MEMBERS_AFTER,
     STALE_MEMBERS_BEFORE,
+    TIMESERIES_CSV,
     UNMATCHED,
     UNTIL_NEXT_RESTART,
+    WORKERS,
     endpoint_of,
     per_endpoint,
 )
@@ -209,6 +211,8 @@ def format_summary(summary: dict) -> str:
         + (f"frames that answered no ping {total[UNMATCHED]}, " if total.get(UNMATCHED) else "")
         + f"late sends {total[LATE_SENDS]}; latency is from each ping's due time, in ms"
     )
+    if summary.get(WORKERS):
+        lines.append(format_workers(summary[WORKERS]))
     if summary.get(RESTARTS):
         lines += ["", format_restarts(summary[RESTARTS])]
     if SERVER in summary:
@@ -216,6 +220,15 @@ def format_summary(summary: dict) -> str:
     if format_not_measured(summary):
         lines += ["", "not measured in this run:", format_not_measured(summary)]
     return "\n".join(lines)
+
+
+def format_workers(workers: dict[str, dict]) -> str:
+    """A distributed run's workers: how many sent their final report, and each one's pings."""
+    each = ", ".join(f"{totals.get(PINGS, 0)}" for _, totals in sorted(workers.items()))
+    return (
+        f"workers {len(workers)} (pings each: {each}); connected workers per second: "
+        f"the {WORKERS} column of {TIMESERIES_CSV}"
+    )
 
 
 def format_comparison(out_dir) -> str:

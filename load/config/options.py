@@ -553,6 +553,15 @@ def _is_header_option(name: str) -> bool:
     )
 
 
+def take_agent_token(options: Any) -> str:
+    """The agent token, taken out of the parsed options: a Locust master sends every parsed
+    option to its workers with each spawn message, and workers never talk to an agent."""
+    token = getattr(options, "agent_token", "") or ""
+    if token:
+        options.agent_token = ""
+    return token
+
+
 def mask_options(values: dict[str, Any]) -> dict[str, Any]:
     """Option values (argparse names) with secrets `<hidden>` (when set), credential headers'
     values and URL passwords hidden."""

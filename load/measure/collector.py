@@ -62,6 +62,7 @@ from load.runfolder.names import (
     TIMESERIES_COLUMNS,
     TIMESERIES_CSV,
     USERS,
+    WORKERS,
 )
 from load.wire.errors import CONNECT_ERRORS, PING_ERRORS, PONG
 
@@ -132,7 +133,7 @@ class Collector:
         self.phase_at = phase_at
         self.next_second = int(start)
         self.pending: dict[int, Window] = {}
-        self.users: dict[int, int] = {}
+        self.process: dict[int, dict[str, int | str]] = {}  # users and workers, as Locust counts them
         self.server: dict[int, Counter] = {}
         self.server_totals: Counter = Counter()
         self.redis: dict[int, Sample] = {}
@@ -160,8 +161,9 @@ class Collector:
                 continue
             self.pending.setdefault(second, Window()).merge(window)
 
-    def record_users(self, ts: float, users: int) -> None:
-        self.users[int(ts)] = users
+    def record_users(self, ts: float, users: int, workers: int | None = None) -> None:
+        """Locust's user count, and on a master its connected workers (None elsewhere: empty cells)."""
+        self.process[int(ts)] = {USERS: users, WORKERS: "" if workers is None else workers}
 
     def record_server(self, windows: dict[int, Counter]) -> None:
         """Server log signatures per second (load.probes.serverlog); late ones count in the totals only."""
@@ -208,7 +210,7 @@ class Collector:
             window = self.pending.pop(second, Window())
             sample = self.redis.pop(second, None)
             row, endpoints = self._rows(
-                second, window, self.users.pop(second, ""), self.server.pop(second, Counter()), sample
+                second, window, self.process.pop(second, {}), self.server.pop(second, Counter()), sample
             )
             if sample is not None:
                 groups += [
@@ -226,13 +228,19 @@ class Collector:
         return series
 
     def _rows(
-        self, second: int, window: Window, users: int | str, server: Counter, sample: Sample | None
+        self, second: int, window: Window, process: dict, server: Counter, sample: Sample | None
     ) -> tuple[dict, list[dict]]:
         """One second's timeseries.csv row and its endpoints.csv rows."""
         stamp = self.stamp(second)
         row = {**stamp, **figures(merged(list(window.endpoints.values())))}
         # no sample of the open connections that second (a worker's report missed it): unknown, not 0
-        row.update({USERS: users, CONNECTIONS: window.gauges.get(CONNECTIONS, "")})
+        row.update(
+            {
+                USERS: process.get(USERS, ""),
+                WORKERS: process.get(WORKERS, ""),
+                CONNECTIONS: window.gauges.get(CONNECTIONS, ""),
+            }
+        )
         row.update({column: server.get(column, 0) if self.signatures else "" for column in SERVER_COLUMNS})
         if sample is not None:
             row.update(sample.figures)
@@ -253,7 +261,7 @@ class Collector:
             self._rows(
                 second,
                 self.pending.get(second, Window()),
-                self.users.get(second, ""),
+                self.process.get(second, {}),
                 self.server.get(second, Counter()),
                 self.redis.get(second),
             )

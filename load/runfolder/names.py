@@ -24,6 +24,9 @@ PLOTS_DIR = "plots"
 LOCUST_PREFIX = "locust"  # Locust's own CSVs: locust_stats.csv, locust_stats_history.csv, ...
 LOCUST_REPORT_HTML = "locust_report.html"  # Locust's own HTML report
 LOCUST_LOG = "locust.log"  # the output of a Locust that `python -m load` started
+LOCUST_WORKER_LOG = "locust-worker-{}.log"  # --workers N: worker n's output (n from 1)
+# A worker's DEBUG line in its log: its pings sent per second as shipped to the master (JSON)
+SHIPPED_TO_MASTER = "pings sent per second, shipped to the master:"
 COMPARISON_CSV = "comparison.csv"  # a sweep's folder: one row per run
 COMPARISON_HTML = "comparison.html"
 FINDINGS_TXT = "findings.txt"  # a sweep's findings, one sentence a line
@@ -141,6 +144,8 @@ TIME_COLUMNS = (TIME, EPOCH_S, ELAPSED_S, PHASE)
 RUN_PHASE = "run"  # the phase of a run without a staircase
 ENDPOINT = "endpoint"
 USERS = "users"
+# timeseries.csv: a master's connected workers each second; summary.json: each worker's totals
+WORKERS = "workers"
 CONNECTIONS = "connections"
 FIRST_PONG_AT = "first_pong_at"  # the second's earliest pong on a socket opened after a restart (epoch s)
 FIRST_CONNECT_FAILED = "first_connect_failed_at"  # the second's earliest failed connect (epoch s)
@@ -213,6 +218,7 @@ GROUP, MEMBERS = "group", "members"
 TIMESERIES_COLUMNS = (
     *TIME_COLUMNS,
     USERS,
+    WORKERS,  # a master's connected workers (Locust's worker_count); empty in a one-process run
     CONNECTIONS,
     *COUNT_COLUMNS[:5],
     *LATENCY_COLUMNS,
@@ -308,7 +314,6 @@ STALE_MEMBERS_BEFORE, STALE_MEMBERS_AFTER = "stale_members_before", "stale_membe
 UNTIL_RUN_END, UNTIL_NEXT_RESTART = RUN_END, "next_restart"
 NOT_MEASURED = "not_measured"  # figure -> why this run could not measure it (its cells empty, null)
 EXCEPTION_MESSAGES = "exception_messages"
-WORKERS = "workers"
 CHAOS_FAILURES = "chaos_failures"
 THRESHOLD_BREACHES = "threshold_breaches"
 THRESHOLD_NOTES = "threshold_notes"

@@ -86,7 +86,7 @@ def run_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        code = run_locust(locust_options(args, run_id), run_dir, args.run_time + 120)
+        code = run_locust(locust_options(args, run_id), run_dir, args.run_time + 120, workers=args.workers)
         finished, interrupted = code is not None, False
     except KeyboardInterrupt:
         print("interrupted: Locust and the stack were stopped", file=sys.stderr, flush=True)

@@ -21,17 +21,21 @@ from load.runfolder.names import (
     LOCUST_LOG,
     LOCUST_PREFIX,
     LOCUST_REPORT_HTML,
+    LOCUST_WORKER_LOG,
     MANIFEST_JSON,
     SUMMARY_JSON,
     TIMESERIES_CSV,
 )
-from load.supervise.procs import Child
+from load.supervise.procs import Child, free_port, stop_all
 
 LOCUSTFILE = REPO_ROOT / "locustfile.py"
 # Locust's graceful stop: its users stop, a restart under way may finish (recorder's
 # ACTION_GRACE, 20 s), the plugin writes summary.json and report.html and stops a local
 # stack (each Daphne within --kill-after, 10 s). Past this, Locust is killed.
 LOCUST_STOP_TIMEOUT = 45.0
+LOOPBACK = "127.0.0.1"
+WORKERS_JOIN_TIMEOUT = 60  # seconds the master waits for --workers N to join before it gives up
+WORKER_QUIT_TIMEOUT = 15.0  # a worker quits within a second of its master's "quit"
 
 _signals: list[int] = []  # the signals that interrupted this process, in order
 
@@ -74,22 +78,46 @@ def run_folder_options(results_dir: Path, run_id: str) -> list[str]:
 
 
 def run_locust(
-    options: list[str], run_dir: Path, timeout: float, env: dict[str, str] | None = None
+    options: list[str], run_dir: Path, timeout: float, env: dict[str, str] | None = None, workers: int = 0
 ) -> int | None:
     """Run Locust to its end (in `env`, default this process's); None when it had to be
     stopped past timeout. An interrupt (KeyboardInterrupt) stops Locust gracefully, then
-    goes on up to the caller."""
+    goes on up to the caller. With workers, Locust runs as a master and that many worker
+    processes join it over TCP on loopback, as they would from other hosts."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *options]
+    port = free_port() if workers else 0
+    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *options, *master_options(workers, port)]
     locust = Child("locust", argv, env, run_dir / LOCUST_LOG, REPO_ROOT).start()
+    joined = [worker(n, port, env, run_dir).start() for n in range(1, workers + 1)]
     try:
-        if locust.wait(timeout):
-            return locust.returncode
+        if not locust.wait(timeout):
+            stop_locust(locust)
+            return None
+        return locust.returncode
     except KeyboardInterrupt:
         stop_locust(locust)
         raise
-    stop_locust(locust)
-    return None
+    finally:
+        # Each worker quits with its master; one that did not (its master was killed) is stopped.
+        stop_all(joined, "graceful", kill_after=WORKER_QUIT_TIMEOUT)
+
+
+def master_options(workers: int, port: int) -> list[str]:
+    if not workers:
+        return []
+    return [
+        "--master",
+        "--master-bind-host", LOOPBACK,
+        "--master-bind-port", str(port),
+        "--expect-workers", str(workers),
+        "--expect-workers-max-wait", str(WORKERS_JOIN_TIMEOUT),
+    ]  # fmt: skip
+
+
+def worker(n: int, port: int, env: dict[str, str] | None, run_dir: Path) -> Child:
+    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker"]
+    argv += ["--master-host", LOOPBACK, "--master-port", str(port)]
+    return Child(f"locust-worker-{n}", argv, env, run_dir / LOCUST_WORKER_LOG.format(n), REPO_ROOT)
 
 
 def stop_locust(locust: Child) -> None:

@@ -169,7 +169,7 @@ def run_place(table: dict, sets: list[str], results_dir: Path | None) -> tuple[P
     return results_dir or Path(str(chosen.get("results-dir") or "results")), label
 
 
-def run_scenario(path: Path, sets: list[str], results_dir: Path | None) -> int:
+def run_scenario(path: Path, sets: list[str], results_dir: Path | None, workers: int = 0) -> int:
     table = read_scenario(path)
     results_dir, label = run_place(table, sets, results_dir)
     options = override_options(sets)
@@ -187,7 +187,7 @@ def run_scenario(path: Path, sets: list[str], results_dir: Path | None) -> int:
     ]
     print(f"scenario {path}: {table.get('description', '')}\nresults: {run_dir}", flush=True)
     try:
-        code = run_locust(options, run_dir, min(scenario_seconds(table), TIME_LIMIT) + 180)
+        code = run_locust(options, run_dir, min(scenario_seconds(table), TIME_LIMIT) + 180, workers=workers)
     except KeyboardInterrupt:
         return finish_interrupted(run_dir)
     return finish_run(run_dir, code)

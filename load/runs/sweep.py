@@ -95,7 +95,12 @@ def locust_environment(dimensions: dict[str, str]) -> dict[str, str]:
 
 
 def run_sweep(
-    scenario: Path, dimensions: dict[str, str], sets: list[str], results_dir: Path | None, seed: int
+    scenario: Path,
+    dimensions: dict[str, str],
+    sets: list[str],
+    results_dir: Path | None,
+    seed: int,
+    workers: int = 0,
 ) -> int:
     table = read_scenario(scenario)
     points = sweep_points(dimensions)
@@ -127,7 +132,7 @@ def run_sweep(
         print(f"[{number}/{len(points)}] {point.name}: running", flush=True)
         started = time.monotonic()
         try:
-            code = run_locust(options, sweep_dir / point.name, each + 180, env)
+            code = run_locust(options, sweep_dir / point.name, each + 180, env, workers)
         except KeyboardInterrupt:  # the points so far are compared; the rest do not run
             codes.append(finish_interrupted(sweep_dir / point.name, quiet=True))
             folders.append(sweep_dir / point.name)

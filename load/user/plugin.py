@@ -9,13 +9,13 @@ Importing this module registers the listeners; locustfile.py does that.
 """
 
 import glob
+import json
 import logging
 import os
 import shlex
 import signal
 import socket
 import sys
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from urllib.parse import urlparse
@@ -45,6 +45,7 @@ from load.config.options import (
     plan_from_options,
     set_run_config,
     stack_config,
+    take_agent_token,
 )
 from load.config.settings import (
     REPO_ROOT,
@@ -54,6 +55,7 @@ from load.config.settings import (
     StackConfig,
     check_run_folder,
 )
+from load.measure import clock
 from load.measure.timeline import timeline_for
 from load.probes.serverlog import CommandFollower, ServerLogFollower, daphne_logs
 from load.runfolder.eventlog import EventLog
@@ -63,7 +65,9 @@ from load.runfolder.names import (
     CHAOS_PLAN,
     EVENTS_JSONL,
     REMOTE_LOG,
+    SENT,
     SERVER_DIR,
+    SHIPPED_TO_MASTER,
     STACK_FOLDER_PREFIX,
     TARGET_STACK,
     THRESHOLD_BREACHES,
@@ -73,6 +77,7 @@ from load.runfolder.runids import new_run_id
 from load.supervise.redisserver import StackError
 from load.supervise.stack import Stack
 from load.user.chaostab.web import install_chaos_tab
+from load.user.clocksync import ClockProbe, serve_the_clock
 from load.user.locustcsv import SwarmCsv
 from load.user.recorder import RunRecorder, ServerSide, until_next_second
 from load.user.webform import guard_web_form
@@ -90,6 +95,14 @@ FINAL_MESSAGE = "channels_timeline_final"
 @events.init_command_line_parser.add_listener
 def _add_options(parser, **_kwargs) -> None:
     add_options(parser)
+
+
+@events.init.add_listener
+def _keep_the_agent_token_aside(environment, **_kwargs) -> None:
+    """Out of parsed_options before the web form's guard copies them: a Locust master sends
+    every parsed option to its workers with each spawn message, and workers never talk to
+    an agent. Registered first of all, so the guard sees (and protects) an empty token."""
+    environment.channels_agent_token = take_agent_token(environment.parsed_options)
 
 
 @events.init.add_listener
@@ -119,6 +132,15 @@ def restore_sigint() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def log_shipped(windows: dict[str, dict]) -> dict[str, dict]:
+    """At DEBUG, a worker's pings sent per second as shipped to the master (how the tests
+    check that the master's seconds are the sum of its workers')."""
+    if windows and logger.isEnabledFor(logging.DEBUG):
+        sent = {s: sum(e["c"].get(SENT, 0) for e in w["e"].values()) for s, w in sorted(windows.items())}
+        logger.debug("%s %s", SHIPPED_TO_MASTER, json.dumps(sent))
+    return windows
+
+
 def die(message: str) -> None:
     """A user's mistake at start-up: one line, exit code 2, and no process of ours left."""
     sys.stderr.write(f"locust: error: {message}\n")
@@ -127,13 +149,13 @@ def die(message: str) -> None:
     sys.exit(2)
 
 
-def checked_agents(options) -> list[RemoteAgent]:
+def checked_agents(options, token: str) -> list[RemoteAgent]:
     """Every --agent-url (one token for all), once each has answered; silence or a refused
     token is a ConfigError naming that URL."""
     urls = [options.agent_url] if isinstance(options.agent_url, str) else list(options.agent_url)
     clients: list[AgentClient] = []
     for url in urls:
-        client = AgentClient(url, options.agent_token)
+        client = AgentClient(url, token)
         if client.url in [c.url for c in clients]:  # its instances would be restarted twice over
             raise ConfigError("agent_url", url, "given twice; give each agent once")
         try:
@@ -216,8 +238,11 @@ class SuitePlugin:
         env_events.test_stopping.add_listener(self.on_test_stopping)
         env_events.test_stop.add_listener(self.on_test_stop)
         env_events.quitting.add_listener(self.on_quitting)
+        if self.is_master:  # before prepare(): a worker probes the clock as soon as it starts
+            serve_the_clock(environment.runner)
         if self.is_worker:
             env_events.report_to_master.add_listener(self.on_report_to_master)
+            self.clock_probe = ClockProbe(environment.runner)
         else:
             self.prepare()
             install_chaos_tab(environment, lambda: self.run)
@@ -272,7 +297,7 @@ class SuitePlugin:
         plan = plan_from_options(options)
         config = config_from_options(options, self.env.host)
         if options.agent_url:
-            target = AgentTarget(checked_agents(options))
+            target = AgentTarget(checked_agents(options, self.env.channels_agent_token))
             if plan.active:
                 try:
                     plan.validate(target.instance_count())
@@ -307,7 +332,9 @@ class SuitePlugin:
     def agent_side(self, server: ServerSide, run_dir: Path) -> None:
         """Restarts through the agents; their events and logs mirrored into this run's folder."""
         options = self.options
-        agents = checked_agents(options)  # unreachable or refused: say so now, not at the first restart
+        agents = checked_agents(
+            options, self.env.channels_agent_token
+        )  # unreachable or refused: say so now, not at the first restart
         target = AgentTarget(agents, options.redis_probe_url)
         healths = []
         try:
@@ -349,6 +376,7 @@ class SuitePlugin:
             return
         assert run.config is not None  # config_from_options returned: run.error is None
         if self.is_worker:
+            self.clock_probe.check_measured()
             self.sampler = gevent.spawn(self._sample_forever)
             return
         if self.swarm_csv is not None:  # the last swarm's: Locust has just cleared its stats
@@ -383,7 +411,9 @@ class SuitePlugin:
             run_id,
             run_dir,
             mask_argv(sys.argv),
-            mask_options(vars(self.options)),
+            mask_options(
+                {**vars(self.options), "agent_token": self.env.channels_agent_token}
+            ),  # given, hidden
             run.config.public(),
             stack_info,
             server.redis_url,
@@ -475,12 +505,12 @@ class SuitePlugin:
         timeline = timeline_for(self.env)
         while True:
             gevent.sleep(until_next_second(0.5))
-            timeline.sample_gauges(time.time())
+            timeline.sample_gauges(clock.now())
 
     def on_test_stopping(self, environment, **_kwargs) -> None:
         """Fired on every node before Locust stops its users (-t, Stop, Ctrl-C): pings that
         come due from now on are not due, so the stop itself is never counted as failures."""
-        timeline_for(self.env).begin_stop(time.time())
+        timeline_for(self.env).begin_stop(clock.now())
 
     def on_test_stop(self, environment, **_kwargs) -> None:
         if self.is_worker:
@@ -489,7 +519,7 @@ class SuitePlugin:
             timeline = timeline_for(self.env)
             data = {
                 "client_id": self.env.runner.client_id,
-                "windows": timeline.take(),
+                "windows": log_shipped(timeline.take()),
                 "deliveries": timeline.deliveries.take(),
                 "totals": dict(timeline.totals),
             }
@@ -502,6 +532,7 @@ class SuitePlugin:
         timeline = timeline_for(self.env)
         data[TIMELINE_KEY] = timeline.take()
         data[DELIVERIES_KEY] = timeline.deliveries.take()
+        log_shipped(data[TIMELINE_KEY])
 
     def on_worker_report(self, client_id, data, **_kwargs) -> None:
         if self.swarm_csv is not None:

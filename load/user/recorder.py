@@ -227,7 +227,8 @@ class RunRecorder:
             timeline.sample_gauges(now)
             self.collector.merge(timeline.take())
             self.ledger.merge(timeline.deliveries.take())
-        self.collector.record_users(now, self.env.runner.user_count)
+        workers = None if self.local else self.env.runner.worker_count
+        self.collector.record_users(now, self.env.runner.user_count, workers)
         if self.mirror is not None:
             self.mirror.poll()
         if self.follower is not None:

@@ -32,6 +32,7 @@ from locust.exception import StopUser
 
 from load.config.options import load_config
 from load.config.settings import ConfigError, LoadConfig, path_knobs
+from load.measure import clock
 from load.measure.deliveries import SocketLife
 from load.measure.timeline import Timeline, timeline_for
 from load.runfolder.names import CONNECT_OK
@@ -105,7 +106,7 @@ class WebSocketSession:
             failures = 0
             if self.sender is None:  # the schedule starts with the first socket, then never waits
                 interval = 1.0 / self.config.ping_rate
-                t0 = time.time() + self.rng.uniform(0, interval)  # users do not ping in lockstep
+                t0 = clock.now() + self.rng.uniform(0, interval)  # users do not ping in lockstep
                 self.sender = gevent.spawn(self._send_loop, t0, interval)
             self._read_until_closed(ws)
             gevent.sleep(self._backoff(1))
@@ -116,7 +117,7 @@ class WebSocketSession:
             # Dead before the socket closes: a sender still running would find it gone and
             # count our own close as a ping not sent, or a send failed.
             self.sender.kill(block=True)
-        self._leave(time.time(), stopped=True)  # before close(), which reads (and drops) frames still coming
+        self._leave(clock.now(), stopped=True)  # before close(), which reads (and drops) frames still coming
         ws, self.ws = self.ws, None
         if ws is not None:
             self.timeline.connections_open -= 1
@@ -133,7 +134,7 @@ class WebSocketSession:
         return self.rng.uniform(cap / 2, cap)
 
     def _connect(self) -> websocket.WebSocket | None:
-        started = time.time()
+        started = time.perf_counter()  # a duration: never moved by the clock's offset
         name = f"connect {self.path}"
         try:
             ws = websocket.create_connection(
@@ -141,19 +142,19 @@ class WebSocketSession:
             )
         except (OSError, websocket.WebSocketException) as exc:
             failure = errors.classify_connect_error(exc)
-            self.timeline.connect(self.path, time.time(), failure.kind)
+            self.timeline.connect(self.path, clock.now(), failure.kind)
             self._report(name, None, failure)
             self._explain(exc, failure)
             return None
         # create_connection's timeout would stay on every later recv(): idle sockets would
         # raise false timeouts. Pong timeouts are ours to track.
         ws.settimeout(None)
-        self.timeline.connect(self.path, time.time(), CONNECT_OK)
+        self.timeline.connect(self.path, clock.now(), CONNECT_OK)
         self.timeline.connections_open += 1
         self.life = self.timeline.deliveries.open(self.path)
         self.fresh_socket = True
         self.ws = ws
-        self._report(name, (time.time() - started) * 1000)
+        self._report(name, (time.perf_counter() - started) * 1000)
         return ws
 
     def _explain(self, exc: BaseException, failure: WsFailure) -> None:
@@ -184,11 +185,11 @@ class WebSocketSession:
                 code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
                 break
             if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                self._on_frame(data, time.time())
+                self._on_frame(data, clock.now())
         self._on_closed(ws, code)
 
     def _on_closed(self, ws: websocket.WebSocket, code: int) -> None:
-        now = time.time()
+        now = clock.now()
         self._leave(now)  # this reader's socket, abandoned or not: its frames were read until now
         if self.ws is ws:
             self.ws = None
@@ -268,7 +269,7 @@ class WebSocketSession:
     def _wait_until(self, due: float) -> float:
         """Sleep until `due`, expiring pings whose pong timeout passes meanwhile."""
         while True:
-            now = time.time()
+            now = clock.now()
             self._expire(now)
             if now >= due:
                 return now
