@@ -194,6 +194,8 @@ ROWS = [
         "--asgi-threads 0: use a positive number, or leave it out for Daphne's default",
     ),
     (LOAD, ["demo", "--users", "0"], "--users 0: must be a positive number"),
+    (LOAD, ["demo", "--workers", "-1"], "--workers -1: worker processes, 0 (one process) to 64"),
+    (LOAD, ["run", "scenarios/seed_restarts.toml", "--workers", "99"], "--workers 99: worker processes"),
     (
         LOAD,
         ["sweep", "--scenario", "{scenario}", "--stack-versions", "current,channels9"],
