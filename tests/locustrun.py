@@ -34,6 +34,14 @@ class LocustProcess:
         assert deadline_ok, f"locust did not exit within {timeout} s:\n{self.output()[-3000:]}"
         return self.child.process.returncode
 
+    def written(self, results_dir: Path, timeout: float) -> Path:
+        """Wait for Locust to end; its run folder, once its exit code is the one the run's
+        figures call for (expected_exit_code)."""
+        code = self.wait(timeout)
+        folder = run_folder(results_dir)
+        assert code == expected_exit_code(folder), self.output()[-3000:]
+        return folder
+
     def output(self) -> str:
         return self.child.log_path.read_text(errors="replace")
 
