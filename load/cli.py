@@ -206,6 +206,11 @@ def build_parser() -> OneLineParser:
 
     report = commands.add_parser("report", help="report.html (plots and headline figures) of a run folder")
     report.add_argument("run_dir", type=Path)
+    report.add_argument(
+        "--end-text",
+        action="store_true",
+        help="first print the summary table and the findings, as a run ends",
+    )
     report.set_defaults(run=run_report_command)
 
     diagnose = commands.add_parser(
@@ -263,8 +268,11 @@ def run_scenario_command(args: argparse.Namespace) -> int:
 
 
 def run_report_command(args: argparse.Namespace) -> int:
+    from load.analysis.summary_table import end_of_run_text
     from load.report.runreport import write_report
 
+    if args.end_text:
+        print(end_of_run_text(args.run_dir), flush=True)
     return print_path(write_report(args.run_dir))
 
 

@@ -20,6 +20,8 @@ SERVER_DIR = "server"  # Daphne's logs, one file per instance and generation
 THREAD_DUMP_SUFFIX = ".threads.txt"
 EXCEPTIONS_CSV = "exceptions.csv"  # Daphne's "Exception inside application" lines, by second and message
 REPORT_HTML = "report.html"
+# The output of the process that wrote report.html at the run's end: the table and findings, or why it failed
+REPORT_LOG = "report.log"
 PLOTS_DIR = "plots"
 LOCUST_PREFIX = "locust"  # Locust's own CSVs: locust_stats.csv, locust_stats_history.csv, ...
 LOCUST_REPORT_HTML = "locust_report.html"  # Locust's own HTML report

@@ -561,6 +561,8 @@ class SuitePlugin:
             # first so their unanswered pings are counted (test_stop then finishes the run).
             self.env.runner.stop()
             self.run.finish()
+        if self.run is not None:
+            self.run.wait_for_report()
         if self.stack is not None:
             self.stack.stop()
         if self.swarm_csv is not None:

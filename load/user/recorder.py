@@ -7,6 +7,7 @@ summary.json at the end.
 """
 
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,10 +18,9 @@ import gevent
 
 from load.analysis.livethresholds import CHECK_EVERY_S, BreachWatch
 from load.analysis.recovery import restart_costs
-from load.analysis.summary_table import end_of_run_text
 from load.chaos.controller import NOTHING_TO_ACT_ON, Controller, Refused, Target
 from load.chaos.remote import AgentMirror
-from load.config.settings import ChaosPlan, LoadConfig
+from load.config.settings import REPO_ROOT, ChaosPlan, LoadConfig
 from load.measure.collector import Collector
 from load.measure.settlement import DeliveryLedger, Settlement, fill_csv, fill_summary, settle
 from load.measure.timeline import timeline_for
@@ -46,6 +46,8 @@ from load.runfolder.names import (
     NO_SERVER_LOG,
     NOT_MEASURED,
     REDIS,
+    REPORT_HTML,
+    REPORT_LOG,
     RESTARTS,
     RUN_END,
     RUN_ID,
@@ -62,6 +64,7 @@ from load.runfolder.names import (
     TIMESERIES_CSV,
     WORKERS,
 )
+from load.supervise.procs import Child
 
 logger = logging.getLogger("load")
 
@@ -71,6 +74,7 @@ SATURATION_SHARE = 0.01  # warn when more than this share of a second's pings we
 # a graceful local restart takes up to --kill-after (10 s) plus the new process's start.
 ACTION_GRACE = 20.0
 RECENT_EVENTS = 2000  # events kept in memory for the web UI's chaos tab
+REPORT_TIMEOUT = 120.0  # seconds the report process may take (a long run's plots)
 
 
 @dataclass
@@ -144,6 +148,7 @@ class RunRecorder:
         self.seen_workers: set[str] = set()
         self.final_workers: dict[str, dict] = {}
         self.closing = self.done = False
+        self.reporting: gevent.Greenlet | None = None  # the report process, once the run is written
         self.last_warning = 0.0
         self.breach_watch = breach_watch or BreachWatch(())
         self.last_breach_check = 0.0
@@ -305,9 +310,14 @@ class RunRecorder:
         self.events.close()
         self.manifest[ENDED_AT] = ended
         write_json(self.run_dir / MANIFEST_JSON, self.manifest)
-        self._write_report()
-        self._print_end()
+        # Not on this greenlet: it may be Locust's message listener, which the master kills
+        # 0.5 s into its quit (and a worker's last stats report must still be read).
+        self.reporting = gevent.spawn(self._report_elsewhere)
         logger.info("run written to %s", self.run_dir)
+
+    def wait_for_report(self) -> None:
+        if self.reporting is not None:
+            self.reporting.join(REPORT_TIMEOUT + 5)
 
     def _settle(self, end: float) -> Settlement | None:
         """Room deliveries settled, their cells filled in the CSV files; None when a worker's
@@ -327,20 +337,24 @@ class RunRecorder:
             return ""
         return f"the final report of {len(missing)} worker(s) never came: their members' receipts are unknown"
 
-    def _print_end(self) -> None:
-        """The summary table and the findings, as `python -m load run` prints them."""
-        try:
-            print("\n" + end_of_run_text(self.run_dir), flush=True)
-        except Exception:  # the run is written; `python -m load diagnose` can say it later
-            logger.exception("the findings of %s could not be printed", self.run_dir)
-
-    def _write_report(self) -> None:
-        from load.report.runreport import write_report  # matplotlib: loaded when a run ends, not at start-up
-
-        try:
-            logger.info("report: %s", write_report(self.run_dir))
-        except Exception:  # the data is written; a report can be made later with `python -m load report`
-            logger.exception("the report of %s could not be written", self.run_dir)
+    def _report_elsewhere(self) -> None:
+        """report.html, the summary table and the findings, from `python -m load report
+        --end-text` in a process of its own: matplotlib and the diagnosis cost seconds of
+        CPU that the load process should not pay. Its output (report.log) is printed here."""
+        argv = [sys.executable, "-m", "load", "report", str(self.run_dir.resolve()), "--end-text"]
+        child = Child("report", argv, None, self.run_dir / REPORT_LOG, REPO_ROOT).start()
+        if not child.wait(REPORT_TIMEOUT):
+            child.stop("hard")
+        if child.returncode != 0:  # the data is written; a report can be made later
+            logger.error(
+                "the report of %s could not be written (see %s); `python -m load report %s` tries again",
+                self.run_dir,
+                REPORT_LOG,
+                self.run_dir,
+            )
+            return
+        print("\n" + child.log_path.read_text(errors="replace"), flush=True)
+        logger.info("report: %s", self.run_dir / REPORT_HTML)
 
     def _restarts(self) -> list[dict]:
         """The restarts the controller carried out, from the events it recorded (as the
