@@ -102,6 +102,20 @@ def test_the_first_and_last_partial_seconds_are_never_evidence_of_saturation(tmp
     )
 
 
+def test_a_load_process_at_a_full_core_makes_its_seconds_the_generators(tmp_path):
+    rows = [second(n, generator_cpu=97.5 if n in (4, 5) else 40.0) for n in range(10)]
+    (finding,) = diagnose(write_run(tmp_path, rows, summary={})).findings
+    assert finding.name == "generator-saturated" and finding.first_s == 4
+    assert finding.evidence[0].startswith("2 of 8 whole seconds (generator_limited")
+    assert (
+        finding.evidence[1]
+        == "a load process at 90 % of a core or more in 2 of them, up to 97.5 % (generator_cpu)"
+    )
+    old = tmp_path / "old"  # a folder from before the CPU column: late sends only, and no complaint
+    old.mkdir()
+    assert names(write_run(old, rows, summary={}, without=("generator_cpu", "generator_limited"))) == []
+
+
 def test_handshakes_cut_by_a_restart_are_not_fm8(tmp_path):
     restart = [{"ts": T0 + 4, "at_s": 4, "action": "restart", "recovery_s": 2.0}]
     during = [second(n, sig_handshake_incomplete=2 if n == 5 else 0) for n in range(12)]

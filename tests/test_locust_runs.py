@@ -92,10 +92,16 @@ def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust,
     seconds = [int(r["epoch_s"]) for r in rows]
     assert seconds == list(range(seconds[0], seconds[0] + len(seconds)))  # no gaps
     assert_pings_add_up(rows)
+    cpu = [float(r["generator_cpu"]) for r in rows if r["generator_cpu"] != ""]  # this Locust's own CPU
+    assert len(cpu) >= len(rows) - 3 and all(0 <= c < 90 for c in cpu)  # 4 users: far from the limit
+    assert {r["generator_limited"] for r in rows[1:-1]} == {"0"}
 
     summary = read_json(folder / "summary.json")
     total = summary["all"]
-    assert total["pings"] == sum(int(r["pings"]) for r in rows) >= 30
+    assert (
+        total["pings"] == sum(int(r["pings"]) for r in rows) >= 30
+        and summary["generator_limited_seconds"] == 0
+    )
     assert total["errors"] == 0 and total["connect_ok"] == 4
     assert 200 <= total["p50_ms"] < 400  # sleep_ms 200 plus the base round trip
 

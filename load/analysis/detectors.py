@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from load.analysis.headline import Headline, headline
+from load.measure.generator import GENERATOR_CPU_LIMIT, SATURATED_SHARE, limited
 from load.runfolder.loader import Run, count, number
 from load.runfolder.names import (
     ACTION_ABORTED,
@@ -37,6 +38,7 @@ from load.runfolder.names import (
     ERRORS,
     EVENT,
     EXITED,
+    GENERATOR_CPU,
     KILLED_AFTER_TIMEOUT,
     LATE_SENDS,
     MANIFEST_JSON,
@@ -78,7 +80,6 @@ POOL_PREFIX, SYNC_PREFIX = "/ws/ping/pool/", "/ws/ping/sync/"  # the target app'
 SINGLE_THREAD_PREFIXES = (SYNC_PREFIX, "/ws/ping/db/")  # the styles that run on asgiref's one thread
 SAME_LATENCY = 1.5  # a p50 within this factor across ASGI_THREADS steps did not change
 FM7_TEXT = "Timeout reading from"  # redis-py's socket timeout, in Daphne's exception line
-SATURATED_SHARE = 0.01  # over 1 % of a second's pings sent over 50 ms late: the generator was behind
 FAILED_SHARE = 0.01  # an endpoint whose pings failed this often gets a finding
 SLOWER_RECOVERY = (
     1.5  # the last recovery this many times the first, with no restart faster than the one before
@@ -665,25 +666,41 @@ def slower_recovery(facts: Facts) -> list[Finding]:
 
 
 def generator_saturated(facts: Facts) -> list[Finding]:
-    """Seconds in which the load generator itself was late: their figures are ours, not the server's."""
+    """Seconds in which the load generator itself was the limit (late sends or CPU): their
+    latencies are ours, not the server's."""
+
+    def cpu(row: dict) -> float | None:
+        return None if row.get(GENERATOR_CPU) in (None, "") else float(row[GENERATOR_CPU])
+
+    limits = [
+        r for r in facts.inner if limited(int(count(r.get(SENT))), int(count(r.get(LATE_SENDS))), cpu(r)) == 1
+    ]
+    if not limits:
+        return []
     late = [
         r
-        for r in facts.inner
+        for r in limits
         if count(r.get(SENT)) and count(r.get(LATE_SENDS)) / count(r.get(SENT)) > SATURATED_SHARE
     ]
-    if not late:
-        return []
+    busy = [r for r in limits if (cpu(r) or 0) >= GENERATOR_CPU_LIMIT]
+    evidence = [
+        f"{len(limits)} of {len(facts.inner)} whole seconds (generator_limited, timeseries.csv{_at(int(limits[0][ELAPSED_S]))})"
+    ]
+    if late:
+        evidence.append(f"over 1 % of pings sent over 50 ms late in {len(late)} of them (late_sends / sent)")
+    if busy:
+        peak = max(cpu(r) or 0 for r in busy)
+        evidence.append(
+            f"a load process at {GENERATOR_CPU_LIMIT:g} % of a core or more in {len(busy)} of them, up to {peak:g} % (generator_cpu)"
+        )
     return [
         Finding(
             "generator-saturated",
-            "The load generator was saturated",
-            (
-                f"over 1 % of pings sent over 50 ms late in {len(late)} of {len(facts.inner)} whole seconds "
-                f"(late_sends / sent, timeseries.csv{_at(int(late[0][ELAPSED_S]))})",
-            ),
-            "In those seconds the latency includes the generator's own delay: they measure the client, not the server.",
-            "more workers (--processes) or a lower rate",
-            int(late[0][ELAPSED_S]),
+            "The load generator was the limit",
+            tuple(evidence),
+            "In those seconds the latency includes the generator's own delay: those figures are the client's, not the server's.",
+            "more workers (--workers, --processes) or a lower rate",
+            int(limits[0][ELAPSED_S]),
         )
     ]
 

@@ -28,6 +28,8 @@ from load.runfolder.names import (
     EXCEPTION_MESSAGES,
     FAILED_PINGS,
     FINDINGS_TXT,
+    GENERATOR_LIMITED,
+    GENERATOR_LIMITED_SECONDS,
     IN_FLIGHT,
     LATE_SENDS,
     MAX_MS,
@@ -213,6 +215,11 @@ def format_summary(summary: dict) -> str:
     )
     if summary.get(WORKERS):
         lines.append(format_workers(summary[WORKERS]))
+    if summary.get(GENERATOR_LIMITED_SECONDS):
+        lines.append(
+            f"the load generator was the limit in {summary[GENERATOR_LIMITED_SECONDS]} second(s) (late sends or "
+            f"CPU; {GENERATOR_LIMITED} in {TIMESERIES_CSV}): their latencies are the generator's, not the server's"
+        )
     if summary.get(RESTARTS):
         lines += ["", format_restarts(summary[RESTARTS])]
     if SERVER in summary:

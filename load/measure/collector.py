@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from load.measure.generator import limited
 from load.measure.timeline import EndpointWindow, Window, windows_from_wire
 from load.probes.redisprobe import Sample
 from load.runfolder.files import AppendOnlyCsv
@@ -37,9 +38,13 @@ from load.runfolder.names import (
     FIRST_CONNECT_FAILED,
     FIRST_CONNECT_OK,
     FIRST_PONG_AT,
+    GENERATOR_CPU,
+    GENERATOR_LIMITED,
+    GENERATOR_LIMITED_SECONDS,
     GROUP,
     GROUP_COLUMNS,
     GROUPS_CSV,
+    LATE_SENDS,
     LATE_WINDOWS,
     MAX_MS,
     MEMBERS,
@@ -53,6 +58,7 @@ from load.runfolder.names import (
     PONGS,
     RUN_PHASE,
     SEND_LAG_MAX_MS,
+    SENT,
     SERVER,
     SERVER_COLUMNS,
     SERVICE_P50_MS,
@@ -133,6 +139,7 @@ class Collector:
         self.phase_at = phase_at
         self.next_second = int(start)
         self.pending: dict[int, Window] = {}
+        self.generator_limited_seconds = 0  # seconds written in which the generator was the limit
         self.process: dict[int, dict[str, int | str]] = {}  # users and workers, as Locust counts them
         self.server: dict[int, Counter] = {}
         self.server_totals: Counter = Counter()
@@ -218,6 +225,7 @@ class Collector:
                     for g, (m, st) in sorted(sample.groups.items())
                 ]
             series.append(row)
+            self.generator_limited_seconds += row[GENERATOR_LIMITED] == 1
             self.history.append({column: row.get(column, "") for column in HISTORY_COLUMNS})
             per_endpoint += endpoints
             self.recent.append((row, endpoints))
@@ -234,11 +242,14 @@ class Collector:
         stamp = self.stamp(second)
         row = {**stamp, **figures(merged(list(window.endpoints.values())))}
         # no sample of the open connections that second (a worker's report missed it): unknown, not 0
+        cpu = window.generator_cpu
         row.update(
             {
                 USERS: process.get(USERS, ""),
                 WORKERS: process.get(WORKERS, ""),
                 CONNECTIONS: window.gauges.get(CONNECTIONS, ""),
+                GENERATOR_CPU: "" if cpu is None else cpu,
+                GENERATOR_LIMITED: limited(row.get(SENT, 0), row.get(LATE_SENDS, 0), cpu),
             }
         )
         row.update({column: server.get(column, 0) if self.signatures else "" for column in SERVER_COLUMNS})
@@ -309,4 +320,5 @@ class Collector:
             PHASES: phases,
             SERVER: server,
             LATE_WINDOWS: self.late_windows,
+            GENERATOR_LIMITED_SECONDS: self.generator_limited_seconds,
         }

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from load.measure.deliveries import DeliveryLog
+from load.measure.generator import CpuMeter
 from load.measure.histogram import Histogram
 from load.runfolder.names import (
     BROADCASTS,
@@ -90,6 +91,7 @@ def earliest(a: float | None, b: float | None) -> float | None:
 class Window:
     endpoints: dict[str, EndpointWindow] = field(default_factory=dict)
     gauges: Counter = field(default_factory=Counter)  # summed over processes when merged
+    generator_cpu: float | None = None  # the busiest load process's CPU, % of a core (max when merged)
 
     def endpoint(self, path: str) -> EndpointWindow:
         if path not in self.endpoints:
@@ -100,15 +102,21 @@ class Window:
         for path, window in other.endpoints.items():
             self.endpoint(path).merge(window)
         self.gauges.update(other.gauges)
+        if other.generator_cpu is not None:
+            self.generator_cpu = max(self.generator_cpu or 0.0, other.generator_cpu)
         return self
 
     def to_wire(self) -> dict:
-        return {"e": {path: w.to_wire() for path, w in self.endpoints.items()}, "g": dict(self.gauges)}
+        return {
+            "e": {path: w.to_wire() for path, w in self.endpoints.items()},
+            "g": dict(self.gauges),
+            "cpu": self.generator_cpu,
+        }
 
     @classmethod
     def from_wire(cls, wire: dict) -> "Window":
         endpoints = {path: EndpointWindow.from_wire(w) for path, w in wire["e"].items()}
-        return cls(endpoints, Counter(wire["g"]))
+        return cls(endpoints, Counter(wire["g"]), wire.get("cpu"))
 
 
 def windows_to_wire(windows: dict[int, Window]) -> dict[str, dict]:
@@ -129,6 +137,7 @@ class Timeline:
         self.totals: Counter = Counter()  # this process's own totals, for logs and checks
         self.stop_began: float | None = None  # when Locust began to stop this process's users
         self.deliveries = DeliveryLog()  # room members' and senders' records, shipped beside the windows
+        self.cpu = CpuMeter()  # this process's CPU each second: is the generator the limit?
 
     def begin_stop(self, ts: float) -> None:
         """Locust is stopping the users (test_stopping): from now on no ping comes due."""
@@ -209,6 +218,7 @@ class Timeline:
         if second not in self.windows:
             self.windows[second] = Window()
         self.windows[second].gauges[CONNECTIONS] = self.connections_open
+        self.windows[second].generator_cpu = self.cpu.read()
 
     def take(self) -> dict[str, dict]:
         windows, self.windows = self.windows, {}

@@ -140,6 +140,10 @@ SERVICE_P50_MS, SERVICE_P99_MS = "service_p50_ms", "service_p99_ms"
 PERCENTILES = (P50_MS, P95_MS, P99_MS)
 LATENCY_COLUMNS = (*PERCENTILES, MAX_MS, SERVICE_P50_MS, SERVICE_P99_MS)
 SEND_LAG_MAX_MS = "send_lag_max_ms"
+# The busiest load process's CPU that second (% of one core), and whether the generator was
+# the limit (late sends or CPU: load.measure.generator); its seconds' latencies are ours.
+GENERATOR_CPU, GENERATOR_LIMITED = "generator_cpu", "generator_limited"
+GENERATOR_LIMITED_SECONDS = "generator_limited_seconds"  # summary.json
 
 TIME, EPOCH_S, ELAPSED_S, PHASE = "time", "epoch_s", "elapsed_s", "phase"
 TIME_COLUMNS = (TIME, EPOCH_S, ELAPSED_S, PHASE)
@@ -227,6 +231,8 @@ TIMESERIES_COLUMNS = (
     *COUNT_COLUMNS[5:],
     *DELIVERY_COLUMNS,
     SEND_LAG_MAX_MS,
+    GENERATOR_CPU,
+    GENERATOR_LIMITED,
     FIRST_PONG_AT,
     FIRST_CONNECT_FAILED,
     FIRST_CONNECT_OK,

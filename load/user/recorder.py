@@ -39,6 +39,8 @@ from load.runfolder.names import (
     EVENT,
     EVENTS_JSONL,
     EXCEPTION_MESSAGES,
+    GENERATOR_CPU,
+    GENERATOR_LIMITED,
     LATE_SENDS,
     LINE,
     MANIFEST_JSON,
@@ -69,7 +71,6 @@ from load.supervise.procs import Child
 logger = logging.getLogger("load")
 
 WORKER_REPORT_INTERVAL = 3.0  # locust.runners.WORKER_REPORT_INTERVAL
-SATURATION_SHARE = 0.01  # warn when more than this share of a second's pings went out late
 # A restart under way at the end may finish (a half-restarted stack helps no one), this long:
 # a graceful local restart takes up to --kill-after (10 s) plus the new process's start.
 ACTION_GRACE = 20.0
@@ -253,15 +254,16 @@ class RunRecorder:
             self.record({"ts": now, EVENT: THRESHOLD_BREACHED, THRESHOLD: threshold.text, LINE: line})
 
     def _warn_if_saturated(self, row: dict) -> None:
-        sent, late = row.get(SENT, 0), row.get(LATE_SENDS, 0)
-        if sent and late / sent > SATURATION_SHARE and time.time() - self.last_warning > 10:
+        if row.get(GENERATOR_LIMITED) == 1 and time.time() - self.last_warning > 10:
             self.last_warning = time.time()
             logger.warning(
-                "the load generator is saturated: %d of %d pings in second %s went out over 50 ms late "
-                "(latency then includes our own delay); add workers (--processes) or lower the rate",
-                late,
-                sent,
+                "the load generator was the limit in second %s: %d of %d pings went out over 50 ms late, "
+                "its busiest process used %s%% of a core (latency then includes our own delay); "
+                "add workers (--workers, --processes) or lower the rate",
                 row[TIME],
+                row.get(LATE_SENDS, 0),
+                row.get(SENT, 0),
+                row.get(GENERATOR_CPU, "?"),
             )
 
     # -- the end -----------------------------------------------------------------------
