@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-import redis
-
 from load.config.settings import ChaosPlan
 from load.runfolder.names import (
     ACTION_ABORTED,
@@ -103,6 +101,8 @@ def outcome_dict(outcome) -> dict:
 
 
 def flush_redis(redis_url: str) -> dict:
+    import redis  # imported where used: a Locust worker never loads redis (about 7 MB)
+
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
     keys = client.dbsize()
     client.flushdb()

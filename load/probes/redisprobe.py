@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
-import redis
-
 from load.runfolder.names import (
     DEAD_PROCESS_KEYS,
     GROUP_MEMBERS,
@@ -84,6 +82,9 @@ class RedisProbe:
         layer: str = "",
     ):
         """layer: the channel layer when known ("redis-pubsub" from the start); else it is found out."""
+        import redis  # imported where used: a Locust worker never loads redis (about 7 MB)
+
+        self.errors = (redis.RedisError, OSError)
         self.client = redis.Redis.from_url(
             redis_url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
         )
@@ -99,7 +100,7 @@ class RedisProbe:
         """One reading; a Redis that does not answer gives an empty sample (the run goes on)."""
         try:
             sample = self._sample()
-        except (redis.RedisError, OSError):
+        except self.errors:
             return Sample()
         for column, value in sample.figures.items():
             if value != "":

@@ -13,8 +13,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import redis
-
 from load.runfolder.names import (
     COMMAND,
     CONFIG,
@@ -57,6 +55,8 @@ def redis_server_version(redis_url: str) -> str | None:
     """The version the Redis at redis_url reports, or None if it cannot be asked."""
     if not redis_url:
         return None
+
+    import redis  # imported where used: a Locust worker never loads redis (about 7 MB)
 
     try:
         return redis.Redis.from_url(redis_url, socket_timeout=2).info("server").get("redis_version")

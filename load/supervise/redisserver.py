@@ -5,8 +5,6 @@ import sys
 import time
 from pathlib import Path
 
-import redis
-
 from load.runfolder.names import REDIS_LOG
 from load.supervise.procs import Child, free_port
 
@@ -38,6 +36,8 @@ def find_redis_server() -> str:
 
 
 def redis_answers(url: str) -> bool:
+    import redis  # imported where used: a Locust worker never loads redis (about 7 MB)
+
     try:
         return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
