@@ -250,6 +250,14 @@ def test_without_a_handshake_only_the_default_origin_is_sent(connect):
     assert not {"cookie", "sec-websocket-protocol", "sec-websocket-extensions"} & set(server.headers)
 
 
+def test_a_server_that_chooses_none_of_the_subprotocols_offered_is_refused(connect):
+    server = RawServer(lambda conn: None)
+    with pytest.raises(ConnectFailed) as failed:
+        connect(server.url, handshake_from([], "", "", "chat.v1"))
+    server.done()
+    assert failed.value.failure.kind == errors.HANDSHAKE_REJECTED and failed.value.status is None
+
+
 def test_a_refusing_status_is_handshake_rejected_with_the_status_for_the_hint(connect):
     server = RawServer(lambda conn: None, status=401)
     with pytest.raises(ConnectFailed) as failed:
@@ -276,6 +284,27 @@ def test_a_server_that_hangs_up_mid_handshake_rejects_it_and_one_that_never_answ
     answered.set()
     server.done()
     assert failed.value.failure.kind == errors.CONNECT_TIMEOUT
+
+
+def test_wss_speaks_tls_first(connect):
+    """No certificate here to finish a TLS handshake: the first byte shows TLS is spoken."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"wss://127.0.0.1:{listener.getsockname()[1]}/ws/ping/"
+    first: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        first.append(conn.recv(1))
+        conn.close()
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with pytest.raises(ConnectFailed) as failed:
+        connect(url)
+    thread.join(TIMEOUT)
+    assert first == [b"\x16"]  # a TLS handshake record
+    assert failed.value.failure.kind == errors.HANDSHAKE_REJECTED
 
 
 def test_a_closed_port_is_connect_refused(connect):

@@ -15,7 +15,7 @@ from collections import deque
 from typing import Any
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidHandshake, InvalidHeader, InvalidStatus
 from websockets.frames import Opcode
 from websockets.headers import build_host
 from websockets.http11 import Response
@@ -104,6 +104,9 @@ def _handshake(
         raise ConnectFailed(errors.rejected_with_status(status), status)
     if failure is not None:
         raise ConnectFailed(errors.classify_connect_error(failure))
+    if handshake and handshake.subprotocols and protocol.subprotocol is None:
+        # websocket-client refuses a server that chose none of the offered subprotocols: so do we.
+        raise ConnectFailed(errors.classify_connect_error(InvalidHeader("Sec-WebSocket-Protocol")))
     sock.sendall(b"".join(protocol.data_to_send()))  # answers to pings or a close that came with the response
     return events[1:]
 
