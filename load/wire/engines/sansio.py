@@ -15,7 +15,7 @@ from collections import deque
 from typing import Any
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidHandshake, InvalidHeader, InvalidStatus
+from websockets.exceptions import InvalidHeader, InvalidStatus, InvalidURI
 from websockets.frames import Opcode
 from websockets.headers import build_host
 from websockets.http11 import Response
@@ -33,7 +33,7 @@ _KINDS = {Opcode.TEXT: TEXT, Opcode.BINARY: BINARY}
 def connect(url: str, timeout: float, handshake: Handshake | None) -> "SansIOSocket":
     try:
         uri = parse_uri(url)
-    except InvalidHandshake as exc:  # InvalidURI
+    except InvalidURI as exc:  # LoadConfig lets only ws:// and wss:// URLs through; another caller may not
         raise ConnectFailed(errors.classify_connect_error(exc)) from exc
     deadline = time.monotonic() + timeout
     try:
@@ -117,7 +117,7 @@ class SansIOSocket:
         self.events: deque[Any] = deque(events)  # Frames (only the handshake gives other events)
         self.fragments: list[BytesLike] = []  # a fragmented message so far
         self.fragmented_kind = TEXT
-        self.ended = False  # the close has been handed out
+        self.ended = False  # the stream is over (or the close frame came): recv() gives the close
         # The reader (answering pings and closes) and the sender write from two greenlets.
         self.write_lock = threading.Lock()
 
