@@ -44,6 +44,11 @@ ROWS = [
         "--host 'http://127.0.0.1:8000': websocket servers take ws:// or wss:// URLs, e.g. ws://127.0.0.1:8000",
     ),
     (LOCUST, ["--host", NO_SERVER, "--protocol", "template"], "--ping-template '': template mode needs"),
+    (
+        LOCUST,
+        ["--host", NO_SERVER, "--ws-engine", "aiohttp"],
+        "--ws-engine 'aiohttp': choose one of websocket-client, websockets",
+    ),
     (LOCUST, ["--host", NO_SERVER, "--fail-on", "garbage"], "--fail-on 'garbage': write METRIC"),
     (LOCUST, [], "--host '': give --host ws://HOST:PORT"),
     # the handshake: a malformed header is not echoed (it may hold a token)

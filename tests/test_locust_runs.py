@@ -9,8 +9,11 @@ import time
 import urllib.parse
 import urllib.request
 
+import pytest
+
 from load.analysis.detectors import diagnose
 from load.analysis.summary_table import end_of_run_text
+from load.config.settings import WS_ENGINES
 from load.measure.collector import ENDPOINT_COLUMNS, TIMESERIES_COLUMNS
 from load.runfolder.loader import load_run
 from load.runfolder.names import (
@@ -47,7 +50,8 @@ def rows_stored(stack) -> int:
             return 0
 
 
-def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust, tmp_path):
+@pytest.mark.parametrize("engine", WS_ENGINES)
+def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust, tmp_path, engine):
     stack = start_stack(daphne_count=1)
     run = locust(
         *headless(
@@ -65,6 +69,8 @@ def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust,
             "200",
             "--ping-rate",
             "2",
+            "--ws-engine",
+            engine,
         )
     )
     assert run.wait(60) == 0, run.output()[-3000:]
@@ -85,6 +91,7 @@ def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust,
     manifest = read_json(folder / "manifest.json")
     assert manifest["versions"]["locust"] == "2.47.0" and manifest["versions"]["daphne"] == "4.2.3"
     assert manifest["config"]["ping_rate"] == 2.0 and "ended_at" in manifest
+    assert manifest["config"]["ws_engine"] == engine
 
     rows = read_csv(folder / "timeseries.csv")
     assert tuple(rows[0]) == TIMESERIES_COLUMNS
@@ -110,7 +117,10 @@ def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust,
     assert int(stats["connect /ws/ping/"]["Request Count"]) == 4
 
 
-def test_a_server_stall_shows_as_high_latency_in_the_seconds_it_stalled(start_stack, locust, tmp_path):
+@pytest.mark.parametrize("engine", WS_ENGINES)
+def test_a_server_stall_shows_as_high_latency_in_the_seconds_it_stalled(
+    start_stack, locust, tmp_path, engine
+):
     stack = start_stack(daphne_count=1)
     instance = stack.instances[0]
     run = locust(
@@ -129,6 +139,8 @@ def test_a_server_stall_shows_as_high_latency_in_the_seconds_it_stalled(start_st
             "10",
             "--pong-timeout",
             "6",
+            "--ws-engine",
+            engine,
         )
     )
     # Each ping on /ws/ping/db/ is a row: a steady second and a half before the stall.

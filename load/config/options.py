@@ -22,6 +22,7 @@ from load.config.settings import (
     LAYERS,
     PROTOCOLS,
     RESTART_MODES,
+    WS_ENGINES,
     ChaosPlan,
     ConfigError,
     DaphneOptions,
@@ -148,6 +149,13 @@ OPTIONS: tuple[Option, ...] = (
         "target (the target app's JSON pings) or template (your server)",
         form=True,
         choices=PROTOCOLS,
+    ),
+    Option(
+        "ws-engine",
+        WS_ENGINES[0],
+        "the websocket library under each user: websocket-client, or websockets (sans-I/O, many frames per socket read)",
+        form=True,
+        choices=WS_ENGINES,
     ),
     Option(
         "ping-template",
@@ -765,6 +773,7 @@ def config_from_options(options: Any, host: str | None) -> LoadConfig:
         ping_template=options.ping_template,
         pong_field=options.pong_field,
         handshake=handshake_from(options.header, options.origin, options.cookie, options.subprotocol),
+        ws_engine=options.ws_engine,
         run_label=options.run_label,
         results_dir=Path(options.results_dir),
     ).validate()

@@ -208,6 +208,8 @@ def validate_redis_url(url: str) -> None:
 # -- load: what the Locust users do ------------------------------------------------------
 
 PROTOCOLS = ("target", "template")
+# The websocket libraries under the user (load.wire.engines); the first is the default.
+WS_ENGINES = ("websocket-client", "websockets")
 TARGET_ROUTES = (
     re.compile(r"^/ws/ping/$"),
     re.compile(r"^/ws/ping/(sync|pool|db|layer)/$"),
@@ -312,6 +314,7 @@ class LoadConfig:
     ping_template: str = ""
     pong_field: str = ""
     handshake: "Handshake | None" = None  # headers, origin, cookie, subprotocols (None: none)
+    ws_engine: str = WS_ENGINES[0]
     run_label: str = ""
     results_dir: Path = Path("results")
 
@@ -338,6 +341,8 @@ class LoadConfig:
             raise ConfigError(
                 "protocol", self.protocol, "choose target (the target app) or template (your server)"
             )
+        if self.ws_engine not in WS_ENGINES:
+            raise ConfigError("ws_engine", self.ws_engine, f"choose one of {', '.join(WS_ENGINES)}")
         if self.protocol == "template" and "{seq}" not in self.ping_template:
             raise ConfigError(
                 "ping_template", self.ping_template, "template mode needs a --ping-template containing {seq}"

@@ -26,7 +26,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import gevent
-import websocket
 from locust import User, constant, task
 from locust.exception import StopUser
 
@@ -37,6 +36,7 @@ from load.measure.deliveries import SocketLife
 from load.measure.timeline import Timeline, timeline_for
 from load.runfolder.names import CONNECT_OK
 from load.wire import errors
+from load.wire.engines import BINARY, CLOSE, TEXT, ConnectFailed, SendFailed, Socket, connector
 from load.wire.errors import WsFailure
 from load.wire.protocol import BROADCAST, ERROR, OTHER, PONG, WELCOME, TargetAppCodec, TemplateCodec
 
@@ -85,9 +85,9 @@ class WebSocketSession:
         self.rng = random.Random(f"{config.seed}-{number}") if config.seed else random.Random()
         self.fresh_socket = False  # no pong yet on the current socket
         self.codec = codec_for(config, path, number)
-        self.handshake = config.handshake.connect_kwargs() if config.handshake else {}
-        self.ws: websocket.WebSocket | None = None
-        self.abandoned: websocket.WebSocket | None = None  # a socket we closed ourselves
+        self.connect = connector(config.ws_engine)
+        self.ws: Socket | None = None
+        self.abandoned: Socket | None = None  # a socket we closed ourselves
         self.pending: OrderedDict[int, Pending] = OrderedDict()
         self.seq = 0
         self.life: SocketLife | None = None  # the current socket, for the room delivery accounting
@@ -121,10 +121,7 @@ class WebSocketSession:
         ws, self.ws = self.ws, None
         if ws is not None:
             self.timeline.connections_open -= 1
-            try:
-                ws.close(timeout=0.2)
-            except Exception:  # the socket may already be gone; we are leaving anyway
-                pass
+            ws.close(timeout=0.2)  # the socket may already be gone; we are leaving anyway
         for pending in self.pending.values():
             self.timeline.ping_done(self.path, pending.due, errors.IN_FLIGHT)
         self.pending.clear()
@@ -133,22 +130,16 @@ class WebSocketSession:
         cap = min(self.config.reconnect_max, self.config.reconnect_min * 2 ** (failures - 1))
         return self.rng.uniform(cap / 2, cap)
 
-    def _connect(self) -> websocket.WebSocket | None:
+    def _connect(self) -> Socket | None:
         started = time.perf_counter()  # a duration: never moved by the clock's offset
         name = f"connect {self.path}"
         try:
-            ws = websocket.create_connection(
-                self.url, timeout=self.config.connect_timeout, enable_multithread=True, **self.handshake
-            )
-        except (OSError, websocket.WebSocketException) as exc:
-            failure = errors.classify_connect_error(exc)
-            self.timeline.connect(self.path, clock.now(), failure.kind)
-            self._report(name, None, failure)
-            self._explain(exc, failure)
+            ws = self.connect(self.url, self.config.connect_timeout, self.config.handshake)
+        except ConnectFailed as exc:
+            self.timeline.connect(self.path, clock.now(), exc.failure.kind)
+            self._report(name, None, exc.failure)
+            self._explain(exc)
             return None
-        # create_connection's timeout would stay on every later recv(): idle sockets would
-        # raise false timeouts. Pong timeouts are ours to track.
-        ws.settimeout(None)
         self.timeline.connect(self.path, clock.now(), CONNECT_OK)
         self.timeline.connections_open += 1
         self.life = self.timeline.deliveries.open(self.path)
@@ -157,13 +148,11 @@ class WebSocketSession:
         self._report(name, (time.perf_counter() - started) * 1000)
         return ws
 
-    def _explain(self, exc: BaseException, failure: WsFailure) -> None:
+    def _explain(self, exc: ConnectFailed) -> None:
         """Once per path and refusal: what a refused handshake suggests the server wants
         (a run against an origin check would otherwise fail for its whole length unexplained)."""
-        if (
-            not isinstance(exc, websocket.WebSocketBadStatusException)
-            or (self.path, failure.detail) in _hinted
-        ):
+        failure = exc.failure
+        if exc.status is None or (self.path, failure.detail) in _hinted:
             return
         _hinted.add((self.path, failure.detail))
         logger.warning(
@@ -171,24 +160,19 @@ class WebSocketSession:
             self.path,
             failure.kind,
             failure.detail,
-            errors.handshake_hint(exc.status_code),
+            errors.handshake_hint(exc.status),
         )
 
-    def _read_until_closed(self, ws: websocket.WebSocket) -> None:
-        code = errors.NO_CLOSE_FRAME
+    def _read_until_closed(self, ws: Socket) -> None:
         while True:
-            try:
-                opcode, data = ws.recv_data(control_frame=True)
-            except (OSError, websocket.WebSocketException):
+            kind, payload = ws.recv()
+            if kind == CLOSE:
                 break
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
-                break
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                self._on_frame(data, clock.now())
-        self._on_closed(ws, code)
+            if kind == TEXT or kind == BINARY:
+                self._on_frame(payload, clock.now())
+        self._on_closed(ws, payload)
 
-    def _on_closed(self, ws: websocket.WebSocket, code: int) -> None:
+    def _on_closed(self, ws: Socket, code: int) -> None:
         now = clock.now()
         self._leave(now)  # this reader's socket, abandoned or not: its frames were read until now
         if self.ws is ws:
@@ -200,10 +184,7 @@ class WebSocketSession:
             self.timeline.closed(self.path, now, code)
         for seq in list(self.pending):
             self._fail(seq, WsFailure(errors.CLOSED_BY_SERVER, str(code)))
-        try:
-            ws.close(timeout=0.1)
-        except Exception:  # already broken: closing is only tidying up
-            pass
+        ws.close(timeout=0.1)  # already broken: closing is only tidying up
 
     def _leave(self, ts: float, stopped: bool = False) -> None:
         """The current socket is no longer read: its member leaves the room's accounting."""
@@ -298,7 +279,7 @@ class WebSocketSession:
             self._fail(seq, WsFailure(errors.PONG_TIMEOUT))
         try:
             ws.send_close()  # our close frame, without waiting for the busy server's answer
-        except (OSError, websocket.WebSocketException):  # already broken: the reader notices either way
+        except SendFailed:  # already broken: the reader notices either way
             pass
         ws.shutdown()
 
@@ -313,8 +294,8 @@ class WebSocketSession:
         self.pending[self.seq] = Pending(due, now)
         self.timeline.ping_due(self.path, due, sent=True, lag_s=now - due)
         try:
-            ws.send(self.codec.encode(self.seq))
-        except (OSError, websocket.WebSocketException):
+            ws.send_text(self.codec.encode(self.seq))
+        except SendFailed:
             self._fail(self.seq, WsFailure(errors.SEND_FAILED))
             return
         if life is not None:

@@ -4,8 +4,6 @@ attempt as connected or one of CONNECT_ERRORS. Server closes are counted by clos
 
 import socket
 
-import websocket
-
 # Every outcome but a pong is a count column of the run folder, so its name is defined there.
 from load.runfolder.names import (
     BAD_PONG,
@@ -42,6 +40,7 @@ __all__ = [
     "classify_connect_error",
     "close_column",
     "handshake_hint",
+    "rejected_with_status",
 ]
 
 PONG = "pong"  # a ping's outcome when answered; counted in the column PONGS
@@ -62,10 +61,14 @@ class WsFailure(Exception):
         self.detail = detail
 
 
+def rejected_with_status(status: int) -> WsFailure:
+    """The server answered the upgrade with an HTTP status other than 101."""
+    return WsFailure(HANDSHAKE_REJECTED, f"HTTP {status}")
+
+
 def classify_connect_error(exc: BaseException) -> WsFailure:
-    if isinstance(exc, websocket.WebSocketBadStatusException):
-        return WsFailure(HANDSHAKE_REJECTED, f"HTTP {exc.status_code}")
-    if isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError)):
+    """A connect's exception other than a refusing HTTP status (the engine knows its own)."""
+    if isinstance(exc, (socket.timeout, TimeoutError)):
         return WsFailure(CONNECT_TIMEOUT)
     if isinstance(exc, ConnectionRefusedError):
         return WsFailure(CONNECT_REFUSED)
