@@ -442,6 +442,9 @@ def measure(
     else:
         result.exit_code, usage = exited[0]
         result.run_cpu_s = usage.ru_utime + usage.ru_stime
+        if result.exit_code:
+            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+            result.note += f"; its last line: {lines[-1][:160] if lines else '(no output)'}"
     result.peak_rss_kib = peak
     proc.returncode = result.exit_code  # reaped above; Popen must not wait for it again
     while counters.open.value > 0 and time.time() < deadline + 330:
@@ -615,8 +618,9 @@ def idle(args, work: Path, url: str, server_pid: int, counters: Counters) -> Non
     options = args.ours_options[0]
     print(
         f"\n3. Idle sockets: ours ({options or 'default options'}), one ping per socket every 30 s; open files limit "
-        f"(soft, hard) {hard}, each child raises its soft limit to the hard one"
+        f"(soft, hard) {hard}, each child raises its soft limit to the hard one; opened at {args.idle_spawn}/s"
     )
+    held: dict[int, int] = {}
     for count in counts:
         if count + 100 > hard[1]:
             print(
@@ -635,15 +639,21 @@ def idle(args, work: Path, url: str, server_pid: int, counters: Counters) -> Non
             args.idle_window,
             work / f"idle-{count}.log",
         )
-        if not result.window_s:
-            print(f"   {count:>6} sockets: not measured ({result.note})")
+        if not result.window_s or result.rss_kib is None:
+            print(f"   {count:>6} sockets: not measured ({result.note or 'no RSS read'})")
             continue
+        held[count] = result.rss_kib
         print(
-            f"   {count:>6} sockets: RSS {mib(result.rss_kib)} MiB in the window (peak {mib(result.peak_rss_kib)} MiB), "
-            f"{(result.rss_kib or 0) / count:.0f} KiB per socket; CPU {result.client_cpu_s / result.window_s * 100:.1f}% "
+            f"   {count:>6} sockets: RSS {mib(result.rss_kib)} MiB in the window, peak {mib(result.peak_rss_kib)} MiB "
+            f"(VmHWM, whole run); CPU {result.client_cpu_s / result.window_s * 100:.1f}% "
             f"of a core for {result.sent_per_s:.0f} pings/s ({fmt(result.us_per_msg, '.0f')} us/ping); whole run "
             f"{fmt(result.run_cpu_s, '.1f')} CPU s",
             flush=True,
+        )
+    if len(held) == 2:
+        (few, rss_few), (many, rss_many) = sorted(held.items())
+        print(
+            f"   RSS per extra idle socket ({few} -> {many}): {(rss_many - rss_few) / (many - few):.1f} KiB"
         )
 
 
@@ -673,7 +683,7 @@ def main() -> None:
         sys.exit("bench/compare.py needs 2 cores (server on one, client on the other)")
     started = time.monotonic()
     print(
-        f"bench/compare.py {' '.join(sys.argv[1:])}; {os.cpu_count()} cores; load average at start "
+        f"bench/compare.py {shlex.join(sys.argv[1:])}; {os.cpu_count()} cores; load average at start "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"
     )
     counters = Counters()
