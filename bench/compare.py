@@ -146,7 +146,12 @@ def serve(port: int, counters: Counters) -> None:
                 transport.disconnect()
 
     def lateness() -> None:
-        late = sorted(o - min(e.offsets) for e in listeners if e.offsets for o in e.offsets)
+        late = []
+        for listener in listeners:
+            if listener.offsets:
+                least = min(listener.offsets)
+                late.extend(o - least for o in listener.offsets)
+        late.sort()
         counters.late_p50_ms.value = late[len(late) // 2] * 1000 if late else -1
         counters.late_p99_ms.value = late[int(len(late) * 0.99)] * 1000 if late else -1
         counters.late_max_ms.value = late[-1] * 1000 if late else -1
@@ -416,6 +421,7 @@ def measure(
         )
         time.sleep(window)
         c1, s1, e1, t1 = cpu_s(proc.pid), cpu_s(server_pid), counters.echoed.value, time.monotonic()
+        result.window_epoch = (w0, time.time())
         counters.command.value = STOP
         while counters.command.value != IDLE and time.monotonic() < t1 + 10:
             time.sleep(0.01)
@@ -425,7 +431,6 @@ def measure(
                 counters.late_p99_ms.value,
                 counters.late_max_ms.value,
             )
-        result.window_epoch = (w0, time.time())
         result.window_s, result.echoed = t1 - t0, e1 - e0
         result.client_cpu_s, result.server_cpu_s = c1 - c0, s1 - s0
         result.rss_kib = status_kib(proc.pid, "VmRSS")
@@ -580,7 +585,7 @@ def holds(result: Measured, lag_limit_ms: float) -> tuple[bool, str]:
     p99 = result.late_ms[1] if result.late_ms else None
     ok = share >= 0.99 and p99 is not None and p99 <= lag_limit_ms
     text = (
-        f"sent {share * 100:.1f}% of due over {len(steady)} s; lateness at the server p50/p99/max "
+        f"sent {share * 100:.1f}% of due over {len({r['epoch_s'] for r in steady})} s; lateness at the server p50/p99/max "
         + ("/".join(f"{x:.1f}" for x in result.late_ms) + " ms" if result.late_ms else "n/m")
         + f"; ours' own per-second max send lag: median {fmt(lags[len(lags) // 2] if lags else None, '.1f')} ms,"
         f" worst {fmt(lags[-1] if lags else None, '.1f')} ms; sends > 50 ms late: {late}"
