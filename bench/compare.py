@@ -1,6 +1,6 @@
 """Our Locust user side by side with a bare websocket-client loop and a minimal Locust user.
 
-    .venv/bin/python bench/compare.py                 # about 10 minutes on 2 cores
+    .venv/bin/python bench/compare.py                 # about 7 minutes on 2 cores
     .venv/bin/python bench/compare.py --quick         # one rate, short windows, no idle 10,000
     .venv/bin/python bench/compare.py --ours-options "--ws-engine websockets" --ours-options ""
 
