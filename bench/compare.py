@@ -45,6 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from load.runfolder import names  # noqa: E402  (the run folder's file and column names)
+
 SERVER_CORE, CLIENT_CORE = 0, 1
 TICK = os.sysconf("SC_CLK_TCK")
 SOCKETS = 50
@@ -460,9 +464,9 @@ def measure(
 
 def ours_seconds(folder: Path, begin: float, end: float) -> list[dict]:
     """The whole seconds of ours' timeseries.csv inside the window (its own schedule and send lag)."""
-    with open(folder / "timeseries.csv", newline="") as handle:
+    with open(folder / names.TIMESERIES_CSV, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return [r for r in rows if begin <= int(r["epoch_s"]) and int(r["epoch_s"]) + 1 <= end]
+    return [r for r in rows if begin <= int(r[names.EPOCH_S]) and int(r[names.EPOCH_S]) + 1 <= end]
 
 
 # ---------------------------------------------------------------- printing
@@ -577,15 +581,15 @@ def holds(result: Measured, lag_limit_ms: float) -> tuple[bool, str]:
     if not result.window_s or result.run_folder is None:
         return False, result.note or "no window"
     steady = ours_seconds(result.run_folder, *result.window_epoch)
-    due = sum(int(r["pings"] or 0) for r in steady)
-    sent = sum(int(r["sent"] or 0) for r in steady)
-    lags = sorted(float(r["send_lag_max_ms"] or 0) for r in steady)
-    late = sum(int(r["late_sends"] or 0) for r in steady)
+    due = sum(int(r[names.PINGS] or 0) for r in steady)
+    sent = sum(int(r[names.SENT] or 0) for r in steady)
+    lags = sorted(float(r[names.SEND_LAG_MAX_MS] or 0) for r in steady)
+    late = sum(int(r[names.LATE_SENDS] or 0) for r in steady)
     share = sent / due if due else 0.0
     p99 = result.late_ms[1] if result.late_ms else None
     ok = share >= 0.99 and p99 is not None and p99 <= lag_limit_ms
     text = (
-        f"sent {share * 100:.1f}% of due over {len({r['epoch_s'] for r in steady})} s; lateness at the server p50/p99/max "
+        f"sent {share * 100:.1f}% of due over {len({r[names.EPOCH_S] for r in steady})} s; lateness at the server p50/p99/max "
         + ("/".join(f"{x:.1f}" for x in result.late_ms) + " ms" if result.late_ms else "n/m")
         + f"; ours' own per-second max send lag: median {fmt(lags[len(lags) // 2] if lags else None, '.1f')} ms,"
         f" worst {fmt(lags[-1] if lags else None, '.1f')} ms; sends > 50 ms late: {late}"
