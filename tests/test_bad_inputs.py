@@ -47,7 +47,7 @@ ROWS = [
     (
         LOCUST,
         ["--host", NO_SERVER, "--ws-engine", "aiohttp"],
-        "--ws-engine 'aiohttp': choose one of websockets, websocket-client",
+        "--ws-engine 'aiohttp': choose one of websocket-client, websockets",
     ),
     (LOCUST, ["--host", NO_SERVER, "--fail-on", "garbage"], "--fail-on 'garbage': write METRIC"),
     (LOCUST, [], "--host '': give --host ws://HOST:PORT"),

@@ -208,10 +208,8 @@ def validate_redis_url(url: str) -> None:
 # -- load: what the Locust users do ------------------------------------------------------
 
 PROTOCOLS = ("target", "template")
-# The websocket libraries under the user (load.wire.engines); the first is the default:
-# bench/compare.py, one run, 50 sockets: 122/98/58 us per message at 1,000/2,000/8,000 pings/s
-# against websocket-client's 123/102/63 (many frames per socket read, masking in C).
-WS_ENGINES = ("websockets", "websocket-client")
+# The websocket libraries under the user (load.wire.engines); the first is the default.
+WS_ENGINES = ("websocket-client", "websockets")
 TARGET_ROUTES = (
     re.compile(r"^/ws/ping/$"),
     re.compile(r"^/ws/ping/(sync|pool|db|layer)/$"),
