@@ -50,7 +50,12 @@ def rows_stored(stack) -> int:
             return 0
 
 
-@pytest.mark.parametrize("engine", WS_ENGINES)
+# The default engine in every run; the other in `pytest -m slow` (tests/test_engines.py covers
+# it frame by frame, against a raw server and Daphne, in the default command).
+ENGINES = [WS_ENGINES[0], *(pytest.param(e, marks=pytest.mark.slow) for e in WS_ENGINES[1:])]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust, tmp_path, engine):
     stack = start_stack(daphne_count=1)
     run = locust(
@@ -117,7 +122,7 @@ def test_a_headless_run_writes_every_file_with_sane_numbers(start_stack, locust,
     assert int(stats["connect /ws/ping/"]["Request Count"]) == 4
 
 
-@pytest.mark.parametrize("engine", WS_ENGINES)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_server_stall_shows_as_high_latency_in_the_seconds_it_stalled(
     start_stack, locust, tmp_path, engine
 ):
