@@ -36,6 +36,7 @@ import os
 import resource
 import shlex
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -509,6 +510,26 @@ def print_table(results: list[Measured]) -> None:
             )
 
 
+def print_medians(results: list[Measured]) -> None:
+    """Each client's median us/msg over the rounds, and ours' ratios of medians: one run is
+    noisy (about 30 % between runs on a shared machine)."""
+    print("\n   medians over the rounds (us/msg; ratios of medians)")
+    for rate in dict.fromkeys(r.rate for r in results):
+        per_client: dict[str, list[float]] = {}
+        for r in results:
+            if r.rate == rate and r.us_per_msg is not None:
+                per_client.setdefault(r.client, []).append(r.us_per_msg)
+        medians = {client: statistics.median(values) for client, values in per_client.items()}
+        bare, minimal = medians.get("bare"), medians.get("minimal Locust")
+        for client, median in medians.items():
+            ours = client.startswith("ours")
+            rounds = ", ".join(f"{v:.0f}" for v in per_client[client])
+            print(
+                f"   {rate:>6.0f} {client[:34]:<34} {median:>6.0f}  ({rounds})"
+                + (f"  /bare {ratio(median, bare)}  /minimal {ratio(median, minimal)}" if ours else "")
+            )
+
+
 # ---------------------------------------------------------------- the steps
 
 
@@ -547,7 +568,7 @@ def side_by_side(args, work: Path, url: str, server_pid: int, counters: Counters
         f"{args.settle:.0f} s settling; us/msg = client CPU per message (ping + echo) in the window"
     )
     results = []
-    for rate in rates:
+    for rate in [rate for _ in range(args.repeat) for rate in rates]:  # rounds interleave the clients
         seconds = args.settle + args.window + 3
         clients = [
             bare_client(work, url, rate, SOCKETS, seconds),
@@ -562,6 +583,8 @@ def side_by_side(args, work: Path, url: str, server_pid: int, counters: Counters
             print(f"   ... {client.name} at {rate}/s done", flush=True)
     print()
     print_table(results)
+    if args.repeat > 1:
+        print_medians(results)
     print(
         "   sent/s: messages the server echoed per second in the window; of sched: that / the rate; cpu %: of one"
         " core; late p99: ms, the sends' lateness as the server saw them arrive; run cpu s: the whole client run (start-up, run, exit) from wait4; peak MiB: VmHWM; srv: the"
@@ -694,6 +717,9 @@ def main() -> None:
     parser.add_argument("--lag-ms", type=float, default=5.0)
     parser.add_argument("--idle-spawn", type=int, default=1000, help="idle sockets opened per second")
     parser.add_argument("--only", choices=("ceiling", "side", "max", "idle"), nargs="+")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of the side-by-side step; medians printed"
+    )
     args = parser.parse_args()
     args.ours_options = args.ours_options or [""]
     args.settle, args.window, args.idle_window = (2.0, 4.0, 5.0) if args.quick else (3.0, 10.0, 10.0)
