@@ -12,6 +12,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from websockets.client import ClientProtocol
@@ -182,19 +183,17 @@ class SansIOSocket:
                     pass
 
     def send_text(self, text: str) -> None:
-        try:
-            with self.write_lock:
-                self.protocol.send_text(text.encode())
-                self._flush()
-        except Exception as exc:  # an OSError, or the protocol's InvalidState once closing
-            raise SendFailed(str(exc)) from exc
+        self._send(lambda: self.protocol.send_text(text.encode()))
 
     def send_close(self) -> None:
+        self._send(self.protocol.send_close)
+
+    def _send(self, queue_frame: Callable[[], None]) -> None:
         try:
             with self.write_lock:
-                self.protocol.send_close()
+                queue_frame()
                 self._flush()
-        except Exception as exc:
+        except Exception as exc:  # an OSError, or the protocol's InvalidState once closing
             raise SendFailed(str(exc)) from exc
 
     def shutdown(self) -> None:
