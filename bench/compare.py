@@ -22,6 +22,9 @@ The clients, all on gevent (the I/O model ours uses; threads would fight over th
   echo and fires a request event (one greenlet per user; the echo is back long before the
   next due time at these rates, so the schedule holds);
 - ours: locustfile.py --protocol template --ping-template '{"seq": {seq}}' --pong-field seq.
+Each client gives every socket its own phase, drawn uniformly over one interval as ours
+does, so the sends are spread the same way: sockets sharing a phase wake the process once
+for many sends, which made an earlier minimal user look a third cheaper at 1,000/s.
 """
 
 from __future__ import annotations
@@ -59,11 +62,16 @@ RATES = (1000, 2000, 8000)
 # ---------------------------------------------------------------- /proc readings
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a live process (fields 14 and 15 of /proc/<pid>/stat)."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a live process itself and of its reaped children
+    (fields 14 + 15 and 16 + 17 of /proc/<pid>/stat)."""
     with open(f"/proc/{pid}/stat") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return (int(fields[11]) + int(fields[12])) / TICK, (int(fields[13]) + int(fields[14])) / TICK
+
+
+def cpu_s(pid: int) -> float:
+    return cpu_split(pid)[0]
 
 
 def status_kib(pid: int, key: str) -> int | None:
@@ -212,7 +220,7 @@ def flood(port: int, sockets: int, window: int, seconds: float) -> None:
 
 BARE = r"""
 from gevent import monkey; monkey.patch_all()
-import json, sys, time, gevent, websocket
+import json, random, sys, time, gevent, websocket
 
 url, sockets, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 interval = sockets / rate
@@ -235,26 +243,30 @@ def sender(ws, t0, stop):
 conns = [websocket.create_connection(url) for _ in range(sockets)]
 t0 = time.time()
 readers = [gevent.spawn(reader, ws) for ws in conns]
-gevent.joinall([gevent.spawn(sender, ws, t0 + i * interval / sockets, t0 + seconds) for i, ws in enumerate(conns)])
+phases = [random.Random(i).uniform(0, interval) for i in range(sockets)]  # as ours: a phase per socket
+gevent.joinall([gevent.spawn(sender, ws, t0 + phase, t0 + seconds) for phase, ws in zip(phases, conns)])
 gevent.sleep(0.2)
 for ws in conns:
     ws.close()
 """
 
 MINIMAL_LOCUSTFILE = r"""
-import json, time
+import itertools, json, os, random, time
 import gevent, websocket
 from locust import User, events, task
+
+numbers = itertools.count()
 
 
 class Echo(User):
     interval = 1.0  # set from the environment by the bench
 
     def on_start(self):
-        import os
         self.interval = float(os.environ["BENCH_INTERVAL"])
         self.ws = websocket.create_connection(self.host)
-        self.t0, self.k = time.time(), 0
+        # As ours: a phase per socket. Without it the users' phases follow the spawn rate
+        # (one start every 20 ms against a 50 ms interval puts 50 users on 5 phases).
+        self.t0, self.k = time.time() + random.Random(next(numbers)).uniform(0, self.interval), 0
 
     @task
     def echo(self):
@@ -350,6 +362,7 @@ class Measured:
     client_cpu_s: float = 0.0  # in the window
     server_cpu_s: float = 0.0  # in the window
     run_cpu_s: float | None = None  # whole run, from wait4
+    end_cpu_s: float | None = None  # the client's own CPU from its last message to its exit
     peak_rss_kib: int | None = None
     rss_kib: int | None = None  # at the window's end
     connected: int = 0
@@ -442,10 +455,14 @@ def measure(
         result.load1 = os.getloadavg()[0]
     else:
         result.note = f"only {result.connected} of {sockets} sockets connected"
-    peak = None
+    peak, samples = None, []
     while running() and time.time() < deadline + 300:
         peak = status_kib(proc.pid, "VmHWM") or peak
-        time.sleep(0.05)
+        try:
+            samples.append((counters.echoed.value, *cpu_split(proc.pid)))
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        time.sleep(0.01)
     if not exited:
         proc.kill()
         os.wait4(proc.pid, 0)
@@ -453,6 +470,7 @@ def measure(
     else:
         result.exit_code, usage = exited[0]
         result.run_cpu_s = usage.ru_utime + usage.ru_stime
+        result.end_cpu_s = end_cpu(samples, result.run_cpu_s)
         if result.exit_code:
             lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
             result.note += f"; its last line: {lines[-1][:160] if lines else '(no output)'}"
@@ -461,6 +479,17 @@ def measure(
     while counters.open.value > 0 and time.time() < deadline + 330:
         time.sleep(0.05)  # the next run starts on a server holding no sockets
     return result
+
+
+def end_cpu(samples: list[tuple[int, float, float]], run_cpu_s: float) -> float | None:
+    """The client's own CPU from its last message (the first sample after the server's count
+    stopped growing) to its exit. wait4 counts the children it reaped (ours' report process)
+    in the whole run; the last sample's children's CPU is taken off to leave its own."""
+    if not samples or samples[-1][0] == samples[0][0]:
+        return None  # no message after the window: no known end of the run
+    last_count, _, children = samples[-1]
+    stopped_cpu = next(own for count, own, _ in samples if count == last_count)
+    return run_cpu_s - children - stopped_cpu
 
 
 def ours_seconds(folder: Path, begin: float, end: float) -> list[dict]:
@@ -488,7 +517,7 @@ def ratio(a: float | None, b: float | None) -> str:
 def print_table(results: list[Measured]) -> None:
     head = (
         f"{'rate/s':>6} {'client':<34} {'sent/s':>7} {'of sched':>8} {'us/msg':>7} {'cpu %':>6} "
-        f"{'late p99':>8} {'run cpu s':>9} {'peak MiB':>8} {'srv us/msg':>10} {'srv %':>6} {'load1':>5} {'/bare':>6} {'/minimal':>8}"
+        f"{'late p99':>8} {'run cpu s':>9} {'end cpu s':>9} {'peak MiB':>8} {'srv us/msg':>10} {'srv %':>6} {'load1':>5} {'/bare':>6} {'/minimal':>8}"
     )
     print(head)
     print("-" * len(head))
@@ -501,7 +530,7 @@ def print_table(results: list[Measured]) -> None:
             print(
                 f"{rate:>6.0f} {r.client[:34]:<34} {r.sent_per_s:>7.0f} {r.sent_per_s / rate * 100:>7.1f}% "
                 f"{fmt(r.us_per_msg, '.0f'):>7} {fmt(r.client_cpu_s / r.window_s * 100 if r.window_s else None, '.0f'):>6} "
-                f"{fmt(r.late_ms[1] if r.late_ms else None, '.1f'):>8} {fmt(r.run_cpu_s, '.2f'):>9} {mib(r.peak_rss_kib):>8} {fmt(r.server_us_per_msg, '.1f'):>10} "
+                f"{fmt(r.late_ms[1] if r.late_ms else None, '.1f'):>8} {fmt(r.run_cpu_s, '.2f'):>9} {fmt(r.end_cpu_s, '.2f'):>9} {mib(r.peak_rss_kib):>8} {fmt(r.server_us_per_msg, '.1f'):>10} "
                 f"{fmt(r.server_cpu_s / r.window_s * 100 if r.window_s else None, '.0f'):>6} "
                 f"{fmt(r.load1, '.2f'):>5} "
                 f"{ratio(r.us_per_msg, bare) if ours else '':>6} {ratio(r.us_per_msg, minimal) if ours else '':>8}"
@@ -587,7 +616,7 @@ def side_by_side(args, work: Path, url: str, server_pid: int, counters: Counters
         print_medians(results)
     print(
         "   sent/s: messages the server echoed per second in the window; of sched: that / the rate; cpu %: of one"
-        " core; late p99: ms, the sends' lateness as the server saw them arrive; run cpu s: the whole client run (start-up, run, exit) from wait4; peak MiB: VmHWM; srv: the"
+        " core; late p99: ms, the sends' lateness as the server saw them arrive; run cpu s: the whole client run (start-up, run, exit) from wait4; end cpu s: the client's own CPU from its last message to its exit (children such as ours' report process left out); peak MiB: VmHWM; srv: the"
         " echo server in the same window; load1: the machine's load average"
         " at the window's end (other work on the client's core shows as lateness); /bare, /minimal: ours'"
         " us/msg over theirs"

@@ -212,7 +212,7 @@ PROTOCOLS = ("target", "template")
 # Two runs of bench/compare.py disagreed on which costs less per message (one run each way,
 # within the run-to-run noise of about 30 %): the long-tested one stays until a repeated
 # bench decides.
-WS_ENGINES = ("websocket-client", "websockets")
+WS_ENGINES = ("websocket-client", "websockets", "buffered")
 TARGET_ROUTES = (
     re.compile(r"^/ws/ping/$"),
     re.compile(r"^/ws/ping/(sync|pool|db|layer)/$"),

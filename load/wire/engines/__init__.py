@@ -59,10 +59,16 @@ Connect = Callable[[str, float, Handshake | None], Socket]
 
 def connector(engine: str) -> Connect:
     """connect(url, timeout, handshake) of the engine named by --ws-engine."""
-    if engine == WS_ENGINES[0]:
+    if engine == "websocket-client":
         from load.wire.engines import wsclient
 
         return wsclient.connect
-    from load.wire.engines import sansio
+    if engine == "websockets":
+        from load.wire.engines import sansio
 
-    return sansio.connect
+        return sansio.connect
+    if engine == "buffered":
+        from load.wire.engines import buffered
+
+        return buffered.connect
+    raise ValueError(f"no websocket engine {engine!r}: choose one of {', '.join(WS_ENGINES)}")

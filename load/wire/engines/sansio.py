@@ -32,6 +32,24 @@ _KINDS = {Opcode.TEXT: TEXT, Opcode.BINARY: BINARY}
 
 
 def connect(url: str, timeout: float, handshake: Handshake | None) -> "SansIOSocket":
+    sock, protocol, deadline = open_stream(url, timeout, handshake)
+    try:
+        events = _handshake(sock, protocol, handshake, deadline)
+    except ConnectFailed:
+        sock.close()
+        raise
+    except OSError as exc:
+        sock.close()
+        raise ConnectFailed(errors.classify_connect_error(exc)) from exc
+    sock.settimeout(None)  # pong timeouts are the user's to track
+    return SansIOSocket(sock, protocol, events)
+
+
+def open_stream(
+    url: str, timeout: float, handshake: Handshake | None
+) -> tuple[socket.socket, ClientProtocol, float]:
+    """The TCP (and TLS) stream to the URL's host and the protocol that will speak on it;
+    the deadline is when the whole connect, handshake included, times out."""
     try:
         uri = parse_uri(url)
     except InvalidURI as exc:  # LoadConfig lets only ws:// and wss:// URLs through; another caller may not
@@ -45,24 +63,19 @@ def connect(url: str, timeout: float, handshake: Handshake | None) -> "SansIOSoc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as websocket-client sets it
         if uri.secure:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=uri.host)
-        protocol = ClientProtocol(
-            uri,
-            origin=Origin(handshake.origin if handshake and handshake.origin else default_origin(uri)),
-            # None, not []: an empty list would send an empty Sec-WebSocket-Protocol header.
-            subprotocols=[Subprotocol(p) for p in handshake.subprotocols]
-            if handshake and handshake.subprotocols
-            else None,
-            max_size=None,  # as websocket-client: no limit on a message's size
-        )
-        events = _handshake(sock, protocol, handshake, deadline)
-    except ConnectFailed:
-        sock.close()
-        raise
     except OSError as exc:
         sock.close()
         raise ConnectFailed(errors.classify_connect_error(exc)) from exc
-    sock.settimeout(None)  # pong timeouts are the user's to track
-    return SansIOSocket(sock, protocol, events)
+    protocol = ClientProtocol(
+        uri,
+        origin=Origin(handshake.origin if handshake and handshake.origin else default_origin(uri)),
+        # None, not []: an empty list would send an empty Sec-WebSocket-Protocol header.
+        subprotocols=[Subprotocol(p) for p in handshake.subprotocols]
+        if handshake and handshake.subprotocols
+        else None,
+        max_size=None,  # as websocket-client: no limit on a message's size
+    )
+    return sock, protocol, deadline
 
 
 def default_origin(uri: WebSocketURI) -> str:
@@ -71,11 +84,8 @@ def default_origin(uri: WebSocketURI) -> str:
     return f"{'https' if uri.secure else 'http'}://{build_host(uri.host, uri.port, uri.secure)}"
 
 
-def _handshake(
-    sock: socket.socket, protocol: ClientProtocol, handshake: Handshake | None, deadline: float
-) -> list[Any]:
-    """Send the upgrade, read until the response; the events parsed after it (frames the
-    server sent at once, e.g. a welcome) are returned to be delivered first."""
+def send_upgrade(sock: socket.socket, protocol: ClientProtocol, handshake: Handshake | None) -> None:
+    """The upgrade request, with the handshake's headers and cookie."""
     request = protocol.connect()
     if handshake:
         for name, value in handshake.headers:
@@ -84,21 +94,19 @@ def _handshake(
             request.headers["Cookie"] = handshake.cookie
     protocol.send_request(request)
     sock.sendall(b"".join(protocol.data_to_send()))
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ConnectFailed(errors.WsFailure(errors.CONNECT_TIMEOUT))
-        sock.settimeout(remaining)
-        data = sock.recv(READ_SIZE)
-        if data:
-            protocol.receive_data(data)
-        else:
-            protocol.receive_eof()
-        events = protocol.events_received()
-        if events and isinstance(events[0], Response):
-            break
-        if not data:  # closed before any response: the server took TCP but never upgraded
-            raise ConnectFailed(errors.classify_connect_error(ConnectionResetError()))
+
+
+def read_some(sock: socket.socket, deadline: float) -> bytes:
+    """One read of the handshake's answer, within the connect's deadline."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ConnectFailed(errors.WsFailure(errors.CONNECT_TIMEOUT))
+    sock.settimeout(remaining)
+    return sock.recv(READ_SIZE)
+
+
+def check_response(protocol: ClientProtocol, handshake: Handshake | None) -> None:
+    """Raises ConnectFailed unless the protocol accepted the server's response."""
     failure = protocol.handshake_exc
     if isinstance(failure, InvalidStatus):
         status = failure.response.status_code
@@ -108,6 +116,31 @@ def _handshake(
     if handshake and handshake.subprotocols and protocol.subprotocol is None:
         # websocket-client refuses a server that chose none of the offered subprotocols: so do we.
         raise ConnectFailed(errors.classify_connect_error(InvalidHeader("Sec-WebSocket-Protocol")))
+
+
+def hung_up() -> ConnectFailed:
+    """Closed before any response: the server took TCP but never upgraded."""
+    return ConnectFailed(errors.classify_connect_error(ConnectionResetError()))
+
+
+def _handshake(
+    sock: socket.socket, protocol: ClientProtocol, handshake: Handshake | None, deadline: float
+) -> list[Any]:
+    """Send the upgrade, read until the response; the events parsed after it (frames the
+    server sent at once, e.g. a welcome) are returned to be delivered first."""
+    send_upgrade(sock, protocol, handshake)
+    while True:
+        data = read_some(sock, deadline)
+        if data:
+            protocol.receive_data(data)
+        else:
+            protocol.receive_eof()
+        events = protocol.events_received()
+        if events and isinstance(events[0], Response):
+            break
+        if not data:
+            raise hung_up()
+    check_response(protocol, handshake)
     sock.sendall(b"".join(protocol.data_to_send()))  # answers to pings or a close that came with the response
     return events[1:]
 
