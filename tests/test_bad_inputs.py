@@ -47,7 +47,7 @@ ROWS = [
     (
         LOCUST,
         ["--host", NO_SERVER, "--ws-engine", "aiohttp"],
-        "--ws-engine 'aiohttp': choose one of websocket-client, websockets",
+        "--ws-engine 'aiohttp': choose one of buffered, websocket-client, websockets",
     ),
     (LOCUST, ["--host", NO_SERVER, "--fail-on", "garbage"], "--fail-on 'garbage': write METRIC"),
     (LOCUST, [], "--host '': give --host ws://HOST:PORT"),

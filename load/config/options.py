@@ -153,7 +153,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "ws-engine",
         WS_ENGINES[0],
-        "the websocket library under each user: websocket-client, or websockets (sans-I/O, many frames per socket read)",
+        "the websocket engine under each user: buffered (frames of our own, many per socket read), websocket-client, or websockets (sans-I/O)",
         form=True,
         choices=WS_ENGINES,
     ),

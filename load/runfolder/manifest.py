@@ -38,7 +38,7 @@ TARGET_PACKAGES = (
     "aioredis",
     "twisted",
 )
-PACKAGES = (*TARGET_PACKAGES, "locust", "websocket-client", "gevent")
+PACKAGES = (*TARGET_PACKAGES, "locust", "websocket-client", "websockets", "gevent")
 
 
 def package_versions() -> dict[str, str | None]:
