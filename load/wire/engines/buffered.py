@@ -22,13 +22,23 @@ import struct
 import threading
 import time
 
+from websockets.client import ClientProtocol
 from websockets.frames import apply_mask
 from websockets.http11 import Response
 
 from load.config.handshake import Handshake
 from load.wire import errors
 from load.wire.engines import BINARY, CLOSE, TEXT, ConnectFailed, SendFailed
-from load.wire.engines.sansio import check_response, hung_up, open_stream, read_some, send_upgrade
+from load.wire.engines.sansio import (
+    check_response,
+    end_stream,
+    hung_up,
+    open_stream,
+    read_some,
+    send_upgrade,
+    shut_both_ways,
+    upgraded,
+)
 
 READ_SIZE = 65536
 HEAD_LIMIT = 65536  # an upgrade response longer than this is no websocket server's
@@ -67,24 +77,24 @@ def frame(opcode: int, payload: bytes) -> bytes:
 
 def connect(url: str, timeout: float, handshake: Handshake | None) -> "BufferedSocket":
     sock, protocol, deadline = open_stream(url, timeout, handshake)
-    try:
-        send_upgrade(sock, protocol, handshake)
-        head, rest = _read_head(sock, deadline)
-        status = _status(head)
-        if status is not None and status != 101:  # refused: its body, if any, stays unread
-            raise ConnectFailed(errors.rejected_with_status(status), status)
-        protocol.receive_data(head)
-        if not any(isinstance(event, Response) for event in protocol.events_received()):
-            protocol.receive_eof()  # the head alone makes a 101 response: this one was malformed
-        check_response(protocol, handshake)
-    except ConnectFailed:
-        sock.close()
-        raise
-    except OSError as exc:
-        sock.close()
-        raise ConnectFailed(errors.classify_connect_error(exc)) from exc
-    sock.settimeout(None)  # pong timeouts are the user's to track
+    rest = upgraded(sock, lambda: _handshake(sock, protocol, handshake, deadline))
     return BufferedSocket(sock, rest)
+
+
+def _handshake(
+    sock: socket.socket, protocol: ClientProtocol, handshake: Handshake | None, deadline: float
+) -> bytes:
+    """Send the upgrade and check the response; the bytes after it are frames already sent."""
+    send_upgrade(sock, protocol, handshake)
+    head, rest = _read_head(sock, deadline)
+    status = _status(head)
+    if status is not None and status != 101:  # refused: its body, if any, stays unread
+        raise ConnectFailed(errors.rejected_with_status(status), status)
+    protocol.receive_data(head)
+    if not any(isinstance(event, Response) for event in protocol.events_received()):
+        protocol.receive_eof()  # the head alone makes a 101 response: this one was malformed
+    check_response(protocol, handshake)
+    return rest
 
 
 def _status(head: bytes) -> int | None:
@@ -257,10 +267,7 @@ class BufferedSocket:
             raise SendFailed(str(exc)) from exc
 
     def shutdown(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        shut_both_ways(self.sock)
 
     def close(self, timeout: float) -> None:
         """Our close frame, then the server's answer (or the end of the stream) for at most `timeout`."""
@@ -275,7 +282,4 @@ class BufferedSocket:
                     pass
         except Exception:  # already broken: closing is only tidying up
             pass
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        end_stream(self.sock)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHeader, InvalidStatus, InvalidURI
@@ -28,13 +28,20 @@ from load.wire import errors
 from load.wire.engines import BINARY, CLOSE, TEXT, ConnectFailed, SendFailed
 
 READ_SIZE = 65536
+T = TypeVar("T")
 _KINDS = {Opcode.TEXT: TEXT, Opcode.BINARY: BINARY}
 
 
 def connect(url: str, timeout: float, handshake: Handshake | None) -> "SansIOSocket":
     sock, protocol, deadline = open_stream(url, timeout, handshake)
+    events = upgraded(sock, lambda: _handshake(sock, protocol, handshake, deadline))
+    return SansIOSocket(sock, protocol, events)
+
+
+def upgraded(sock: socket.socket, handshake_step: Callable[[], T]) -> T:
+    """The handshake's result; if it fails, the stream is closed and the failure classified."""
     try:
-        events = _handshake(sock, protocol, handshake, deadline)
+        result = handshake_step()
     except ConnectFailed:
         sock.close()
         raise
@@ -42,7 +49,7 @@ def connect(url: str, timeout: float, handshake: Handshake | None) -> "SansIOSoc
         sock.close()
         raise ConnectFailed(errors.classify_connect_error(exc)) from exc
     sock.settimeout(None)  # pong timeouts are the user's to track
-    return SansIOSocket(sock, protocol, events)
+    return result
 
 
 def open_stream(
@@ -145,6 +152,21 @@ def _handshake(
     return events[1:]
 
 
+def shut_both_ways(sock: socket.socket) -> None:
+    """Ends the TCP stream both ways (a reader blocked in recv() wakes to its end), if it is not over yet."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def end_stream(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:  # already broken: closing is only tidying up
+        pass
+
+
 class SansIOSocket:
     def __init__(self, sock: socket.socket, protocol: ClientProtocol, events: list[Any]):
         self.sock, self.protocol = sock, protocol
@@ -230,10 +252,7 @@ class SansIOSocket:
             raise SendFailed(str(exc)) from exc
 
     def shutdown(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        shut_both_ways(self.sock)
 
     def close(self, timeout: float) -> None:
         """Our close frame, then the server's answer (or the end of the stream) for at most `timeout`."""
@@ -247,7 +266,4 @@ class SansIOSocket:
                 self.events.clear()  # nobody reads them any more
         except Exception:  # already broken: closing is only tidying up
             pass
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        end_stream(self.sock)
