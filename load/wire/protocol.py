@@ -9,16 +9,14 @@
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 PONG, BROADCAST, WELCOME, ERROR, OTHER = "pong", "broadcast", "welcome", "error", "other"
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):  # one per frame received: a tuple's construction is the cheapest
     kind: str  # PONG, BROADCAST, WELCOME, ERROR or OTHER
     seq: int | None = None  # None with a PONG means "the oldest pending ping"
     sender: str = ""  # broadcasts: the sending member; a welcome: the member it names
