@@ -7,6 +7,7 @@ interface: connect() gives a Socket or raises ConnectFailed; Socket.recv() gives
 message or the close, never an exception.
 """
 
+import importlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -57,18 +58,12 @@ class Socket(Protocol):
 Connect = Callable[[str, float, Handshake | None], Socket]
 
 
+_MODULES = {"buffered": "buffered", "websocket-client": "wsclient", "websockets": "sansio"}
+
+
 def connector(engine: str) -> Connect:
-    """connect(url, timeout, handshake) of the engine named by --ws-engine."""
-    if engine == "websocket-client":
-        from load.wire.engines import wsclient
-
-        return wsclient.connect
-    if engine == "websockets":
-        from load.wire.engines import sansio
-
-        return sansio.connect
-    if engine == "buffered":
-        from load.wire.engines import buffered
-
-        return buffered.connect
-    raise ValueError(f"no websocket engine {engine!r}: choose one of {', '.join(WS_ENGINES)}")
+    """connect(url, timeout, handshake) of the engine named by --ws-engine; its module (and
+    library) is imported only when chosen."""
+    if engine not in _MODULES:
+        raise ValueError(f"no websocket engine {engine!r}: choose one of {', '.join(WS_ENGINES)}")
+    return importlib.import_module(f"load.wire.engines.{_MODULES[engine]}").connect

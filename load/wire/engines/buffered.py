@@ -248,21 +248,19 @@ class BufferedSocket:
             self.ended = True
 
     def send_text(self, text: str) -> None:
-        if self.close_sent:
-            raise SendFailed("the socket is closing")
-        try:
-            with self.lock:
-                self.sock.sendall(frame(TEXT_OP, text.encode()))
-        except OSError as exc:
-            raise SendFailed(str(exc)) from exc
+        self._send(TEXT_OP, text.encode())
 
     def send_close(self) -> None:
+        self._send(CLOSE_OP, NORMAL.to_bytes(2, "big"))
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        """A frame of ours; nothing after our close (RFC 6455 section 5.5.1)."""
         if self.close_sent:
             raise SendFailed("the socket is closing")
-        self.close_sent = True
+        self.close_sent = opcode == CLOSE_OP
         try:
             with self.lock:
-                self.sock.sendall(frame(CLOSE_OP, NORMAL.to_bytes(2, "big")))
+                self.sock.sendall(frame(opcode, payload))
         except OSError as exc:
             raise SendFailed(str(exc)) from exc
 
