@@ -29,6 +29,8 @@ def test_histogram_percentiles_are_within_a_tenth_of_a_percent_of_exact():
             hist.percentile(fraction), nearest_rank(values, fraction), rel_tol=0.001, abs_tol=0.001
         )
     assert hist.max_ms == round(max(values) * 1000) / 1000
+    several = hist.percentiles(0.5, 0.95, 0.99, 1.0)
+    assert several == [hist.percentile(f) for f in (0.5, 0.95, 0.99)] + [hist.max_ms]
 
 
 def test_merged_histograms_equal_one_histogram_of_all_values():

@@ -39,6 +39,7 @@ from load.runfolder.names import (  # noqa: E402
     NO_REDIS_PROBE,
     NO_SERVER_LOG,
     NOT_MEASURED,
+    PONGS,
     REDIS,
     SERVER_SIGNATURES,
 )
@@ -251,9 +252,9 @@ def test_the_recorder_ticks_by_itself_each_second(env, tmp_path):
     pings(timeline_for(env), "/a/", run.started, (PONG, 1.0))
     # The ticker greenlet runs when this test yields to gevent: it takes the users' timeline.
     deadline = time.monotonic() + 5
-    while not run.collector.totals and time.monotonic() < deadline:
+    while not run.collector.phase_totals and time.monotonic() < deadline:
         gevent.sleep(0.05)
-    assert run.collector.totals["/a/"].counts[PONG] == 1
+    assert run.collector.summary()["endpoints"]["/a/"][PONGS] == 1
     run.finish()
 
 

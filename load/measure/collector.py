@@ -100,14 +100,16 @@ def figures(window: EndpointWindow) -> dict:
     row: dict[str, float | None] = {name: counts.get(name, 0) for name in COUNT_COLUMNS}
     row[PONGS] = counts.get(PONG, 0)
     row[ERRORS] = sum(counts.get(kind, 0) for kind in PING_ERRORS)
+    p50, p95, p99 = window.latency.percentiles(0.50, 0.95, 0.99)
+    service_p50, service_p99 = window.service.percentiles(0.50, 0.99)
     row.update(
         {
-            P50_MS: _rounded(window.latency.percentile(0.50)),
-            P95_MS: _rounded(window.latency.percentile(0.95)),
-            P99_MS: _rounded(window.latency.percentile(0.99)),
+            P50_MS: _rounded(p50),
+            P95_MS: _rounded(p95),
+            P99_MS: _rounded(p99),
             MAX_MS: _rounded(window.latency.max_ms),
-            SERVICE_P50_MS: _rounded(window.service.percentile(0.50)),
-            SERVICE_P99_MS: _rounded(window.service.percentile(0.99)),
+            SERVICE_P50_MS: _rounded(service_p50),
+            SERVICE_P99_MS: _rounded(service_p99),
             SEND_LAG_MAX_MS: round(window.send_lag_max_ms, 1),
             FIRST_PONG_AT: _rounded(window.first_pong_at),
             FIRST_CONNECT_FAILED: _rounded(window.first_connect_failed_at),
@@ -147,7 +149,7 @@ class Collector:
         self.history: list[dict] = []
         # The rows written last, kept for the web UI's chaos tab (load.user.chaostab).
         self.recent: deque[tuple[dict, list[dict]]] = deque(maxlen=RECENT_SECONDS)
-        self.totals: dict[str, EndpointWindow] = {}
+        # The run's totals are the merge of its phases', made when a summary is asked for.
         self.phase_totals: dict[str, dict[str, EndpointWindow]] = {}
         self.late_windows = 0  # data for seconds already written; kept in the totals
         self.timeseries = AppendOnlyCsv(run_dir / TIMESERIES_CSV, TIMESERIES_COLUMNS)
@@ -158,10 +160,14 @@ class Collector:
         self.closed = False
 
     def merge(self, wire: dict[str, dict]) -> None:
-        for second, window in windows_from_wire(wire).items():
+        """A worker's windows, as they came over Locust's wire."""
+        self.merge_windows(windows_from_wire(wire))
+
+    def merge_windows(self, windows: dict[int, Window]) -> None:
+        """Windows of this process's users (or a worker's, from the wire); they become ours."""
+        for second, window in windows.items():
             phase = self.phase_totals.setdefault(self.phase_at(second), {})
             for path, endpoint in window.endpoints.items():
-                self.totals.setdefault(path, EndpointWindow()).merge(endpoint)
                 phase.setdefault(path, EndpointWindow()).merge(endpoint)
             if second < self.next_second:
                 self.late_windows += 1
@@ -240,7 +246,12 @@ class Collector:
     ) -> tuple[dict, list[dict]]:
         """One second's timeseries.csv row and its endpoints.csv rows."""
         stamp = self.stamp(second)
-        row = {**stamp, **figures(merged(list(window.endpoints.values())))}
+        by_path = {path: figures(window.endpoints[path]) for path in sorted(window.endpoints)}
+        one_path = len(by_path) == 1  # its figures are the second's: no merge, no second sort
+        overall = (
+            next(iter(by_path.values())) if one_path else figures(merged(list(window.endpoints.values())))
+        )
+        row = {**stamp, **overall}
         # no sample of the open connections that second (a worker's report missed it): unknown, not 0
         cpu = window.generator_cpu
         row.update(
@@ -255,9 +266,7 @@ class Collector:
         row.update({column: server.get(column, 0) if self.signatures else "" for column in SERVER_COLUMNS})
         if sample is not None:
             row.update(sample.figures)
-        endpoints = [
-            {**stamp, ENDPOINT: path, **figures(window.endpoints[path])} for path in sorted(window.endpoints)
-        ]
+        endpoints = [{**stamp, ENDPOINT: path, **figures_of} for path, figures_of in by_path.items()]
         return row, endpoints
 
     def written_since(self, since: int) -> list[tuple[dict, list[dict]]]:
@@ -301,8 +310,12 @@ class Collector:
         }
 
     def summary(self) -> dict:
-        endpoints = {path: figures(window) for path, window in sorted(self.totals.items())}
-        overall = figures(merged(list(self.totals.values())))
+        totals: dict[str, EndpointWindow] = {}
+        for paths in self.phase_totals.values():
+            for path, window in paths.items():
+                totals.setdefault(path, EndpointWindow()).merge(window)
+        endpoints = {path: figures(window) for path, window in sorted(totals.items())}
+        overall = figures(merged(list(totals.values())))
         server = {
             column: self.server_totals.get(column, 0) if self.signatures else None
             for column in SERVER_COLUMNS

@@ -5,8 +5,6 @@ latencies include the generator's own delay: they are the client's, not the serv
 
 import time
 
-import psutil
-
 SATURATED_SHARE = 0.01
 GENERATOR_CPU_LIMIT = 90.0  # percent of one core: past it, a gevent loop starts to fall behind
 
@@ -21,15 +19,14 @@ def limited(sent: int, late: int, cpu: float | None) -> int | str:
 
 
 class CpuMeter:
-    """This process's CPU (user + system) as a percent of one core since the last reading."""
+    """This process's CPU (user + system, all threads) as a percent of one core since the
+    last reading; read each second, so from the clock, not from /proc (psutil)."""
 
     def __init__(self) -> None:
-        self.process = psutil.Process()
         self.last: tuple[float, float] | None = None
 
     def read(self) -> float | None:
-        times = self.process.cpu_times()
-        now, used = time.monotonic(), times.user + times.system
+        now, used = time.monotonic(), time.process_time()
         last, self.last = self.last, (now, used)
         if last is None or now <= last[0]:
             return None

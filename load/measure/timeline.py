@@ -94,9 +94,10 @@ class Window:
     generator_cpu: float | None = None  # the busiest load process's CPU, % of a core (max when merged)
 
     def endpoint(self, path: str) -> EndpointWindow:
-        if path not in self.endpoints:
-            self.endpoints[path] = EndpointWindow()
-        return self.endpoints[path]
+        window = self.endpoints.get(path)
+        if window is None:
+            window = self.endpoints[path] = EndpointWindow()
+        return window
 
     def merge(self, other: "Window") -> "Window":
         for path, window in other.endpoints.items():
@@ -149,10 +150,10 @@ class Timeline:
         return self.stop_began is None or due < self.stop_began
 
     def _at(self, ts: float, path: str) -> EndpointWindow:
-        second = int(ts)
-        if second not in self.windows:
-            self.windows[second] = Window()
-        return self.windows[second].endpoint(path)
+        window = self.windows.get(second := int(ts))
+        if window is None:
+            window = self.windows[second] = Window()
+        return window.endpoint(path)
 
     def ping_due(self, path: str, due: float, sent: bool, lag_s: float = 0.0) -> None:
         window = self._at(due, path)
@@ -160,7 +161,8 @@ class Timeline:
         self.totals[PINGS] += 1
         if sent:
             window.counts[SENT] += 1
-            window.send_lag_max_ms = max(window.send_lag_max_ms, lag_s * 1000)
+            if lag_s * 1000 > window.send_lag_max_ms:
+                window.send_lag_max_ms = lag_s * 1000
             if lag_s > LATE_SEND_S:
                 window.counts[LATE_SENDS] += 1
 
@@ -221,8 +223,13 @@ class Timeline:
         self.windows[second].generator_cpu = self.cpu.read()
 
     def take(self) -> dict[str, dict]:
+        """The windows recorded since the last take, in the wire form a worker ships."""
+        return windows_to_wire(self.take_windows())
+
+    def take_windows(self) -> dict[int, Window]:
+        """The windows recorded since the last take, handed over: nothing here writes them again."""
         windows, self.windows = self.windows, {}
-        return windows_to_wire(windows)
+        return windows
 
 
 _timelines: "weakref.WeakKeyDictionary[object, Timeline]" = weakref.WeakKeyDictionary()

@@ -231,7 +231,7 @@ class RunRecorder:
         if self.local:
             timeline = timeline_for(self.env)
             timeline.sample_gauges(now)
-            self.collector.merge(timeline.take())
+            self.collector.merge_windows(timeline.take_windows())
             self.ledger.merge(timeline.deliveries.take())
         workers = None if self.local else self.env.runner.worker_count
         self.collector.record_users(now, self.env.runner.user_count, workers)
@@ -275,7 +275,7 @@ class RunRecorder:
         self._stop_chaos()
         if self.local:
             timeline = timeline_for(self.env)
-            self.collector.merge(timeline.take())
+            self.collector.merge_windows(timeline.take_windows())
             self.ledger.merge(timeline.deliveries.take())
         if self.mirror is not None:
             self.mirror.poll()

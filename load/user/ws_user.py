@@ -23,7 +23,7 @@ import random
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import gevent
 from locust import User, constant, task
@@ -51,8 +51,7 @@ logger = logging.getLogger("load")
 _hinted: set[tuple[str, str]] = set()  # (path, refusal) already explained in the log
 
 
-@dataclass
-class Pending:
+class Pending(NamedTuple):  # one per ping sent: a tuple's construction is the cheapest
     due: float
     sent: float
 
@@ -95,6 +94,7 @@ class WebSocketSession:
         self.seq = 0
         self.life: SocketLife | None = None  # the current socket, for the room delivery accounting
         self.sender: gevent.Greenlet | None = None
+        self.ping_name = f"ping {path}"  # Locust's request name, made once
 
     # -- the user's greenlet: connect, read, reconnect ------------------------------------
 
@@ -218,7 +218,7 @@ class WebSocketSession:
                     self.timeline.first_pong(self.path, now)
                 self.user.environment.events.request.fire(
                     request_type="WS",
-                    name=f"ping {self.path}",
+                    name=self.ping_name,
                     response_time=latency,
                     response_length=len(data),
                     exception=None,
@@ -238,7 +238,7 @@ class WebSocketSession:
     def _fail(self, seq: int, failure: WsFailure) -> None:
         pending = self.pending.pop(seq)
         self.timeline.ping_done(self.path, pending.due, failure.kind)
-        self._report(f"ping {self.path}", None, failure)
+        self._report(self.ping_name, None, failure)
 
     # -- the sender greenlet: the open-loop schedule --------------------------------------
 
@@ -291,7 +291,7 @@ class WebSocketSession:
         if ws is None:
             self.timeline.ping_due(self.path, due, sent=False)
             self.timeline.ping_done(self.path, due, errors.NOT_SENT_DISCONNECTED)
-            self._report(f"ping {self.path}", None, WsFailure(errors.NOT_SENT_DISCONNECTED))
+            self._report(self.ping_name, None, WsFailure(errors.NOT_SENT_DISCONNECTED))
             return
         self.seq += 1
         self.pending[self.seq] = Pending(due, now)

@@ -77,12 +77,15 @@ class TemplateCodec:
     def __init__(self, template: str, pong_field: str = "", user: str = ""):
         self.template = template
         self.pong_field = pong_field
+        self._field_path = tuple(pong_field.split("."))
         self.user = user if "{user}" in template else ""
         self._own = re.compile(rf"(?<![\w-]){re.escape(self.user)}(?![\w-])") if self.user else None
+        # Plain replacement, not str.format: JSON templates are full of braces it would trip
+        # on. {user} is this user's for good; what is left around each {seq} is kept.
+        self._around_seq = template.replace("{user}", self.user).split("{seq}")
 
     def encode(self, seq: int) -> str:
-        # Plain replacement: JSON templates are full of braces that str.format would trip on.
-        return self.template.replace("{seq}", str(seq)).replace("{user}", self.user)
+        return str(seq).join(self._around_seq)
 
     def decode(self, frame: str | bytes) -> Reply:
         text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
@@ -94,7 +97,7 @@ class TemplateCodec:
             value: Any = orjson.loads(text)
         except ValueError:
             return Reply(OTHER)
-        for key in self.pong_field.split("."):
+        for key in self._field_path:
             value = value.get(key) if isinstance(value, dict) else None
         seq = self.seq_in(value)
         return Reply(OTHER) if seq is None else Reply(PONG, seq)
