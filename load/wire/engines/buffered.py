@@ -242,8 +242,7 @@ class BufferedSocket:
     def _write_quietly(self, data: bytes) -> None:
         """An answer the reader owes: if it cannot go, the stream is over anyway."""
         try:
-            with self.lock:
-                self.sock.sendall(data)
+            self._write(data)
         except OSError:
             self.ended = True
 
@@ -259,10 +258,17 @@ class BufferedSocket:
             raise SendFailed("the socket is closing")
         self.close_sent = opcode == CLOSE_OP
         try:
-            with self.lock:
-                self.sock.sendall(frame(opcode, payload))
+            self._write(frame(opcode, payload))
         except OSError as exc:
             raise SendFailed(str(exc)) from exc
+
+    def _write(self, data: bytes) -> None:
+        """All of `data`, one writer at a time. One send() takes a frame whole unless the
+        socket's buffer is full: gevent's sendall() costs 1.3 us more per call in Python."""
+        with self.lock:
+            sent = self.sock.send(data)
+            if sent < len(data):
+                self.sock.sendall(memoryview(data)[sent:])
 
     def shutdown(self) -> None:
         shut_both_ways(self.sock)
