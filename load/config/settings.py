@@ -209,8 +209,8 @@ def validate_redis_url(url: str) -> None:
 
 PROTOCOLS = ("target", "template")
 # The websocket engines under the user (load.wire.engines); the first is the default.
-# bench/compare.py: buffered costs 0.80-1.06x a bare websocket-client loop per message at
-# 1,000-8,000 pings/s (medians of three rounds), where both library engines cost 1.12-1.32x.
+# bench/compare.py chose it: per message, buffered costs 0.88x a bare websocket-client loop
+# at 1,000, 2,000 and 8,000 pings/s (medians of three rounds); the library engines 1.12-1.32x.
 WS_ENGINES = ("buffered", "websocket-client", "websockets")
 TARGET_ROUTES = (
     re.compile(r"^/ws/ping/$"),
