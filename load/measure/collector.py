@@ -247,10 +247,10 @@ class Collector:
         """One second's timeseries.csv row and its endpoints.csv rows."""
         stamp = self.stamp(second)
         by_path = {path: figures(window.endpoints[path]) for path in sorted(window.endpoints)}
-        one_path = len(by_path) == 1  # its figures are the second's: no merge, no second sort
-        overall = (
-            next(iter(by_path.values())) if one_path else figures(merged(list(window.endpoints.values())))
-        )
+        if len(by_path) == 1:  # the one endpoint's figures are the second's: no merge, no second sort
+            (overall,) = by_path.values()
+        else:
+            overall = figures(merged(list(window.endpoints.values())))
         row = {**stamp, **overall}
         # no sample of the open connections that second (a worker's report missed it): unknown, not 0
         cpu = window.generator_cpu
